@@ -1,0 +1,1 @@
+//! queue-fix: observe a queue, plan the repairs, apply them.

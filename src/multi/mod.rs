@@ -1,0 +1,1 @@
+//! qmail-multi: choose a queue, optionally filter, exec the queue program.

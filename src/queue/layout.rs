@@ -1,0 +1,212 @@
+//! THE queue layout: every path, type, owner, group and mode of one queue.
+//!
+//! queue-fix, the tests and the test depositor read this table and nothing
+//! else; a change to the on-disk contract is a change here.
+
+/// Which qmail account owns an entry. The group is always `qmail`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Role {
+    /// `qmailq`: writes new mail (qmail-queue).
+    Queue,
+    /// `qmails`: qmail-send.
+    Send,
+    /// `qmailr`: qmail-remote.
+    Remote,
+}
+
+impl Role {
+    /// The account name upstream uses for this role.
+    pub fn user_name(self) -> &'static str {
+        match self {
+            Role::Queue => "qmailq",
+            Role::Send => "qmails",
+            Role::Remote => "qmailr",
+        }
+    }
+
+    /// In qmta mode (`queue-fix -m`) one account, qmailq, plays every role.
+    pub fn in_mode(self, qmta: bool) -> Role {
+        if qmta {
+            Role::Queue
+        } else {
+            self
+        }
+    }
+}
+
+/// The group of every entry of a queue.
+pub const GROUP: &str = "qmail";
+
+/// What kind of file system object an entry is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Dir,
+    /// A regular file of exactly this many bytes (zero-filled when created).
+    File {
+        size: u64,
+    },
+    Fifo,
+}
+
+/// When an entry belongs to a queue at all.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Presence {
+    Always,
+    /// Only when the rate-limit directory is asked for (`queue-fix -r`).
+    WithRatelimit,
+}
+
+/// One row of the layout table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Entry {
+    /// Relative to the queue root; `"."` is the root itself.
+    pub path: &'static str,
+    pub kind: Kind,
+    pub owner: Role,
+    /// Permission bits of the entry itself.
+    pub mode: u32,
+    /// `Some(mode)`: a split directory, holding subdirectories `0..split-1`
+    /// of this mode.
+    pub split_mode: Option<u32>,
+    /// Mode of the message files inside (inside the split subdirectories for
+    /// a split directory). `None`: its content is not checked file by file.
+    pub file_mode: Option<u32>,
+    pub presence: Presence,
+}
+
+impl Entry {
+    pub fn is_split(&self) -> bool {
+        self.split_mode.is_some()
+    }
+
+    pub fn is_dir(&self) -> bool {
+        self.kind == Kind::Dir
+    }
+
+    /// A directory holding one file per message (`info`, `mess`, …, `bounce`).
+    pub fn holds_messages(&self) -> bool {
+        self.is_dir() && self.file_mode.is_some() && self.presence == Presence::Always
+    }
+}
+
+const fn dir(path: &'static str, owner: Role, mode: u32) -> Entry {
+    Entry {
+        path,
+        kind: Kind::Dir,
+        owner,
+        mode,
+        split_mode: None,
+        file_mode: None,
+        presence: Presence::Always,
+    }
+}
+
+const fn split_dir(path: &'static str, owner: Role, mode: u32, file_mode: u32) -> Entry {
+    Entry {
+        split_mode: Some(mode),
+        file_mode: Some(file_mode),
+        ..dir(path, owner, mode)
+    }
+}
+
+const fn file(path: &'static str, kind: Kind, owner: Role, mode: u32) -> Entry {
+    Entry {
+        kind,
+        ..dir(path, owner, mode)
+    }
+}
+
+/// Size of `lock/tcpto`: qmail-remote's table of hosts that timed out.
+pub const TCPTO_SIZE: u64 = 2048;
+
+/// The table. Parents come before their children, so creating in this order
+/// always works.
+pub const LAYOUT: &[Entry] = &[
+    dir(".", Role::Queue, 0o750),
+    split_dir("info", Role::Send, 0o700, 0o600),
+    split_dir("mess", Role::Queue, 0o750, 0o644),
+    split_dir("remote", Role::Send, 0o700, 0o600),
+    split_dir("local", Role::Send, 0o700, 0o600),
+    split_dir("todo", Role::Queue, 0o750, 0o644),
+    split_dir("intd", Role::Queue, 0o700, 0o644),
+    Entry {
+        file_mode: Some(0o600),
+        ..dir("bounce", Role::Send, 0o700)
+    },
+    dir("trash", Role::Queue, 0o700),
+    dir("pid", Role::Queue, 0o700),
+    dir("lock", Role::Queue, 0o750),
+    file("lock/sendmutex", Kind::File { size: 0 }, Role::Send, 0o600),
+    file(
+        "lock/tcpto",
+        Kind::File { size: TCPTO_SIZE },
+        Role::Remote,
+        0o644,
+    ),
+    file("lock/trigger", Kind::Fifo, Role::Send, 0o622),
+    Entry {
+        file_mode: Some(0o640),
+        presence: Presence::WithRatelimit,
+        ..dir("ratelimit", Role::Send, 0o750)
+    },
+];
+
+/// Looks a row up by its path; the paths are this module's own constants.
+pub fn entry(path: &str) -> &'static Entry {
+    LAYOUT
+        .iter()
+        .find(|e| e.path == path)
+        .unwrap_or_else(|| panic!("{path} is not in the queue layout table"))
+}
+
+/// The rows present in a queue checked with or without `-r`.
+pub fn entries(with_ratelimit: bool) -> impl Iterator<Item = &'static Entry> {
+    LAYOUT
+        .iter()
+        .filter(move |e| e.presence == Presence::Always || with_ratelimit)
+}
+
+/// Directories whose files belong to messages, in the order a message's
+/// files are looked for; `mess` names the message.
+pub const MESSAGE_DIRS: [&str; 7] = ["mess", "info", "local", "remote", "todo", "intd", "bounce"];
+
+/// The directory a new message's text is linked into.
+pub const MESS: &str = "mess";
+/// Where qmail-queue writes the envelope before the message is complete.
+pub const INTD: &str = "intd";
+/// Where a complete message waits for qmail-send.
+pub const TODO: &str = "todo";
+/// Where qmail-queue's temporary pid files live.
+pub const PID: &str = "pid";
+/// The FIFO that wakes qmail-send.
+pub const TRIGGER: &str = "lock/trigger";
+/// Locked exclusively by qmail-send while it runs on this queue.
+pub const SENDMUTEX: &str = "lock/sendmutex";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parents_precede_children() {
+        for (i, e) in LAYOUT.iter().enumerate() {
+            if let Some((parent, _)) = e.path.rsplit_once('/') {
+                let p = LAYOUT.iter().position(|x| x.path == parent);
+                assert!(
+                    matches!(p, Some(j) if j < i),
+                    "{} before its parent",
+                    e.path
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn message_dirs_are_rows_that_hold_messages() {
+        for d in MESSAGE_DIRS {
+            assert!(entry(d).holds_messages(), "{d}");
+        }
+        let holding = LAYOUT.iter().filter(|e| e.holds_messages()).count();
+        assert_eq!(holding, MESSAGE_DIRS.len());
+    }
+}

@@ -1,0 +1,6 @@
+//! The on-disk qmail queue, shared by both programs and the tests.
+
+pub mod deposit;
+pub mod layout;
+pub mod name;
+pub mod users;
