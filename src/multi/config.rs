@@ -259,7 +259,7 @@ mod tests {
         let c = config(&[("CONTROLDIR", "/c"), ("QMAILHOME", "/h")]).unwrap();
         assert!(
             matches!(c.target, Target::Select { base: Base::Fallback { controldir, qmailhome }, .. }
-            if controldir == "/c" && qmailhome == "/h")
+            if controldir.as_path() == std::path::Path::new("/c") && qmailhome.as_path() == std::path::Path::new("/h"))
         );
     }
 
