@@ -60,6 +60,11 @@ fn temp_file(tmpdir: &Path) -> Result<File, Fatal> {
             ),
         )
     })?;
+    // The filter and the queue program get it only as 0 or 1, never leaked.
+    let _ = nix::fcntl::fcntl(
+        &fd,
+        nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
+    );
     let file = File::from(fd);
     std::fs::remove_file(&path).map_err(|e| {
         Fatal::new(
