@@ -226,6 +226,7 @@ impl Injection {
             (r, Box::new(fs::File::from(w)), None)
         };
         cmd.stdout(Stdio::from(child_fd1));
+        #[allow(clippy::zombie_processes)] // reaped by wait4 below, for its rusage
         let mut child = cmd.spawn().expect("spawning qmail-multi");
         drop(cmd); // our copy of the child's descriptor 1 must go
         let pid = child.id() as i32;
