@@ -96,7 +96,12 @@ fn run(args: Vec<OsString>) -> Result<(), Fatal> {
             };
             let choice = select::choose(*start, *count, &mut probe, &mut SplitMix::from_os())
                 .map_err(|none| {
-                    Fatal::new(none.exit(), format!("{}: {none}", probe.base.display()))
+                    let why: Vec<String> = none
+                        .skipped
+                        .iter()
+                        .map(|s| format!("{} {}", probe.path(s.queue).display(), s.health))
+                        .collect();
+                    Fatal::new(none.exit(), format!("no usable queue: {}", why.join("; ")))
                 })?;
             for s in &choice.skipped {
                 crate::diag!(
