@@ -200,9 +200,12 @@ fn the_filter_does_not_see_filterargs_or_spamfilter() {
 fn the_spool_lives_unlinked_in_tmpdir_and_a_bad_tmpdir_is_68() {
     let s = setup();
     let seen = s.path("spool-name");
-    s.injection(&format!("readlink /proc/$$/fd/1 > {}; cat", seen.display()))
-        .run()
-        .assert_exit(0);
+    s.injection(&format!(
+        "n=$(readlink /proc/$$/fd/1); echo \"$n\" > {}; cat",
+        seen.display()
+    ))
+    .run()
+    .assert_exit(0);
     let name = fs::read_to_string(&seen).unwrap();
     let expected = format!("{}/qmail-multi.", s.path("tmp").display());
     assert!(name.starts_with(&expected), "{name}");
