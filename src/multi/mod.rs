@@ -77,6 +77,10 @@ fn run(args: Vec<OsString>) -> Result<(), Fatal> {
             filter::Verdict::Pass => {}
             filter::Verdict::Blackhole => {
                 queue::deposit::read_envelope_from_fd1().map_err(|e| Fatal::new(e.exit, e.what))?;
+                crate::diag!(
+                    info,
+                    "the filter {command:?} dropped the message (status 2)"
+                );
                 return Ok(());
             }
             filter::Verdict::Refuse(exit) => {
