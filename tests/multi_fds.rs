@@ -11,13 +11,16 @@ mod multi_support;
 use multi_support::*;
 use std::fs;
 
+/// What happens, the variables that make it happen, the expected status.
+type Case<'a> = (&'a str, Vec<(&'a str, String)>, i32);
+
 #[test]
 fn nothing_reaches_descriptor_1_and_only_the_88_text_reaches_2() {
     let t = tempfile::tempdir().unwrap();
     let base = t.path().join("base");
     let queues = make_queues(&base, 1, 2);
     fs::create_dir(t.path().join("tmp")).unwrap();
-    let cases: Vec<(&str, Vec<(&str, String)>, i32)> = vec![
+    let cases: Vec<Case> = vec![
         ("queued", vec![], 0),
         (
             "queued through a filter",
