@@ -11,7 +11,7 @@ set -eu
 count=${1:-2000}
 cd "$(dirname "$0")/.."
 cargo build --release --quiet --bins --examples
-target=${CARGO_TARGET_DIR:-target}/release
+target=$(cd "${CARGO_TARGET_DIR:-target}/release" && pwd)
 scratch=$(mktemp -d "${TMPDIR:-/tmp}/qmail-multi-bench.XXXXXX")
 trap 'rm -rf "$scratch"' EXIT INT TERM
 split=23

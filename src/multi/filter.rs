@@ -132,7 +132,10 @@ pub fn run(command: &OsStr, make_seekable: bool, tmpdir: &Path) -> Result<Verdic
     // Our copies of the child's descriptors go, so nothing but the filter
     // holds the spool open for writing.
     drop(sh);
-    let status = child.wait().map_err(|e| {
+    super::guard::filter_running(child.id() as i32);
+    let waited = child.wait();
+    super::guard::filter_running(0);
+    let status = waited.map_err(|e| {
         Fatal::new(
             QueueExit::WaitFailed,
             format!("waiting for the filter: {e}"),

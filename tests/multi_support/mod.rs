@@ -146,6 +146,8 @@ pub struct Injection {
     /// Descriptor 1 is one end of a socketpair instead of a pipe, so a
     /// write to it by qmail-multi (or anything it runs) can be seen.
     pub fd1_socket: bool,
+    /// Once this file exists, send qmail-multi this signal.
+    pub signal_on_marker: Option<(PathBuf, nix::sys::signal::Signal)>,
 }
 
 pub struct Outcome {
@@ -196,6 +198,7 @@ impl Injection {
             timing: EnvelopeTiming::AfterMessage,
             marker: None,
             fd1_socket: false,
+            signal_on_marker: None,
         }
     }
 
@@ -230,6 +233,15 @@ impl Injection {
         let mut child = cmd.spawn().expect("spawning qmail-multi");
         drop(cmd); // our copy of the child's descriptor 1 must go
         let pid = child.id() as i32;
+        if let Some((marker, signal)) = self.signal_on_marker.clone() {
+            std::thread::spawn(move || {
+                let deadline = Instant::now() + Duration::from_secs(60);
+                while !marker.exists() && Instant::now() < deadline {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), signal);
+            });
+        }
         let mut stdin = child.stdin.take().unwrap();
         let mut stderr = child.stderr.take().unwrap();
         let err_reader = std::thread::spawn(move || {
