@@ -441,3 +441,207 @@ pub fn plan_bounce_file(
 pub fn is_split_dir(dir: &str) -> bool {
     MESSAGE_DIRS.contains(&dir) && layout::entry(dir).is_split()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+
+    struct Index(HashSet<u64>);
+    impl MessIndex for Index {
+        fn has_mess(&self, n: u64) -> bool {
+            self.0.contains(&n)
+        }
+        fn has_bounce(&self, _: &OsStr) -> bool {
+            false
+        }
+    }
+
+    const IDS: Ids = Ids {
+        qmailq: 10,
+        qmails: 11,
+        qmailr: 12,
+        qmail_gid: 20,
+    };
+
+    fn file(ino: u64, uid: u32, mode: u32) -> Stat {
+        Stat {
+            kind: Found::File,
+            uid,
+            gid: 20,
+            mode,
+            size: 10,
+            ino,
+            dev: 1,
+            mtime: 0,
+        }
+    }
+
+    fn bucket(sub: u32, mess: &[(u64, u64)], others: &[(&'static str, u64)]) -> Bucket {
+        let mut dirs = vec![(
+            MESS,
+            mess.iter()
+                .map(|&(name, ino)| (OsString::from(name.to_string()), file(ino, 10, 0o644)))
+                .collect(),
+        )];
+        for d in ["info", "remote", "todo", "intd"] {
+            let uid = if d == "info" || d == "remote" { 11 } else { 10 };
+            let mode = if uid == 11 { 0o600 } else { 0o644 };
+            let files = others
+                .iter()
+                .filter(|(od, _)| *od == d)
+                .map(|&(_, n)| {
+                    (
+                        OsString::from(n.to_string()),
+                        file(n.wrapping_add(7), uid, mode),
+                    )
+                })
+                .collect();
+            dirs.push((d, files));
+        }
+        Bucket { sub, dirs }
+    }
+
+    #[test]
+    fn healthy_messages_with_names_at_and_above_2_pow_31_and_2_pow_32_are_left_alone() {
+        let split = 151;
+        for ino in [
+            2_147_483_647u64,
+            2_147_483_648,
+            4_294_967_295,
+            4_294_967_296,
+            4_294_967_301,
+            u64::MAX - 3,
+        ] {
+            let sub = split_index(ino, split);
+            let b = bucket(
+                sub,
+                &[(ino, ino)],
+                &[("info", ino), ("remote", ino), ("todo", ino), ("intd", ino)],
+            );
+            let (mut plan, mut strays) = (Plan::default(), Vec::new());
+            let index = Index(HashSet::new());
+            plan_bucket(&b, split, &IDS, false, &index, &mut plan, &mut strays);
+            assert_eq!(plan, Plan::default(), "{ino}");
+            assert!(strays.is_empty(), "{ino}");
+            // The same files seen from bounce: found through the index.
+            let index = Index([ino].into());
+            plan_bounce_file(
+                OsStr::new(&ino.to_string()),
+                &file(ino.wrapping_add(1), 11, 0o600),
+                &IDS,
+                false,
+                &index,
+                &mut plan,
+                &mut strays,
+            );
+            assert!(plan.actions.is_empty() && strays.is_empty(), "{ino}");
+        }
+    }
+
+    #[test]
+    fn a_large_misnamed_message_moves_to_its_inode_with_its_files() {
+        let split = 23;
+        let ino = 4_294_967_301u64; // 2^32 + 5: a 32-bit scan would see 5
+        let old = 2_147_483_649u64;
+        let sub = split_index(old, split);
+        let b = bucket(
+            sub,
+            &[(old, ino)],
+            &[("info", old), ("todo", old), ("intd", old)],
+        );
+        let (mut plan, mut strays) = (Plan::default(), Vec::new());
+        plan_bucket(
+            &b,
+            split,
+            &IDS,
+            false,
+            &Index(HashSet::new()),
+            &mut plan,
+            &mut strays,
+        );
+        assert!(strays.is_empty());
+        let to_sub = (ino % 23).to_string();
+        let path = |d: &str, s: &str, n: u64| Path::new(d).join(s).join(n.to_string());
+        let s = sub.to_string();
+        assert_eq!(
+            plan.actions,
+            vec![Action::MoveMessage(MessageMove {
+                from: path("mess", &s, old),
+                to: path("mess", &to_sub, ino),
+                others: vec![
+                    (path("info", &s, old), path("info", &to_sub, ino)),
+                    (path("intd", &s, old), path("intd", &to_sub, ino)),
+                    (path("todo", &s, old), path("todo", &to_sub, ino)),
+                ],
+            })]
+        );
+    }
+
+    #[test]
+    fn a_file_without_its_mess_is_a_stray_candidate_and_with_it_elsewhere_moves() {
+        let split = 7;
+        let b = bucket(3, &[], &[("info", 10), ("remote", 17)]);
+        let (mut plan, mut strays) = (Plan::default(), Vec::new());
+        // 10's mess exists (in subdir 3); 17 (17 % 7 = 3) has none.
+        plan_bucket(
+            &b,
+            split,
+            &IDS,
+            false,
+            &Index([10].into()),
+            &mut plan,
+            &mut strays,
+        );
+        assert_eq!(strays.len(), 1);
+        assert_eq!(strays[0].path, Path::new("remote/3/17"));
+        assert!(plan.actions.is_empty());
+        // 12 sits in subdir 3 but belongs in 5.
+        let b = bucket(3, &[], &[("info", 12)]);
+        let (mut plan, mut strays) = (Plan::default(), Vec::new());
+        plan_bucket(
+            &b,
+            split,
+            &IDS,
+            false,
+            &Index([12].into()),
+            &mut plan,
+            &mut strays,
+        );
+        assert_eq!(
+            plan.actions,
+            vec![Action::MoveFile {
+                from: "info/3/12".into(),
+                to: "info/5/12".into()
+            }]
+        );
+    }
+
+    #[test]
+    fn layout_entries_plan_create_set_aside_permissions_and_warnings() {
+        let want = Want {
+            kind: Kind::File { size: 2048 },
+            uid: 12,
+            gid: 20,
+            mode: 0o644,
+        };
+        let p = Path::new("lock/tcpto");
+        let mut plan = Plan::default();
+        plan_entry(p, &want, None, true, &mut plan);
+        assert_eq!(plan.actions.len(), 2, "leftover removed, file created");
+        let mut dir = file(5, 12, 0o644);
+        dir.kind = Found::Dir;
+        let mut plan = Plan::default();
+        plan_entry(p, &want, Some(&dir), false, &mut plan);
+        assert!(matches!(
+            plan.actions[0],
+            Action::SetAside { keep: true, .. }
+        ));
+        assert!(matches!(plan.actions[1], Action::CreateFile { .. }));
+        let mut plan = Plan::default();
+        plan_entry(p, &want, Some(&file(5, 0, 0o600)), false, &mut plan);
+        assert_eq!(plan.actions.len(), 2);
+        assert_eq!(plan.warnings.len(), 1, "10 bytes instead of 2048");
+        assert_eq!(plan.problems(), 3);
+    }
+}

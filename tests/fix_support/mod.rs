@@ -97,8 +97,15 @@ pub fn add_info_remote(queue: &Path, sub: u32, name: &str) {
         ("info", "Fsender@example.org\0"),
         ("remote", "Trcpt@example.net\0"),
     ] {
-        std::fs::write(queue.join(dir).join(sub.to_string()).join(name), body).unwrap();
+        write_0600(&queue.join(dir).join(sub.to_string()).join(name), body);
     }
+}
+
+/// Writes a file with mode 0600 (the mode of info, local, remote, bounce).
+pub fn write_0600(p: &Path, body: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(p, body).unwrap();
+    std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o600)).unwrap();
 }
 
 /// One entry of a tree snapshot.
