@@ -72,6 +72,17 @@ fn main() {
         },
     };
     let on = |id: &str| m.get_flag(id);
+    if m.get_one::<PathBuf>("base").is_none() {
+        for (id, opt) in [
+            ("count", "--count"),
+            ("start", "--start"),
+            ("retire", "--retire"),
+        ] {
+            if m.value_source(id) == Some(clap::parser::ValueSource::CommandLine) {
+                usage(&format!("{opt} needs --base"));
+            }
+        }
+    }
     let target = match m.get_one::<PathBuf>("base") {
         Some(base) => Target::Base {
             base: base.clone(),

@@ -114,7 +114,7 @@ pub fn run(opts: &Options) -> i32 {
     outcome.status()
 }
 
-fn fatal(path: &Path, what: &str, e: impl std::fmt::Display) -> Outcome {
+pub(crate) fn fatal(path: &Path, what: &str, e: impl std::fmt::Display) -> Outcome {
     eprintln!("queue-fix: fatal: {}: {what}: {e}", path.display());
     Outcome {
         fatal: true,
