@@ -165,6 +165,12 @@ fn fix_base(
             total.problems += 1;
         }
     }
+    if retire && opts.mode != Mode3::DryRun {
+        // Markers of moves that finished just before a crash.
+        if let Err(e) = retire::finish_markers(base, &range, opts.split) {
+            total.add(fatal(base, "cannot clear retire markers", e));
+        }
+    }
     total
 }
 

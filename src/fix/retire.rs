@@ -434,6 +434,17 @@ impl Mover<'_> {
     }
 }
 
+/// Clears finished markers in every queue of the range.
+pub fn finish_markers(base: &Path, range: &Range<u32>, split: u32) -> io::Result<()> {
+    let mut dests = Vec::new();
+    for n in range.clone() {
+        if let Some(root) = open_dir_at(nix::fcntl::AT_FDCWD, &base.join(format!("queue{n}")))? {
+            dests.push(Dest { n, root, dev: 0 });
+        }
+    }
+    clear_finished_markers(base, &dests, split)
+}
+
 /// Markers whose source message is gone belong to finished moves; temporary
 /// copies belong to interrupted ones. Both go.
 fn clear_finished_markers(base: &Path, dests: &[Dest], split: u32) -> io::Result<()> {
