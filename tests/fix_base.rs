@@ -170,13 +170,13 @@ fn a_live_queue_is_checked_but_changed_only_with_force() {
 fn usage_errors_exit_100_with_a_usage_line_and_unreadable_queues_111() {
     for bad in [
         &[][..],
-        &["-N", "-i", "/tmp/x"],
-        &["-s", "0", "/tmp/x"],
-        &["-s", "152", "/tmp/x"],
-        &["--bogus", "/tmp/x"],
-        &["--count", "3", "/tmp/x"],
-        &["--retire", "/tmp/x"],
-        &["--base", "/tmp", "/tmp/x"],
+        &["-N", "-i", "/nonexistent-queue-fix/x"],
+        &["-s", "0", "/nonexistent-queue-fix/x"],
+        &["-s", "152", "/nonexistent-queue-fix/x"],
+        &["--bogus", "/nonexistent-queue-fix/x"],
+        &["--count", "3", "/nonexistent-queue-fix/x"],
+        &["--retire", "/nonexistent-queue-fix/x"],
+        &["--base", "/tmp", "/nonexistent-queue-fix/x"],
     ] {
         let o = run(bad);
         assert_eq!(code(&o), 100, "{bad:?}: {}", err(&o));
@@ -186,7 +186,7 @@ fn usage_errors_exit_100_with_a_usage_line_and_unreadable_queues_111() {
             err(&o)
         );
     }
-    let o = run_env(&[INV, "/tmp/x"], &[("CONFSPLIT", "abc")]);
+    let o = run_env(&[INV, "/nonexistent-queue-fix/x"], &[("CONFSPLIT", "abc")]);
     assert_eq!(code(&o), 111);
     assert!(err(&o).contains("CONFSPLIT"));
     let (_t, dir) = scratch();
@@ -237,6 +237,37 @@ fn usage_errors_exit_100_with_a_usage_line_and_unreadable_queues_111() {
         let o = run(&[INV, "-N", s(&q)]);
         assert_eq!(code(&o), 111, "{}", err(&o));
         assert!(err(&o).contains(s(&q)), "{}", err(&o));
+    }
+    // Missing qmail accounts: fatal, naming the account. Shown to queue-fix
+    // through a private mount namespace whose /etc/passwd lacks qmailq.
+    if is_root() && Command::new("unshare").arg("--version").output().is_ok() {
+        let passwd = dir.join("passwd");
+        let group = dir.join("group");
+        std::fs::write(&passwd, "root:x:0:0:root:/root:/bin/sh\n").unwrap();
+        std::fs::write(&group, "root:x:0:\nqmail:x:4242:\n").unwrap();
+        let script = format!(
+            "mount --bind {} /etc/passwd && mount --bind {} /etc/group && exec {} -N {}",
+            passwd.display(),
+            group.display(),
+            bin(),
+            dir.join("nq").display()
+        );
+        let o = Command::new("unshare")
+            .args(["-m", "sh", "-c", &script])
+            .output()
+            .unwrap();
+        assert_eq!(code(&o), 111, "{}", err(&o));
+        assert!(
+            err(&o).contains("user qmailq does not exist"),
+            "{}",
+            err(&o)
+        );
+        assert!(!dir.join("nq").exists());
+    } else {
+        skip(
+            "missing qmail accounts",
+            "needs root and unshare(1) to hide them",
+        );
     }
     let o = expect(&["--help"], 0);
     assert!(out(&o).contains("112") && out(&o).contains("quarantine"));

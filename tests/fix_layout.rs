@@ -29,8 +29,8 @@ fn args<'a>(extra: &'a [&'a str], rest: &[&'a str]) -> Vec<&'a str> {
 
 /// Every row of the table (and every split subdirectory) is exactly as the
 /// table says.
-fn assert_matches_table(q: &Path, ids: &Ids) {
-    for e in layout::entries(false) {
+fn assert_matches_table(q: &Path, ids: &Ids, ratelimit: bool) {
+    for e in layout::entries(ratelimit) {
         let mut paths = vec![q.join(e.path)];
         if e.is_split() {
             paths.extend((0..SPLIT).map(|i| q.join(e.path).join(i.to_string())));
@@ -61,7 +61,7 @@ fn assert_matches_table(q: &Path, ids: &Ids) {
     }
     // Nothing more: no subdirectory beyond the split, no quarantine.
     let count = snapshot(q).len();
-    let rows = layout::entries(false).count();
+    let rows = layout::entries(ratelimit).count();
     let subs = layout::entries(false).filter(|e| e.is_split()).count() * SPLIT as usize;
     assert_eq!(count, rows + subs, "extra entries in {}", q.display());
 }
@@ -88,7 +88,7 @@ fn create_from_nothing_matches_the_table_and_second_run_is_silent() {
     // 14 rows (the root included) + 6 split directories × 7 subdirectories.
     assert_eq!(code(&o), 56, "{}", err(&o));
     assert_eq!(out(&o), "", "quiet without -v");
-    assert_matches_table(&q, &ids);
+    assert_matches_table(&q, &ids, false);
     let o = expect(&args(&extra, &[s(&q)]), 0);
     assert_eq!((out(&o), err(&o)), (String::new(), String::new()));
     expect(&args(&extra, &["-N", s(&q)]), 0);
@@ -151,7 +151,9 @@ fn every_row_broken_every_way_is_reported_by_dry_run_and_fixed() {
         );
     }
     let (_t, dir) = scratch();
-    let mut rows: Vec<(String, Kind)> = layout::entries(false)
+    // With -r, so the ratelimit row is broken too.
+    let extra = [&extra[..], &["-r"]].concat();
+    let mut rows: Vec<(String, Kind)> = layout::entries(true)
         .map(|e| (e.path.to_string(), e.kind))
         .collect();
     rows.push(("info/3".into(), Kind::Dir));
@@ -202,7 +204,7 @@ fn every_row_broken_every_way_is_reported_by_dry_run_and_fixed() {
                 assert!(aside.exists(), "{what}: {} missing", aside.display());
                 std::fs::remove_dir_all(q.join("quarantine")).unwrap();
             }
-            assert_matches_table(&q, &ids);
+            assert_matches_table(&q, &ids, true);
         }
     }
     // A file where the queue itself belongs is fatal, naming it.

@@ -88,7 +88,34 @@ fn misnamed_and_misplaced_messages_move_with_all_their_files() {
     );
     assert_eq!(out(&o).matches("rename").count(), 10 * 5 + 5, "{}", out(&o));
     assert_eq!(snapshot(&q), snap, "-N changed the queue");
-    expect(&[INV, "-s", "7", s(&q)], 10);
+    // -i asks once for the kind (not once per message); "no" changes nothing.
+    for answer in ["n\n", "y\n"] {
+        let mut child = std::process::Command::new(bin())
+            .args([INV, "-s", "7", "-i", s(&q)])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(answer.as_bytes())
+            .unwrap();
+        let o = child.wait_with_output().unwrap();
+        assert_eq!(code(&o), 10, "{}", err(&o));
+        assert_eq!(
+            err(&o).matches("rename and move messages?").count(),
+            1,
+            "{}",
+            err(&o)
+        );
+        if answer == "n\n" {
+            assert_eq!(snapshot(&q), snap, "-i answered no changed the queue");
+        }
+    }
     expect(&[INV, "-s", "7", "-N", s(&q)], 0);
     assert_healthy(&q, 7);
     assert_eq!(messages(&q), before);

@@ -51,6 +51,23 @@ pub fn step() {
     }
 }
 
+/// `-i`: the operator's answer for each kind of action, asked once per
+/// run (not once per queue) on stderr, read from stdin; no answer is no.
+pub fn ask(kind: ActionKind) -> bool {
+    static ANSWERS: Mutex<Option<HashMap<ActionKind, bool>>> = Mutex::new(None);
+    let mut answers = ANSWERS.lock().unwrap_or_else(|e| e.into_inner());
+    *answers
+        .get_or_insert_with(HashMap::new)
+        .entry(kind)
+        .or_insert_with(|| {
+            eprint!("queue-fix: {}? [y/N] ", kind.question());
+            let _ = io::stderr().flush();
+            let mut line = String::new();
+            let _ = io::stdin().lock().read_line(&mut line);
+            matches!(line.trim(), "y" | "Y" | "yes")
+        })
+}
+
 /// Executes actions against one queue.
 pub struct Applier<'a> {
     pub root: Option<&'a OwnedFd>,
@@ -61,7 +78,6 @@ pub struct Applier<'a> {
     pub delete_strays: bool,
     /// What the quarantine directory must be.
     pub quarantine: Want,
-    answers: Mutex<HashMap<ActionKind, bool>>,
     errors: AtomicU64,
 }
 
@@ -81,7 +97,6 @@ impl<'a> Applier<'a> {
             verbose,
             delete_strays,
             quarantine,
-            answers: Mutex::new(HashMap::new()),
             errors: AtomicU64::new(0),
         }
     }
@@ -124,21 +139,7 @@ impl<'a> Applier<'a> {
     }
 
     fn allowed(&self, kind: ActionKind) -> bool {
-        if self.mode != Mode3::Ask {
-            return true;
-        }
-        let mut answers = self.answers.lock().unwrap_or_else(|e| e.into_inner());
-        *answers.entry(kind).or_insert_with(|| {
-            eprint!(
-                "queue-fix: {}: {}? [y/N] ",
-                self.shown.display(),
-                kind.question()
-            );
-            let _ = io::stderr().flush();
-            let mut line = String::new();
-            let _ = io::stdin().lock().read_line(&mut line);
-            matches!(line.trim(), "y" | "Y" | "yes")
-        })
+        self.mode != Mode3::Ask || ask(kind)
     }
 
     fn describe(&self, action: &Action) -> Vec<String> {

@@ -251,6 +251,11 @@ pub fn fix_queue(queue: &Path, opts: &Options, ids: &Ids) -> Outcome {
             plan::plan_permissions(Path::new(QUARANTINE.path), &want, &st, &mut plan);
         }
     }
+    if opts.ratelimit {
+        if let Err(e) = plan_ratelimit_files(&root, ids, opts.qmta, &mut plan) {
+            return fatal(&queue.join("ratelimit"), "cannot read", e);
+        }
+    }
     for w in &plan.warnings {
         eprintln!("queue-fix: {}: {}", queue.join(&w.path).display(), w.cause);
     }
@@ -291,6 +296,23 @@ pub fn fix_queue(queue: &Path, opts: &Options, ids: &Ids) -> Outcome {
         outcome.live_refused = true;
     }
     outcome
+}
+
+/// With `-r`: owner, group and mode of every file in `ratelimit`.
+fn plan_ratelimit_files(root: &OwnedFd, ids: &Ids, qmta: bool, plan: &mut Plan) -> io::Result<()> {
+    let entry = crate::queue::layout::entry("ratelimit");
+    let Some(fd) = open_dir_at(root, entry.path)? else {
+        return Ok(());
+    };
+    let want = plan::want_file(entry, ids, qmta);
+    observe::for_each_name(&fd, |name| {
+        if let Some(st) = stat_at(&fd, name)? {
+            if st.kind == Found::File {
+                plan::plan_permissions(&Path::new(entry.path).join(name), &want, &st, plan);
+            }
+        }
+        Ok(())
+    })
 }
 
 /// Opens the queue directory (following a symlink to it); `None` when it

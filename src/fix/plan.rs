@@ -27,6 +27,8 @@ pub enum ActionKind {
     Permissions,
     Rename,
     Strays,
+    /// Moving the messages of orphan queues into the range (`--retire`).
+    Retire,
 }
 
 impl ActionKind {
@@ -36,6 +38,7 @@ impl ActionKind {
             ActionKind::Permissions => "fix owners, groups and modes",
             ActionKind::Rename => "rename and move messages",
             ActionKind::Strays => "set aside strays and wrong-typed entries",
+            ActionKind::Retire => "move the messages of queues outside the range into it",
         }
     }
 }

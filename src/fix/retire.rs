@@ -129,6 +129,9 @@ pub fn retire_queue(
         return outcome;
     }
     outcome.problems += 1;
+    if opts.mode == Mode3::Ask && !super::apply::ask(super::plan::ActionKind::Retire) {
+        return outcome;
+    }
     let mover = Mover {
         src: &src,
         qname: &qname,
@@ -144,7 +147,7 @@ pub fn retire_queue(
         eprintln!("queue-fix: fatal: {}: {what}: {e}", p.display());
         outcome.fatal = true;
     }
-    if opts.mode == Mode3::Apply {
+    if opts.mode != Mode3::DryRun {
         if let Err(e) = clear_finished_markers(base, &dests, opts.split) {
             outcome.add(fatal(base, "cannot clear retire markers", e));
         }
