@@ -11,6 +11,8 @@ const AFTER_HELP: &str = "\
 Quarantine: strays (files in info, local, remote, todo, intd or bounce with no
 mess file) and entries of the wrong type are moved into QUEUE/quarantine/,
 which qmail-send never reads; --delete-strays deletes strays instead.
+A file whose mess exists is never a stray (intd without todo is an injection
+in progress). Files in pid/ are reported, never touched.
 
 Exit status:
   0        everything was already correct
@@ -49,7 +51,7 @@ fn cli() -> Command {
         .arg(Arg::new("count").long("count").value_name("N").requires("base").value_parser(value_parser!(u32).range(1..)).help("Number of queues [default: 10]"))
         .arg(Arg::new("start").long("start").value_name("N").requires("base").value_parser(value_parser!(u32)).help("First queue number [default: 1]"))
         .arg(flag("retire", "Move every message of the orphan queues into the range").long("retire").requires("base"))
-        .arg(Arg::new("queue").value_name("QUEUE_DIR").value_parser(value_parser!(PathBuf)))
+        .arg(Arg::new("queue").value_name("QUEUE_DIR").help("The queue to create (its parent must exist), check or repair").value_parser(value_parser!(PathBuf)))
         .group(ArgGroup::new("target").args(["queue", "base"]).required(true))
         .group(ArgGroup::new("how").args(["ask", "dry"]))
 }

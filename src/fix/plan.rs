@@ -318,6 +318,9 @@ pub fn plan_bucket(
         .find(|(d, _)| *d == MESS)
         .map_or(no_mess, |(_, v)| v.as_slice());
     let mut moved_perms = Vec::new();
+    // The other directories' files by name, built only when a message
+    // needs moving (a healthy queue never pays for it).
+    let mut by_name: Vec<(&str, HashMap<&OsStr, &Stat>)> = Vec::new();
     for (name, st) in mess_files {
         let path = at(MESS, &sub, name);
         if st.kind != Found::File {
@@ -337,15 +340,28 @@ pub fn plan_bucket(
             continue;
         }
         messages.insert(name, MessState::Moving);
+        if by_name.is_empty() {
+            by_name = bucket
+                .dirs
+                .iter()
+                .filter(|(d, _)| *d != MESS)
+                .map(|(d, files)| {
+                    (
+                        *d,
+                        files.iter().map(|(n, st)| (n.as_os_str(), st)).collect(),
+                    )
+                })
+                .collect();
+        }
         let to_sub_s = to_sub.to_string();
         let new_name = OsString::from(st.ino.to_string());
         let mut others = Vec::new();
-        for (dir, files) in bucket.dirs.iter().filter(|(d, _)| *d != MESS) {
-            if let Some((_, ost)) = files.iter().find(|(n, _)| n == name) {
+        for (dir, files) in &by_name {
+            if let Some(ost) = files.get(name.as_os_str()) {
                 if ost.kind == Found::File {
                     others.push((at(dir, &sub, name), at(dir, &to_sub_s, &new_name)));
                     let want = want_file(layout::entry(dir), ids, qmta);
-                    moved_perms.push((at(dir, &to_sub_s, &new_name), want, *ost));
+                    moved_perms.push((at(dir, &to_sub_s, &new_name), want, **ost));
                 }
             }
         }
