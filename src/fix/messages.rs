@@ -53,7 +53,13 @@ impl MessIndex for RealIndex {
     fn has_mess(&self, name: u64) -> bool {
         let text = name.to_string();
         let expected = split_index(name, self.split);
-        let found = |fd: &OwnedFd| matches!(stat_at(fd, text.as_str()), Ok(Some(st)) if st.kind == Found::File);
+        // An error looking is taken as "there": a file is called a stray
+        // only when its message is certainly gone.
+        let found = |fd: &OwnedFd| match stat_at(fd, text.as_str()) {
+            Ok(Some(st)) => st.kind == Found::File,
+            Ok(None) => false,
+            Err(_) => true,
+        };
         if let Ok(i) = self.mess.binary_search_by_key(&expected, |(s, _)| *s) {
             if found(&self.mess[i].1) {
                 return true;
@@ -65,7 +71,7 @@ impl MessIndex for RealIndex {
     fn has_bounce(&self, name: &OsStr) -> bool {
         self.bounce
             .as_ref()
-            .is_some_and(|fd| matches!(stat_at(fd, name), Ok(Some(_))))
+            .is_some_and(|fd| !matches!(stat_at(fd, name), Ok(None)))
     }
 }
 
