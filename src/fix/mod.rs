@@ -12,6 +12,7 @@ pub mod messages;
 pub mod observe;
 pub mod plan;
 pub mod retire;
+pub mod safe;
 
 use crate::queue::layout::{Kind, PID, QUARANTINE};
 use crate::queue::users::{self, Ids, Owners};
