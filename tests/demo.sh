@@ -28,7 +28,7 @@ echo "   queue-fix -N: clean"
 echo "== injecting $messages messages through qmail-multi"
 printf 'Fdemo@example.org\0Tpostmaster@example.org\0\0' >"$scratch/envelope"
 export QUEUE_BASE="$base" QUEUE_COUNT="$count" QUEUE_START=1 CONFSPLIT="$split"
-export QUEUEPROG="$PWD/$bin/examples/test-qmail-queue" SYNC=0
+export QUEUEPROG="$PWD/$bin/examples/test-qmail-queue" SYNC=0 QMAILHOME="$scratch"
 i=0
 failed=0
 while [ "$i" -lt "$messages" ]; do
@@ -36,7 +36,7 @@ while [ "$i" -lt "$messages" ]; do
   printf 'Subject: demo %s\n\nmessage %s\n' "$i" "$i" >"$scratch/message"
   "$bin/qmail-multi" <"$scratch/message" 1<"$scratch/envelope" || failed=$((failed + 1))
 done
-unset QUEUE_BASE QUEUE_COUNT QUEUE_START QUEUEPROG
+unset QUEUE_BASE QUEUE_COUNT QUEUE_START QUEUEPROG QMAILHOME
 
 echo "== messages per queue (mean $((messages / count)))"
 total=0
