@@ -11,8 +11,10 @@
 //! `multi-bench inject COUNT DEPOSITOR QMAIL_MULTI BASE` — COUNT injections
 //! straight into the depositor (QUEUEDIR=BASE/queue1) against COUNT through
 //! qmail-multi (QUEUE_BASE=BASE) and through qmail-multi with
-//! FILTERARGS=cat, interleaved in blocks so drift hits all alike; real
-//! pipes on descriptors 0 and 1, the depositor fsyncs as qmail-queue does.
+//! FILTERARGS=cat, alternating one by one so drift hits all alike; real
+//! pipes on descriptors 0 and 1, the depositor fsyncs as qmail-queue does
+//! (`SYNC=0` in the environment turns that off). `BENCH_QUEUE_COUNT=1`
+//! makes qmail-multi use queue1 only, like the direct path.
 
 use qmail_multi::multi::select::{choose, FsProbe, Random, SplitMix};
 use std::io::Write;
@@ -152,48 +154,55 @@ fn inject(count: usize, depositor: PathBuf, multi: PathBuf, base: PathBuf) {
         .env("QMAILHOME", "/")
         .env("CONFSPLIT", &split)
         .env("FILTERARGS", "cat");
-    let mut spent = [Duration::ZERO; 3];
-    let block = 100;
-    let mut done = 0;
-    while done < count {
-        let n = block.min(count - done);
+    if let Ok(n) = std::env::var("BENCH_QUEUE_COUNT") {
+        through.env("QUEUE_COUNT", &n);
+        filtered.env("QUEUE_COUNT", &n);
+    }
+    // Alternating injection by injection, so disk and load drift hit the
+    // three paths alike; medians, as fsync has a long tail.
+    let mut spent: [Vec<Duration>; 3] = Default::default();
+    for _ in 0..count {
         for (i, cmd) in [&mut direct, &mut through, &mut filtered]
             .into_iter()
             .enumerate()
         {
             let t = Instant::now();
-            for _ in 0..n {
-                inject_once(cmd, &message, envelope);
-            }
-            spent[i] += t.elapsed();
+            inject_once(cmd, &message, envelope);
+            spent[i].push(t.elapsed());
         }
-        done += n;
     }
-    let per = |d: Duration| d.as_secs_f64() * 1e6 / count as f64;
+    let stats = |v: &mut Vec<Duration>| {
+        v.sort();
+        let mean = v.iter().sum::<Duration>().as_secs_f64() * 1e6 / v.len() as f64;
+        (v[v.len() / 2].as_secs_f64() * 1e6, mean)
+    };
+    let [d, t, f] = spent.each_mut().map(stats);
     println!(
-        "(b) {count} injections each, message {} bytes, depositor fsyncs:",
+        "(b) {count} injections each, message {} bytes, depositor fsyncs (median / mean µs):",
         message.len()
     );
     println!(
-        "    straight into the depositor : {:8.1} µs/injection",
-        per(spent[0])
+        "    straight into the depositor : {:8.1} / {:8.1}",
+        d.0, d.1
     );
     println!(
-        "    through qmail-multi         : {:8.1} µs/injection",
-        per(spent[1])
+        "    through qmail-multi         : {:8.1} / {:8.1}",
+        t.0, t.1
     );
     println!(
-        "    ratio                       : {:8.3}",
-        per(spent[1]) / per(spent[0])
+        "    ratio                       : {:8.3} / {:8.3}",
+        t.0 / d.0,
+        t.1 / d.1
     );
-    println!("(c) through qmail-multi, FILTERARGS=cat:");
+    println!("(c) through qmail-multi with FILTERARGS=cat:");
     println!(
-        "    with the filter             : {:8.1} µs/injection",
-        per(spent[2])
+        "    with the filter             : {:8.1} / {:8.1}",
+        f.0, f.1
     );
     println!(
-        "    ratio to the depositor      : {:8.3}",
-        per(spent[2]) / per(spent[0])
+        "    ratio to the depositor      : {:8.3} / {:8.3}",
+        f.0 / d.0,
+        f.1 / d.1
     );
 }
 
