@@ -178,8 +178,13 @@ fn inject(count: usize, depositor: PathBuf, multi: PathBuf, base: PathBuf) {
     };
     let [d, t, f] = spent.each_mut().map(stats);
     println!(
-        "(b) {count} injections each, message {} bytes, depositor fsyncs (median / mean µs):",
-        message.len()
+        "(b) {count} injections each, message {} bytes, depositor {} (median / mean µs):",
+        message.len(),
+        if std::env::var("SYNC").is_ok_and(|v| v == "0") {
+            "does not fsync (SYNC=0)"
+        } else {
+            "fsyncs"
+        }
     );
     println!(
         "    straight into the depositor : {:8.1} / {:8.1}",
