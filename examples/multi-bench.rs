@@ -14,7 +14,8 @@
 //! FILTERARGS=cat, alternating one by one so drift hits all alike; real
 //! pipes on descriptors 0 and 1, the depositor fsyncs as qmail-queue does
 //! (`SYNC=0` in the environment turns that off). `BENCH_QUEUE_COUNT=1`
-//! makes qmail-multi use queue1 only, like the direct path.
+//! makes qmail-multi use queue1 only, like the direct path. A fourth path,
+//! the depositor behind `/usr/bin/env`, prices one bare extra exec.
 
 use qmail_multi::multi::select::{choose, FsProbe, Random, SplitMix};
 use std::io::Write;
@@ -139,6 +140,12 @@ fn inject(count: usize, depositor: PathBuf, multi: PathBuf, base: PathBuf) {
     direct
         .env("QUEUEDIR", base.join("queue1"))
         .env("CONFSPLIT", &split);
+    // The same, but behind one extra exec of a small C program: the least
+    // any exec-ing multiplexer can cost.
+    let mut shim = Command::new("/usr/bin/env");
+    shim.arg(&depositor)
+        .env("QUEUEDIR", base.join("queue1"))
+        .env("CONFSPLIT", &split);
     let mut through = Command::new(&multi);
     through
         .env_remove("QUEUEDIR")
@@ -160,9 +167,9 @@ fn inject(count: usize, depositor: PathBuf, multi: PathBuf, base: PathBuf) {
     }
     // Alternating injection by injection, so disk and load drift hit the
     // three paths alike; medians, as fsync has a long tail.
-    let mut spent: [Vec<Duration>; 3] = Default::default();
+    let mut spent: [Vec<Duration>; 4] = Default::default();
     for _ in 0..count {
-        for (i, cmd) in [&mut direct, &mut through, &mut filtered]
+        for (i, cmd) in [&mut direct, &mut through, &mut filtered, &mut shim]
             .into_iter()
             .enumerate()
         {
@@ -176,7 +183,7 @@ fn inject(count: usize, depositor: PathBuf, multi: PathBuf, base: PathBuf) {
         let mean = v.iter().sum::<Duration>().as_secs_f64() * 1e6 / v.len() as f64;
         (v[v.len() / 2].as_secs_f64() * 1e6, mean)
     };
-    let [d, t, f] = spent.each_mut().map(stats);
+    let [d, t, f, e] = spent.each_mut().map(stats);
     println!(
         "(b) {count} injections each, message {} bytes, depositor {} (median / mean µs):",
         message.len(),
@@ -198,6 +205,19 @@ fn inject(count: usize, depositor: PathBuf, multi: PathBuf, base: PathBuf) {
         "    ratio                       : {:8.3} / {:8.3}",
         t.0 / d.0,
         t.1 / d.1
+    );
+    println!(
+        "    behind /usr/bin/env instead : {:8.1} / {:8.1}",
+        e.0, e.1
+    );
+    println!(
+        "    ratio, env to the depositor : {:8.3} / {:8.3}",
+        e.0 / d.0,
+        e.1 / d.1
+    );
+    println!(
+        "    qmail-multi's cost in execs of env: {:.2}",
+        (t.0 - d.0) / (e.0 - d.0)
     );
     println!("(c) through qmail-multi with FILTERARGS=cat:");
     println!(
