@@ -4,7 +4,7 @@
 //!
 //! Memory holds one bucket per worker, never the queue's list of messages.
 
-use super::apply::{Applier, Mode3};
+use super::apply::{Applier, RunMode};
 use super::observe::{list_with_stats, open_dir_at, split_subdirs, stat_at, Found};
 use super::plan::{plan_bounce_file, plan_bucket, Action, Bucket, MessIndex, Plan, StrayCandidate};
 use crate::queue::layout::{self, MESS, MESSAGE_DIRS};
@@ -123,7 +123,7 @@ pub fn check(c: &MessageCheck, applier: &Applier) -> io::Result<usize> {
     buckets.dedup();
     let index = RealIndex::open(c.root, c.split)?;
     let first_error = Mutex::new(None::<io::Error>);
-    let threads = if applier.mode == Mode3::Ask {
+    let threads = if applier.mode == RunMode::Ask {
         1
     } else {
         c.threads.max(1)

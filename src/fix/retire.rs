@@ -14,7 +14,7 @@
 //! Destinations are chosen by inode (`inode % count`), after looking for
 //! a destination the message already went to.
 
-use super::apply::{step, Mode3};
+use super::apply::{step, RunMode};
 use super::messages::count_messages;
 use super::observe::{io_err, open_dir_at, split_subdirs, stat_at, Found, Stat};
 use super::plan::want_file;
@@ -128,7 +128,7 @@ pub fn retire_queue(
         return outcome;
     }
     outcome.problems += 1;
-    if opts.mode == Mode3::Ask && !super::apply::ask(super::plan::ActionKind::Retire) {
+    if opts.mode == RunMode::Ask && !super::apply::ask(super::plan::ActionKind::Retire) {
         return outcome;
     }
     let mover = Mover {
@@ -146,7 +146,7 @@ pub fn retire_queue(
         eprintln!("queue-fix: fatal: {}: {what}: {e}", p.display());
         outcome.fatal = true;
     }
-    if opts.mode != Mode3::DryRun {
+    if opts.mode != RunMode::DryRun {
         if let Err(e) = clear_finished_markers(base, &dests, opts.split) {
             outcome.add(fatal(base, "cannot clear retire markers", e));
         }
