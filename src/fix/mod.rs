@@ -328,7 +328,7 @@ fn create_queue(queue: &Path, opts: &Options, ids: &Ids) -> Outcome {
     let Some(name) = queue.file_name().map(OsString::from) else {
         return fatal(queue, "cannot create the queue", "no directory name");
     };
-    let parent_fd = match open_dir_at(nix::fcntl::AT_FDCWD, &parent) {
+    let parent_fd = match observe::open_named_dir(nix::fcntl::AT_FDCWD, &parent) {
         Ok(Some(fd)) => fd,
         Ok(None) => {
             return fatal(

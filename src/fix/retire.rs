@@ -41,7 +41,7 @@ pub const TEMP_PREFIX: &str = "retire-tmp.";
 /// Every `queueN` under `base` outside `range` that holds mail, with its
 /// message count, sorted by N.
 pub fn find_orphans(base: &Path, range: &Range<u32>) -> io::Result<Vec<(u32, u64)>> {
-    let fd = open_dir_at(nix::fcntl::AT_FDCWD, base)?
+    let fd = super::observe::open_named_dir(nix::fcntl::AT_FDCWD, base)?
         .ok_or_else(|| io::Error::other("not a directory"))?;
     let mut found = Vec::new();
     super::observe::for_each_name(&fd, |name| {
@@ -55,7 +55,7 @@ pub fn find_orphans(base: &Path, range: &Range<u32>) -> io::Result<Vec<(u32, u64
         if range.contains(&n) {
             return Ok(());
         }
-        if let Some(q) = open_dir_at(&fd, name)? {
+        if let Some(q) = super::observe::open_named_dir(&fd, name).ok().flatten() {
             let held = count_messages(&q).map_err(|e| {
                 io::Error::new(e.kind(), format!("{}: {e}", base.join(name).display()))
             })?;
@@ -96,7 +96,7 @@ pub fn retire_queue(
     let mut dests = Vec::new();
     for n in range.clone() {
         let path = base.join(format!("queue{n}"));
-        let root = match open_dir_at(nix::fcntl::AT_FDCWD, &path) {
+        let root = match super::observe::open_named_dir(nix::fcntl::AT_FDCWD, &path) {
             Ok(Some(fd)) => fd,
             Ok(None) => return fatal(&path, "cannot retire into it", "no such queue"),
             Err(e) => return fatal(&path, "cannot open", e),
@@ -112,7 +112,7 @@ pub fn retire_queue(
         };
         dests.push(Dest { n, root, dev });
     }
-    let src = match open_dir_at(nix::fcntl::AT_FDCWD, queue) {
+    let src = match super::observe::open_named_dir(nix::fcntl::AT_FDCWD, queue) {
         Ok(Some(fd)) => fd,
         Ok(None) => return Outcome::default(),
         Err(e) => return fatal(queue, "cannot open", e),
@@ -430,7 +430,9 @@ impl Mover<'_> {
 pub fn finish_markers(base: &Path, range: &Range<u32>, split: u32) -> io::Result<()> {
     let mut dests = Vec::new();
     for n in range.clone() {
-        if let Some(root) = open_dir_at(nix::fcntl::AT_FDCWD, &base.join(format!("queue{n}")))? {
+        if let Some(root) =
+            super::observe::open_named_dir(nix::fcntl::AT_FDCWD, &base.join(format!("queue{n}")))?
+        {
             dests.push(Dest { n, root, dev: 0 });
         }
     }
