@@ -178,10 +178,29 @@ fn a_live_queue_is_checked_but_changed_only_with_force() {
     while code(&run(&[INV, "-s", "7", s(&q)])) != 112 {
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
-    expect(&[INV, "-s", "7", "--force", s(&q)], 2);
+    // In a live queue a young file without its mess may be qmail-send's
+    // work in progress: left alone; one older than 36 hours is a stray.
+    let young = q.join("info/3/999999993");
+    let old = q.join("info/4/999999994");
+    for p in [&young, &old] {
+        write_0600(p, "envelope");
+    }
+    let two_days_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(48 * 3600);
+    std::fs::File::options()
+        .write(true)
+        .open(&old)
+        .unwrap()
+        .set_modified(two_days_ago)
+        .unwrap();
+    expect(&[INV, "-s", "7", "--force", s(&q)], 3);
     expect(&[INV, "-s", "7", "-N", s(&q)], 0);
+    assert!(young.exists(), "a young file of a live queue was set aside");
+    assert!(!old.exists() && q.join("quarantine/info_4_999999994").exists());
     let _ = holder.kill();
     let _ = holder.wait();
+    // No longer live: the young one is a stray like any other.
+    expect(&[INV, "-s", "7", s(&q)], 1);
+    assert!(q.join("quarantine/info_3_999999993").exists());
 }
 
 #[test]

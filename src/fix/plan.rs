@@ -637,6 +637,20 @@ mod tests {
     }
 
     #[test]
+    fn wanted_expands_split_dirs_and_qmta_mode_uses_qmailq_everywhere() {
+        let w = wanted(&IDS, false, 5, false);
+        assert_eq!(w.len(), layout::entries(false).count() + 6 * 5);
+        let uid = |w: &[(PathBuf, Want)], p: &str| {
+            w.iter().find(|(x, _)| x == Path::new(p)).unwrap().1.uid
+        };
+        assert_eq!(uid(&w, "lock/tcpto"), 12);
+        assert_eq!(uid(&w, "info/4"), 11);
+        let m = wanted(&IDS, true, 5, true);
+        assert!(m.iter().all(|(_, want)| want.uid == 10 && want.gid == 20));
+        assert!(m.iter().any(|(p, _)| p == Path::new("ratelimit")));
+    }
+
+    #[test]
     fn layout_entries_plan_create_set_aside_permissions_and_warnings() {
         let want = Want {
             kind: Kind::File { size: 2048 },
