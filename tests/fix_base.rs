@@ -170,14 +170,21 @@ fn a_live_queue_is_checked_but_changed_only_with_force() {
             "--no-fork",
             "-x",
             s(&q.join("lock/sendmutex")),
-            "sleep",
-            "30",
+            "sh",
+            "-c",
+            "echo locked; exec sleep 30",
         ])
+        .stdout(Stdio::piped())
         .spawn()
         .unwrap();
-    while code(&run(&[INV, "-s", "7", s(&q)])) != 112 {
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(holder.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    assert_eq!(line, "locked\n", "the lock holder failed");
+    expect(&[INV, "-s", "7", s(&q)], 112);
     // In a live queue a young file without its mess may be qmail-send's
     // work in progress: left alone; one older than 36 hours is a stray.
     let young = q.join("info/3/999999993");
