@@ -28,7 +28,7 @@ use std::ffi::OsStr;
 use std::io;
 use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
@@ -263,9 +263,4 @@ pub fn count_messages(root: &OwnedFd) -> io::Result<u64> {
         }
     }
     Ok(n)
-}
-
-/// Relative path of a message's file.
-pub fn rel(dir: &str, sub: u32, name: &str) -> PathBuf {
-    Path::new(dir).join(sub.to_string()).join(name)
 }

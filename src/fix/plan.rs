@@ -3,7 +3,7 @@
 //! Paths in actions are relative to the queue root.
 
 use super::observe::{Found, Stat};
-use crate::queue::layout::{self, Entry, Kind, MESS, MESSAGE_DIRS};
+use crate::queue::layout::{self, Entry, Kind, MESS};
 use crate::queue::name::{parse_inode, split_index};
 use crate::queue::users::Ids;
 use std::collections::HashMap;
@@ -273,7 +273,7 @@ pub trait MessIndex {
 pub struct Bucket {
     pub sub: u32,
     /// `(dir, entries)`: `mess` first, then the other split directories in
-    /// [`MESSAGE_DIRS`] order. A directory without this subdirectory is
+    /// [`layout::MESSAGE_DIRS`] order. A directory without this subdirectory is
     /// absent or empty.
     pub dirs: Vec<(&'static str, Vec<(OsString, Stat)>)>,
 }
@@ -454,11 +454,6 @@ pub fn plan_bounce_file(
         stat: *st,
         cause,
     });
-}
-
-/// Whether a directory of [`MESSAGE_DIRS`] is split.
-pub fn is_split_dir(dir: &str) -> bool {
-    MESSAGE_DIRS.contains(&dir) && layout::entry(dir).is_split()
 }
 
 #[cfg(test)]
