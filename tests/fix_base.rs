@@ -75,6 +75,18 @@ fn retire_moves_every_message_once_into_the_range_and_empties_orphans() {
         before.extend(messages(&q));
     }
     before.sort_unstable();
+    // -N --retire: the plan, one line per message of queue3..5, no change.
+    let snap = snapshot(&base);
+    let o = run(&base_args(&base, "2", &["-N", "--retire"]));
+    assert_eq!(code(&o), 3, "one problem per orphan: {}", err(&o));
+    assert_eq!(
+        out(&o).lines().filter(|l| l.starts_with("retire ")).count(),
+        60,
+        "{}",
+        out(&o)
+    );
+    assert!(err(&o).contains("orphan: holds 20 messages"), "{}", err(&o));
+    assert_eq!(snapshot(&base), snap);
     let o = run(&base_args(&base, "2", &["--retire"]));
     assert!((1..=99).contains(&code(&o)), "{}", err(&o));
     let mut after = Vec::new();
