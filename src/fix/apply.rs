@@ -19,12 +19,15 @@ use std::sync::Mutex;
 
 /// How a plan is carried out.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Mode3 {
+pub enum RunMode {
     /// `-N`: print, change nothing.
     DryRun,
     /// `-i`: ask once per kind of action.
     Ask,
     Apply,
+    /// Count the problems only, print and change nothing (a live queue
+    /// without `--force`).
+    CountOnly,
 }
 
 /// Counts changes to the queue; with `QUEUE_FIX_CRASH_AFTER=N` (a test
@@ -72,7 +75,7 @@ pub struct Applier<'a> {
     pub root: Option<&'a OwnedFd>,
     /// The queue's path as the user gave it, for every message.
     pub shown: &'a Path,
-    pub mode: Mode3,
+    pub mode: RunMode,
     pub verbose: bool,
     pub delete_strays: bool,
     /// What the quarantine directory must be.
@@ -84,7 +87,7 @@ impl<'a> Applier<'a> {
     pub fn new(
         root: Option<&'a OwnedFd>,
         shown: &'a Path,
-        mode: Mode3,
+        mode: RunMode,
         verbose: bool,
         delete_strays: bool,
         quarantine: Want,
@@ -121,14 +124,17 @@ impl<'a> Applier<'a> {
 
     /// Prints (`-N`, `-v`), asks (`-i`) and runs one action.
     pub fn run(&self, action: &Action) {
-        let print = self.mode == Mode3::DryRun || self.verbose;
+        if self.mode == RunMode::CountOnly {
+            return;
+        }
+        let print = self.mode == RunMode::DryRun || self.verbose;
         if print {
             let mut out = io::stdout().lock();
             for line in self.describe(action) {
                 let _ = writeln!(out, "{line}");
             }
         }
-        if self.mode == Mode3::DryRun || !self.allowed(action.kind()) {
+        if self.mode == RunMode::DryRun || !self.allowed(action.kind()) {
             return;
         }
         let Some(root) = self.root else { return };
@@ -138,7 +144,7 @@ impl<'a> Applier<'a> {
     }
 
     fn allowed(&self, kind: ActionKind) -> bool {
-        self.mode != Mode3::Ask || ask(kind)
+        self.mode != RunMode::Ask || ask(kind)
     }
 
     fn describe(&self, action: &Action) -> Vec<String> {

@@ -3,8 +3,22 @@
 //! threads; then `bounce`; then the strays, looked at a second time.
 //!
 //! Memory holds one bucket per worker, never the queue's list of messages.
+//!
+//! What counts as a stray: a file in info, local, remote, todo, intd or
+//! bounce whose `mess` file exists in no numeric subdirectory (looked up in
+//! the expected one first, then in every other), or an entry that is not a
+//! regular file or not a message name. A message is its `mess` file, so:
+//! - `intd` without `todo` but with its `mess` is an injection in progress
+//!   (or one that died): never a stray. qmail-send's own cleanup removes
+//!   such a message once its `mess` is 36 hours old, exactly as upstream.
+//! - `mess` alone (no intd/todo/info) is the first step of an injection:
+//!   left alone for the same reason.
+//! - every candidate gets a second look after all buckets are done (a
+//!   worker may have moved its message meanwhile, or qmail-clean may have
+//!   finished deleting a message), and in a live queue (checked, or changed
+//!   with --force) candidates younger than 36 hours are left for qmail-send.
 
-use super::apply::{Applier, Mode3};
+use super::apply::{Applier, RunMode};
 use super::observe::{list_with_stats, open_dir_at, split_subdirs, stat_at, Found};
 use super::plan::{plan_bounce_file, plan_bucket, Action, Bucket, MessIndex, Plan, StrayCandidate};
 use crate::queue::layout::{self, MESS, MESSAGE_DIRS};
@@ -14,7 +28,7 @@ use std::ffi::OsStr;
 use std::io;
 use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
@@ -98,7 +112,7 @@ pub fn check(c: &MessageCheck, applier: &Applier) -> io::Result<usize> {
         .copied()
         .filter(|d| layout::entry(d).is_split())
     {
-        let Some(fd) = open_dir_at(c.root, dir)? else {
+        let Some(fd) = open_dir_at(c.root, dir).map_err(|e| named(dir, e))? else {
             continue;
         };
         let (subs, others) = split_subdirs(&fd).map_err(|e| named(dir, e))?;
@@ -107,7 +121,7 @@ pub fn check(c: &MessageCheck, applier: &Applier) -> io::Result<usize> {
             if parse_subdir(name.as_bytes()).is_some_and(|n| n < c.split) {
                 continue;
             }
-            if let Some(st) = stat_at(&fd, &name)? {
+            if let Some(st) = stat_at(&fd, &name).map_err(|e| named(dir, e))? {
                 strays.lock().unwrap().push(StrayCandidate {
                     path: Path::new(dir).join(&name),
                     name: None,
@@ -121,9 +135,9 @@ pub fn check(c: &MessageCheck, applier: &Applier) -> io::Result<usize> {
     }
     buckets.sort_unstable();
     buckets.dedup();
-    let index = RealIndex::open(c.root, c.split)?;
+    let index = RealIndex::open(c.root, c.split).map_err(|e| named(MESS, e))?;
     let first_error = Mutex::new(None::<io::Error>);
-    let threads = if applier.mode == Mode3::Ask {
+    let threads = if applier.mode == RunMode::Ask {
         1
     } else {
         c.threads.max(1)
@@ -208,7 +222,9 @@ fn check_bucket(
         dirs: Vec::with_capacity(dir_fds.len()),
     };
     for (dir, fd) in dir_fds {
-        let listing = match open_dir_at(fd, &name)? {
+        let listing = match open_dir_at(fd, &name)
+            .map_err(|e| named(&format!("{dir}/{name}"), e))?
+        {
             Some(sfd) => list_with_stats(&sfd).map_err(|e| named(&format!("{dir}/{name}"), e))?,
             None => Vec::new(),
         };
@@ -247,9 +263,4 @@ pub fn count_messages(root: &OwnedFd) -> io::Result<u64> {
         }
     }
     Ok(n)
-}
-
-/// Relative path of a message's file.
-pub fn rel(dir: &str, sub: u32, name: &str) -> PathBuf {
-    Path::new(dir).join(sub.to_string()).join(name)
 }

@@ -16,7 +16,7 @@ pub mod safe;
 
 use crate::queue::layout::{Kind, PID, QUARANTINE};
 use crate::queue::users::{self, Ids, Owners};
-use apply::{Applier, Mode3};
+use apply::{Applier, RunMode};
 use nix::errno::Errno;
 use nix::sys::stat::Mode;
 use observe::{io_err, open_dir_at, stat_at, Found};
@@ -41,7 +41,7 @@ pub mod status {
 /// The parsed command line.
 #[derive(Clone, Debug)]
 pub struct Options {
-    pub mode: Mode3,
+    pub mode: RunMode,
     pub verbose: bool,
     pub qmta: bool,
     pub ratelimit: bool,
@@ -148,9 +148,7 @@ fn fix_base(
     };
     for (n, held) in &orphans {
         let q = base.join(format!("queue{n}"));
-        if retire && opts.mode != Mode3::DryRun {
-            total.add(retire::retire_queue(&q, base, &range, opts, ids));
-        } else {
+        if !(retire && opts.mode != RunMode::DryRun) {
             eprintln!(
                 "queue-fix: {}: orphan: holds {held} message{} outside queue{}..queue{}{}",
                 q.display(),
@@ -163,10 +161,15 @@ fn fix_base(
                     " (move them with --retire)"
                 }
             );
+        }
+        if retire {
+            // With -N: the plan of the retirement, nothing moved.
+            total.add(retire::retire_queue(&q, base, &range, opts, ids));
+        } else {
             total.problems += 1;
         }
     }
-    if retire && opts.mode != Mode3::DryRun {
+    if retire && opts.mode != RunMode::DryRun {
         // Markers of moves that finished just before a crash.
         if let Err(e) = retire::finish_markers(base, &range, opts.split) {
             total.add(fatal(base, "cannot clear retire markers", e));
@@ -193,35 +196,22 @@ pub fn fix_queue(queue: &Path, opts: &Options, ids: &Ids) -> Outcome {
             )
         }
     };
-    let mut mode = opts.mode;
-    let refuse = live && !opts.force && mode != Mode3::DryRun;
-    if refuse {
-        mode = Mode3::DryRun;
-    }
-    let applier = Applier::new(
+    let refuse = live && !opts.force && opts.mode != RunMode::DryRun;
+    // A refused live queue is only counted: the refusal below says what to
+    // do, and nothing runs.
+    let (mode, verbose) = if refuse {
+        (RunMode::CountOnly, false)
+    } else {
+        (opts.mode, opts.verbose)
+    };
+    let applier = &Applier::new(
         Some(&root),
         queue,
         mode,
-        opts.verbose && !refuse,
+        verbose,
         opts.delete_strays,
         want_of(&QUARANTINE, ids, opts.qmta),
     );
-    // Dry-run output of a refused live queue goes nowhere: the refusal
-    // message says what to do.
-    let quiet_applier;
-    let applier = if refuse {
-        quiet_applier = Applier::new(
-            None,
-            queue,
-            Mode3::Apply,
-            false,
-            opts.delete_strays,
-            applier.quarantine,
-        );
-        &quiet_applier
-    } else {
-        &applier
-    };
     let mut plan = Plan::default();
     for (path, want) in &wants {
         let have = if path == Path::new(".") {
@@ -341,7 +331,7 @@ fn create_queue(queue: &Path, opts: &Options, ids: &Ids) -> Outcome {
     let Some(name) = queue.file_name().map(OsString::from) else {
         return fatal(queue, "cannot create the queue", "no directory name");
     };
-    let parent_fd = match open_dir_at(nix::fcntl::AT_FDCWD, &parent) {
+    let parent_fd = match observe::open_named_dir(nix::fcntl::AT_FDCWD, &parent) {
         Ok(Some(fd)) => fd,
         Ok(None) => {
             return fatal(
@@ -353,11 +343,11 @@ fn create_queue(queue: &Path, opts: &Options, ids: &Ids) -> Outcome {
         Err(e) => return fatal(&parent, "cannot open", e),
     };
     let wants = wanted(ids, opts.qmta, opts.split, opts.ratelimit);
-    if opts.mode == Mode3::DryRun {
+    if opts.mode == RunMode::DryRun {
         let applier = Applier::new(
             None,
             queue,
-            Mode3::DryRun,
+            RunMode::DryRun,
             true,
             false,
             want_of(&QUARANTINE, ids, opts.qmta),

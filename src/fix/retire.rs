@@ -14,7 +14,7 @@
 //! Destinations are chosen by inode (`inode % count`), after looking for
 //! a destination the message already went to.
 
-use super::apply::{step, Mode3};
+use super::apply::{step, RunMode};
 use super::messages::count_messages;
 use super::observe::{io_err, open_dir_at, split_subdirs, stat_at, Found, Stat};
 use super::plan::want_file;
@@ -41,7 +41,7 @@ pub const TEMP_PREFIX: &str = "retire-tmp.";
 /// Every `queueN` under `base` outside `range` that holds mail, with its
 /// message count, sorted by N.
 pub fn find_orphans(base: &Path, range: &Range<u32>) -> io::Result<Vec<(u32, u64)>> {
-    let fd = open_dir_at(nix::fcntl::AT_FDCWD, base)?
+    let fd = super::observe::open_named_dir(nix::fcntl::AT_FDCWD, base)?
         .ok_or_else(|| io::Error::other("not a directory"))?;
     let mut found = Vec::new();
     super::observe::for_each_name(&fd, |name| {
@@ -55,7 +55,7 @@ pub fn find_orphans(base: &Path, range: &Range<u32>) -> io::Result<Vec<(u32, u64
         if range.contains(&n) {
             return Ok(());
         }
-        if let Some(q) = open_dir_at(&fd, name)? {
+        if let Some(q) = super::observe::open_named_dir(&fd, name).ok().flatten() {
             let held = count_messages(&q).map_err(|e| {
                 io::Error::new(e.kind(), format!("{}: {e}", base.join(name).display()))
             })?;
@@ -96,13 +96,13 @@ pub fn retire_queue(
     let mut dests = Vec::new();
     for n in range.clone() {
         let path = base.join(format!("queue{n}"));
-        let root = match open_dir_at(nix::fcntl::AT_FDCWD, &path) {
+        let root = match super::observe::open_named_dir(nix::fcntl::AT_FDCWD, &path) {
             Ok(Some(fd)) => fd,
             Ok(None) => return fatal(&path, "cannot retire into it", "no such queue"),
             Err(e) => return fatal(&path, "cannot open", e),
         };
         match lock::is_live(&root) {
-            Ok(true) if !opts.force => return refuse(&path, queue),
+            Ok(true) if !opts.force && opts.mode != RunMode::DryRun => return refuse(&path, queue),
             Ok(_) => {}
             Err(e) => return fatal(&path, "cannot probe the lock", e),
         }
@@ -112,13 +112,13 @@ pub fn retire_queue(
         };
         dests.push(Dest { n, root, dev });
     }
-    let src = match open_dir_at(nix::fcntl::AT_FDCWD, queue) {
+    let src = match super::observe::open_named_dir(nix::fcntl::AT_FDCWD, queue) {
         Ok(Some(fd)) => fd,
         Ok(None) => return Outcome::default(),
         Err(e) => return fatal(queue, "cannot open", e),
     };
     match lock::is_live(&src) {
-        Ok(true) if !opts.force => return refuse(queue, queue),
+        Ok(true) if !opts.force && opts.mode != RunMode::DryRun => return refuse(queue, queue),
         Ok(_) => {}
         Err(e) => return fatal(queue, "cannot probe the lock", e),
     }
@@ -128,7 +128,7 @@ pub fn retire_queue(
         return outcome;
     }
     outcome.problems += 1;
-    if opts.mode == Mode3::Ask && !super::apply::ask(super::plan::ActionKind::Retire) {
+    if opts.mode == RunMode::Ask && !super::apply::ask(super::plan::ActionKind::Retire) {
         return outcome;
     }
     let mover = Mover {
@@ -139,6 +139,7 @@ pub fn retire_queue(
         ids,
         qmta: opts.qmta,
         verbose: opts.verbose,
+        dry: opts.mode == RunMode::DryRun,
         shown: queue,
         base,
     };
@@ -146,7 +147,7 @@ pub fn retire_queue(
         eprintln!("queue-fix: fatal: {}: {what}: {e}", p.display());
         outcome.fatal = true;
     }
-    if opts.mode != Mode3::DryRun {
+    if opts.mode != RunMode::DryRun {
         if let Err(e) = clear_finished_markers(base, &dests, opts.split) {
             outcome.add(fatal(base, "cannot clear retire markers", e));
         }
@@ -184,6 +185,8 @@ struct Mover<'a> {
     ids: &'a Ids,
     qmta: bool,
     verbose: bool,
+    /// `-N`: say where each message would go, move nothing.
+    dry: bool,
     shown: &'a Path,
     base: &'a Path,
 }
@@ -228,6 +231,9 @@ impl Mover<'_> {
                 let healthy = st.kind == Found::File
                     && parse_inode(name.as_encoded_bytes()) == Some(st.ino)
                     && split_index(st.ino, self.split) == sub;
+                if !healthy && self.dry {
+                    continue; // the repair plan above lists its rename
+                }
                 if !healthy {
                     return Err((
                         self.shown.join(MESS).join(sub.to_string()).join(&name),
@@ -245,15 +251,16 @@ impl Mover<'_> {
         Path::new(PID).join(format!("{MARKER_PREFIX}{}.{ino}", self.qname))
     }
 
-    fn say(&self, d: &Dest, from: u64, to: u64) {
-        if self.verbose {
+    fn say(&self, d: &Dest, from: u64, to: Option<u64>) {
+        if self.verbose || self.dry {
+            let dest = self.base.join(format!("queue{}", d.n));
+            let target = match to {
+                Some(to) => dest.join(rel(MESS, to, self.split)).display().to_string(),
+                None => format!("{} (copied: a new inode there)", dest.join(MESS).display()),
+            };
             println!(
-                "retire {} -> {} as {to}",
+                "retire {} -> {target}",
                 self.shown.join(rel(MESS, from, self.split)).display(),
-                self.base
-                    .join(format!("queue{}", d.n))
-                    .join(rel(MESS, to, self.split))
-                    .display()
             );
         }
     }
@@ -274,8 +281,11 @@ impl Mover<'_> {
             .iter()
             .find(|d| same_fs(d) || marked(d))
             .unwrap_or(&self.dests[(ino % self.dests.len() as u64) as usize]);
-        if d.dev == st.dev {
-            self.say(d, ino, ino);
+        if self.dry {
+            self.say(d, ino, (d.dev == st.dev).then_some(ino));
+            Ok(())
+        } else if d.dev == st.dev {
+            self.say(d, ino, Some(ino));
             self.move_same_fs(d, ino)
         } else {
             self.copy_across(d, ino)
@@ -357,7 +367,7 @@ impl Mover<'_> {
             new_ino = Some(j);
         }
         let j = new_ino.unwrap_or_default();
-        self.say(d, ino, j);
+        self.say(d, ino, Some(j));
         for dir in OTHERS {
             let from = rel(dir, ino, self.split);
             let want = want_file(layout::entry(dir), self.ids, self.qmta);
@@ -430,7 +440,9 @@ impl Mover<'_> {
 pub fn finish_markers(base: &Path, range: &Range<u32>, split: u32) -> io::Result<()> {
     let mut dests = Vec::new();
     for n in range.clone() {
-        if let Some(root) = open_dir_at(nix::fcntl::AT_FDCWD, &base.join(format!("queue{n}")))? {
+        if let Some(root) =
+            super::observe::open_named_dir(nix::fcntl::AT_FDCWD, &base.join(format!("queue{n}")))?
+        {
             dests.push(Dest { n, root, dev: 0 });
         }
     }
