@@ -4,7 +4,7 @@
 # Uses Debian's own toolchain (cargo-web/rustc-web) when installed; else
 # rustup's cargo with dpkg-buildpackage -d (build dependencies unchecked).
 set -eu
-OUT=$1
+OUT=$(mkdir -p "$1" && cd "$1" && pwd)
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 VERSION=$(sh "$(dirname "$0")/sources.sh" "$OUT")
 DEB=$OUT/deb

@@ -5,7 +5,7 @@
 # cargo comes from the PATH (Debian's when installed).
 # usage: build-rpm.sh OUT RELEASE DEFAULT_QUEUE_COUNT
 set -eu
-OUT=$1 RELEASE=$2 COUNT=$3
+OUT=$(mkdir -p "$1" && cd "$1" && pwd) RELEASE=$2 COUNT=$3
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 VERSION=$(sh "$(dirname "$0")/sources.sh" "$OUT")
 TOP=$OUT/rpm-$RELEASE

@@ -7,7 +7,7 @@
 #                                allowed to reach it)
 # Reused while Cargo.lock and the file list are unchanged.
 set -eu
-OUT=$1
+OUT=$(mkdir -p "$1" && cd "$1" && pwd)
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 VERSION=$(sed -n 's/^version = "\(.*\)"/\1/p' "$ROOT/Cargo.toml" | head -n 1)
 mkdir -p "$OUT"
