@@ -1,4 +1,126 @@
+//! queue-fix: create, check, repair and retire qmail queues.
+
+use clap::{value_parser, Arg, ArgAction, ArgGroup, Command};
+use qmail_multi::fix::apply::{arm_crash_hook, Mode3};
+use qmail_multi::fix::{run, status, Options, Target};
+use qmail_multi::queue::name::{parse_split, DEFAULT_SPLIT};
+use qmail_multi::queue::users::Owners;
+use std::path::PathBuf;
+
+const AFTER_HELP: &str = "\
+Quarantine: strays (files in info, local, remote, todo, intd or bounce with no
+mess file) and entries of the wrong type are moved into QUEUE/quarantine/,
+which qmail-send never reads; --delete-strays deletes strays instead.
+A file whose mess exists is never a stray (intd without todo is an injection
+in progress). Files in pid/ are reported, never touched.
+
+Exit status:
+  0        everything was already correct
+  1..99    number of problems found (and, without -N, repaired), capped at 99
+  100      usage error
+  111      fatal: a queue cannot be read or changed (the path is named), or
+           the qmail users or group are missing (named)
+  112      a live queue (lock/sendmutex locked by another process) needed
+           changes and --force was not given; it was left unchanged";
+
+fn cli() -> Command {
+    let flag =
+        |id: &'static str, help: &'static str| Arg::new(id).action(ArgAction::SetTrue).help(help);
+    Command::new("queue-fix")
+        .about("Create, check, repair and retire qmail queues")
+        .override_usage(
+            "queue-fix [-i | -N] [-v] [-m] [-r] [-s SPLIT] [--force] [--delete-strays] [--as-invoker] QUEUE_DIR\n       \
+             queue-fix [-i | -N] [-v] [-m] [-r] [-s SPLIT] [--force] [--delete-strays] [--as-invoker] --base BASE [--count N] [--start N] [--retire]",
+        )
+        .after_help(AFTER_HELP)
+        .arg(flag("ask", "Ask before each kind of change").short('i'))
+        .arg(flag("dry", "Change nothing; print what would be done").short('N'))
+        .arg(flag("verbose", "Print every action taken").short('v'))
+        .arg(flag("qmta", "qmta mode: qmailq plays every role").short('m'))
+        .arg(flag("ratelimit", "Also the ratelimit directory").short('r'))
+        .arg(
+            Arg::new("split")
+                .short('s')
+                .value_name("SPLIT")
+                .help("Split (1..=151); default $CONFSPLIT, else 151"),
+        )
+        .arg(flag("force", "Change (repair or retire) a live queue").long("force"))
+        .arg(flag("delete-strays", "Delete strays instead of quarantining them").long("delete-strays"))
+        .arg(flag("as-invoker", "Owner and group of everything: the invoking user").long("as-invoker"))
+        .arg(Arg::new("base").long("base").value_name("BASE").value_parser(value_parser!(PathBuf)).help("Check BASE/queue<START>..queue<START+COUNT-1> and report orphans"))
+        .arg(Arg::new("count").long("count").value_name("N").requires("base").value_parser(value_parser!(u32).range(1..)).help("Number of queues [default: 10]"))
+        .arg(Arg::new("start").long("start").value_name("N").requires("base").value_parser(value_parser!(u32)).help("First queue number [default: 1]"))
+        .arg(flag("retire", "Move every message of the orphan queues into the range").long("retire").requires("base"))
+        .arg(Arg::new("queue").value_name("QUEUE_DIR").help("The queue to create (its parent must exist), check or repair").value_parser(value_parser!(PathBuf)))
+        .group(ArgGroup::new("target").args(["queue", "base"]).required(true))
+        .group(ArgGroup::new("how").args(["ask", "dry"]))
+}
+
 fn main() {
-    // Built in issue 3.
-    std::process::exit(111);
+    arm_crash_hook();
+    let m = cli().try_get_matches().unwrap_or_else(|e| {
+        let code = if e.use_stderr() { status::USAGE } else { 0 };
+        let _ = e.print();
+        std::process::exit(code);
+    });
+    let split = match m.get_one::<String>("split") {
+        Some(s) => parse_split(s).unwrap_or_else(|e| usage(&format!("-s: {e}"))),
+        None => match std::env::var("CONFSPLIT") {
+            Ok(s) if !s.is_empty() => parse_split(&s).unwrap_or_else(|e| {
+                eprintln!("queue-fix: fatal: CONFSPLIT: {e}");
+                std::process::exit(status::FATAL)
+            }),
+            _ => DEFAULT_SPLIT,
+        },
+    };
+    let on = |id: &str| m.get_flag(id);
+    if m.get_one::<PathBuf>("base").is_none() {
+        for (id, opt) in [
+            ("count", "--count"),
+            ("start", "--start"),
+            ("retire", "--retire"),
+        ] {
+            if m.value_source(id) == Some(clap::parser::ValueSource::CommandLine) {
+                usage(&format!("{opt} needs --base"));
+            }
+        }
+    }
+    let target = match m.get_one::<PathBuf>("base") {
+        Some(base) => Target::Base {
+            base: base.clone(),
+            count: m.get_one::<u32>("count").copied().unwrap_or(10),
+            start: m.get_one::<u32>("start").copied().unwrap_or(1),
+            retire: on("retire"),
+        },
+        None => Target::Queue(m.get_one::<PathBuf>("queue").cloned().unwrap_or_default()),
+    };
+    let opts = Options {
+        mode: if on("dry") {
+            Mode3::DryRun
+        } else if on("ask") {
+            Mode3::Ask
+        } else {
+            Mode3::Apply
+        },
+        verbose: on("verbose"),
+        qmta: on("qmta"),
+        ratelimit: on("ratelimit"),
+        split,
+        force: on("force"),
+        delete_strays: on("delete-strays"),
+        owners: if on("as-invoker") {
+            Owners::Invoker
+        } else {
+            Owners::Qmail { qmta: on("qmta") }
+        },
+        target,
+        threads: std::thread::available_parallelism().map_or(2, |n| n.get().min(4)),
+    };
+    std::process::exit(run(&opts));
+}
+
+fn usage(why: &str) -> ! {
+    eprintln!("queue-fix: {why}");
+    eprintln!("{}", cli().render_usage());
+    std::process::exit(status::USAGE);
 }

@@ -1,1 +1,426 @@
 //! queue-fix: observe a queue, plan the repairs, apply them.
+//!
+//! [`observe`] reads (fstatat relative to directory descriptors),
+//! [`plan`] turns findings into actions (pure), [`apply`] prints, asks or
+//! runs them, [`messages`] streams the message check bucket by bucket over
+//! two threads, [`retire`] empties queues outside the configured range,
+//! [`lock`] tells a live queue.
+
+pub mod apply;
+pub mod lock;
+pub mod messages;
+pub mod observe;
+pub mod plan;
+pub mod retire;
+
+use crate::queue::layout::{Kind, PID, QUARANTINE};
+use crate::queue::users::{self, Ids, Owners};
+use apply::{Applier, Mode3};
+use nix::errno::Errno;
+use nix::sys::stat::Mode;
+use observe::{io_err, open_dir_at, stat_at, Found};
+use plan::{plan_entry, want_of, wanted, Plan, TEMP_SUFFIX};
+use std::ffi::OsString;
+use std::io;
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+
+/// Exit statuses (also in `queue-fix --help`).
+pub mod status {
+    /// Usage error.
+    pub const USAGE: i32 = 100;
+    /// Cannot read a queue, cannot change it, or the qmail users are missing.
+    pub const FATAL: i32 = 111;
+    /// A live queue needed changes and `--force` was not given.
+    pub const LIVE: i32 = 112;
+    /// Problem counts are capped here so they never reach 100.
+    pub const MAX_PROBLEMS: i32 = 99;
+}
+
+/// The parsed command line.
+#[derive(Clone, Debug)]
+pub struct Options {
+    pub mode: Mode3,
+    pub verbose: bool,
+    pub qmta: bool,
+    pub ratelimit: bool,
+    pub split: u32,
+    pub force: bool,
+    pub delete_strays: bool,
+    pub owners: Owners,
+    pub target: Target,
+    /// Worker threads for the message check.
+    pub threads: usize,
+}
+
+#[derive(Clone, Debug)]
+pub enum Target {
+    Queue(PathBuf),
+    Base {
+        base: PathBuf,
+        count: u32,
+        start: u32,
+        retire: bool,
+    },
+}
+
+/// What happened to one queue or a whole run.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Outcome {
+    pub problems: u64,
+    pub fatal: bool,
+    pub live_refused: bool,
+}
+
+impl Outcome {
+    pub fn add(&mut self, o: Outcome) {
+        self.problems += o.problems;
+        self.fatal |= o.fatal;
+        self.live_refused |= o.live_refused;
+    }
+
+    /// The exit status: fatal beats live beats the problem count.
+    pub fn status(&self) -> i32 {
+        if self.fatal {
+            status::FATAL
+        } else if self.live_refused {
+            status::LIVE
+        } else {
+            self.problems.min(status::MAX_PROBLEMS as u64) as i32
+        }
+    }
+}
+
+/// Runs queue-fix as the options say and returns the exit status.
+pub fn run(opts: &Options) -> i32 {
+    let ids = match users::resolve(opts.owners) {
+        Ok(ids) => ids,
+        Err(e) => {
+            eprintln!(
+                "queue-fix: fatal: {e} (create the qmail users and group, or use --as-invoker)"
+            );
+            return status::FATAL;
+        }
+    };
+    let outcome = match &opts.target {
+        Target::Queue(q) => fix_queue(q, opts, &ids),
+        Target::Base {
+            base,
+            count,
+            start,
+            retire,
+        } => fix_base(base, *start, *count, *retire, opts, &ids),
+    };
+    outcome.status()
+}
+
+pub(crate) fn fatal(path: &Path, what: &str, e: impl std::fmt::Display) -> Outcome {
+    eprintln!("queue-fix: fatal: {}: {what}: {e}", path.display());
+    Outcome {
+        fatal: true,
+        ..Outcome::default()
+    }
+}
+
+/// Every queue of the range, then the orphans (and their retirement).
+fn fix_base(
+    base: &Path,
+    start: u32,
+    count: u32,
+    retire: bool,
+    opts: &Options,
+    ids: &Ids,
+) -> Outcome {
+    let mut total = Outcome::default();
+    match std::fs::metadata(base) {
+        Ok(m) if m.is_dir() => {}
+        Ok(_) => return fatal(base, "cannot use as the queue base", "not a directory"),
+        Err(e) => return fatal(base, "cannot use as the queue base", e),
+    }
+    let range = start..start.saturating_add(count);
+    for n in range.clone() {
+        total.add(fix_queue(&base.join(format!("queue{n}")), opts, ids));
+    }
+    let orphans = match retire::find_orphans(base, &range) {
+        Ok(o) => o,
+        Err(e) => return fatal(base, "cannot read", e),
+    };
+    for (n, held) in &orphans {
+        let q = base.join(format!("queue{n}"));
+        if retire && opts.mode != Mode3::DryRun {
+            total.add(retire::retire_queue(&q, base, &range, opts, ids));
+        } else {
+            eprintln!(
+                "queue-fix: {}: orphan: holds {held} message{} outside queue{}..queue{}{}",
+                q.display(),
+                if *held == 1 { "" } else { "s" },
+                range.start,
+                range.end.saturating_sub(1),
+                if retire {
+                    ""
+                } else {
+                    " (move them with --retire)"
+                }
+            );
+            total.problems += 1;
+        }
+    }
+    if retire && opts.mode != Mode3::DryRun {
+        // Markers of moves that finished just before a crash.
+        if let Err(e) = retire::finish_markers(base, &range, opts.split) {
+            total.add(fatal(base, "cannot clear retire markers", e));
+        }
+    }
+    total
+}
+
+/// Creates, checks or repairs one queue.
+pub fn fix_queue(queue: &Path, opts: &Options, ids: &Ids) -> Outcome {
+    let wants = wanted(ids, opts.qmta, opts.split, opts.ratelimit);
+    let root = match open_queue(queue) {
+        Ok(Some(fd)) => fd,
+        Ok(None) => return create_queue(queue, opts, ids),
+        Err(e) => return fatal(queue, "cannot open the queue", e),
+    };
+    let live = match lock::is_live(&root) {
+        Ok(l) => l,
+        Err(e) => {
+            return fatal(
+                &queue.join(crate::queue::layout::SENDMUTEX),
+                "cannot probe the lock",
+                e,
+            )
+        }
+    };
+    let mut mode = opts.mode;
+    let refuse = live && !opts.force && mode != Mode3::DryRun;
+    if refuse {
+        mode = Mode3::DryRun;
+    }
+    let applier = Applier::new(
+        Some(&root),
+        queue,
+        mode,
+        opts.verbose && !refuse,
+        opts.delete_strays,
+        want_of(&QUARANTINE, ids, opts.qmta),
+    );
+    // Dry-run output of a refused live queue goes nowhere: the refusal
+    // message says what to do.
+    let quiet_applier;
+    let applier = if refuse {
+        quiet_applier = Applier::new(
+            None,
+            queue,
+            Mode3::Apply,
+            false,
+            opts.delete_strays,
+            applier.quarantine,
+        );
+        &quiet_applier
+    } else {
+        &applier
+    };
+    let mut plan = Plan::default();
+    for (path, want) in &wants {
+        let have = if path == Path::new(".") {
+            match stat_at(&root, ".") {
+                Ok(st) => st,
+                Err(e) => return fatal(queue, "cannot stat", e),
+            }
+        } else {
+            match stat_at(&root, path) {
+                Ok(st) => st,
+                Err(e) => return fatal(&queue.join(path), "cannot stat", e),
+            }
+        };
+        let leftover = match want.kind {
+            Kind::File { size } if size > 0 => {
+                let mut t = path.as_os_str().to_owned();
+                t.push(TEMP_SUFFIX);
+                matches!(stat_at(&root, &t), Ok(Some(_)))
+            }
+            _ => false,
+        };
+        plan_entry(path, want, have.as_ref(), leftover, &mut plan);
+    }
+    // The quarantine directory, when there is one, is checked too.
+    if let Ok(Some(st)) = stat_at(&root, QUARANTINE.path) {
+        let want = want_of(&QUARANTINE, ids, opts.qmta);
+        if st.kind == Found::Dir {
+            plan::plan_permissions(Path::new(QUARANTINE.path), &want, &st, &mut plan);
+        }
+    }
+    if opts.ratelimit {
+        if let Err(e) = plan_ratelimit_files(&root, ids, opts.qmta, &mut plan) {
+            return fatal(&queue.join("ratelimit"), "cannot read", e);
+        }
+    }
+    for w in &plan.warnings {
+        eprintln!("queue-fix: {}: {}", queue.join(&w.path).display(), w.cause);
+    }
+    for a in &plan.actions {
+        applier.run(a);
+    }
+    let mut outcome = Outcome {
+        problems: plan.problems() as u64,
+        ..Outcome::default()
+    };
+    warn_pid_leftovers(&root, queue);
+    let check = messages::MessageCheck {
+        root: &root,
+        split: opts.split,
+        ids,
+        qmta: opts.qmta,
+        threads: opts.threads,
+        live,
+    };
+    match messages::check(&check, applier) {
+        Ok(n) => outcome.problems += n as u64,
+        Err(e) => {
+            outcome.add(fatal(queue, "cannot check the messages", e));
+        }
+    }
+    if applier.errors() > 0 {
+        outcome.fatal = true;
+    }
+    if refuse && outcome.problems > 0 {
+        eprintln!(
+            "queue-fix: {}: live: {} is locked by another process (qmail-send running); \
+             {} problem{} left unchanged (use --force to change a live queue)",
+            queue.display(),
+            crate::queue::layout::SENDMUTEX,
+            outcome.problems,
+            if outcome.problems == 1 { "" } else { "s" }
+        );
+        outcome.live_refused = true;
+    }
+    outcome
+}
+
+/// With `-r`: owner, group and mode of every file in `ratelimit`.
+fn plan_ratelimit_files(root: &OwnedFd, ids: &Ids, qmta: bool, plan: &mut Plan) -> io::Result<()> {
+    let entry = crate::queue::layout::entry("ratelimit");
+    let Some(fd) = open_dir_at(root, entry.path)? else {
+        return Ok(());
+    };
+    let want = plan::want_file(entry, ids, qmta);
+    observe::for_each_name(&fd, |name| {
+        if let Some(st) = stat_at(&fd, name)? {
+            if st.kind == Found::File {
+                plan::plan_permissions(&Path::new(entry.path).join(name), &want, &st, plan);
+            }
+        }
+        Ok(())
+    })
+}
+
+/// Opens the queue directory (following a symlink to it); `None` when it
+/// does not exist.
+fn open_queue(queue: &Path) -> io::Result<Option<OwnedFd>> {
+    match nix::fcntl::open(
+        queue,
+        nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_CLOEXEC,
+        Mode::empty(),
+    ) {
+        Ok(fd) => Ok(Some(fd)),
+        Err(Errno::ENOENT) => Ok(None),
+        Err(Errno::ENOTDIR) => Err(io::Error::other("not a directory")),
+        Err(e) => Err(io_err(e)),
+    }
+}
+
+/// A queue from nothing: the root first (its parent must exist), then the
+/// rest through the normal check, which finds everything missing.
+fn create_queue(queue: &Path, opts: &Options, ids: &Ids) -> Outcome {
+    let parent = match queue.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
+        _ => PathBuf::from("."),
+    };
+    let Some(name) = queue.file_name().map(OsString::from) else {
+        return fatal(queue, "cannot create the queue", "no directory name");
+    };
+    let parent_fd = match open_dir_at(nix::fcntl::AT_FDCWD, &parent) {
+        Ok(Some(fd)) => fd,
+        Ok(None) => {
+            return fatal(
+                &parent,
+                "cannot create the queue in it",
+                "no such directory",
+            )
+        }
+        Err(e) => return fatal(&parent, "cannot open", e),
+    };
+    let wants = wanted(ids, opts.qmta, opts.split, opts.ratelimit);
+    if opts.mode == Mode3::DryRun {
+        let applier = Applier::new(
+            None,
+            queue,
+            Mode3::DryRun,
+            true,
+            false,
+            want_of(&QUARANTINE, ids, opts.qmta),
+        );
+        let mut plan = Plan::default();
+        for (path, want) in &wants {
+            plan_entry(path, want, None, false, &mut plan);
+        }
+        for a in &plan.actions {
+            applier.run(a);
+        }
+        return Outcome {
+            problems: plan.problems() as u64,
+            ..Outcome::default()
+        };
+    }
+    let root_want = wants[0].1;
+    let applier = Applier::new(
+        Some(&parent_fd),
+        &parent,
+        opts.mode,
+        opts.verbose,
+        false,
+        root_want,
+    );
+    applier.run(&plan::Action::CreateDir {
+        path: PathBuf::from(&name),
+        want: root_want,
+    });
+    if applier.errors() > 0 {
+        return Outcome {
+            fatal: true,
+            ..Outcome::default()
+        };
+    }
+    if stat_at(&parent_fd, &name).ok().flatten().is_none() {
+        // -i and the answer was no.
+        return Outcome {
+            problems: 1,
+            ..Outcome::default()
+        };
+    }
+    let mut o = fix_queue(queue, opts, ids);
+    o.problems += 1;
+    o
+}
+
+/// Files in `pid/` belong to injections in progress or interrupted ones;
+/// qmail-send removes old ones itself. Reported, never touched, not
+/// counted (a live queue has them for a moment at every injection).
+fn warn_pid_leftovers(root: &OwnedFd, queue: &Path) {
+    let Ok(Some(fd)) = open_dir_at(root, PID) else {
+        return;
+    };
+    let _ = observe::for_each_name(&fd, |name| {
+        let why = if name.to_string_lossy().starts_with(retire::MARKER_PREFIX) {
+            "left by an interrupted queue-fix --retire (rerun it to finish)"
+        } else {
+            "left in pid/ (an injection in progress or interrupted; qmail-send removes it after 36 hours)"
+        };
+        eprintln!(
+            "queue-fix: warning: {}: {why}",
+            queue.join(PID).join(name).display()
+        );
+        Ok(())
+    });
+}

@@ -151,6 +151,12 @@ pub const LAYOUT: &[Entry] = &[
     },
 ];
 
+/// Where queue-fix moves strays and wrong-typed entries aside (unless told
+/// to delete them). qmail-send never reads it, so nothing in it is ever
+/// delivered or cleaned up behind the admin's back. Created on demand: it is
+/// not part of a fresh queue.
+pub const QUARANTINE: Entry = dir("quarantine", Role::Queue, 0o700);
+
 /// Looks a row up by its path; the paths are this module's own constants.
 pub fn entry(path: &str) -> &'static Entry {
     LAYOUT

@@ -1,0 +1,50 @@
+//! Is a queue live? qmail-send holds an exclusive lock on `lock/sendmutex`
+//! while it runs. qmail's `lock_ex` is `flock()` on Linux builds and
+//! `fcntl`/`lockf` on others, and the two kinds do not see each other, so
+//! both are probed.
+
+use super::observe::io_err;
+use crate::queue::layout::SENDMUTEX;
+use nix::errno::Errno;
+use nix::fcntl::{fcntl, FcntlArg, Flock, FlockArg, OFlag};
+use nix::libc;
+use nix::sys::stat::Mode;
+use std::io;
+use std::os::fd::OwnedFd;
+
+/// `Ok(true)` when another process holds a lock on `lock/sendmutex`;
+/// `Ok(false)` also when the file does not exist.
+pub fn is_live(root: &OwnedFd) -> io::Result<bool> {
+    let fd = match nix::fcntl::openat(
+        root,
+        SENDMUTEX,
+        OFlag::O_RDONLY | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK,
+        Mode::empty(),
+    ) {
+        Ok(fd) => fd,
+        Err(Errno::ENOENT | Errno::ENOTDIR | Errno::ELOOP) => return Ok(false),
+        Err(e) => return Err(io_err(e)),
+    };
+    // A POSIX record lock held by anyone else shows up here.
+    let mut probe = libc::flock {
+        l_type: libc::F_WRLCK as libc::c_short,
+        l_whence: libc::SEEK_SET as libc::c_short,
+        l_start: 0,
+        l_len: 0,
+        l_pid: 0,
+    };
+    fcntl(&fd, FcntlArg::F_GETLK(&mut probe)).map_err(io_err)?;
+    if probe.l_type != libc::F_UNLCK as libc::c_short {
+        return Ok(true);
+    }
+    // A BSD lock: try to take it without waiting; our own fresh open
+    // description only conflicts with someone else's.
+    match Flock::lock(fd, FlockArg::LockExclusiveNonblock) {
+        Ok(held) => {
+            drop(held);
+            Ok(false)
+        }
+        Err((_, Errno::EWOULDBLOCK)) => Ok(true),
+        Err((_, e)) => Err(io_err(e)),
+    }
+}

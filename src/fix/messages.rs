@@ -1,0 +1,255 @@
+//! The message check: every numeric subdirectory of every split directory,
+//! one bucket (subdirectory number) at a time, split between worker
+//! threads; then `bounce`; then the strays, looked at a second time.
+//!
+//! Memory holds one bucket per worker, never the queue's list of messages.
+
+use super::apply::{Applier, Mode3};
+use super::observe::{list_with_stats, open_dir_at, split_subdirs, stat_at, Found};
+use super::plan::{plan_bounce_file, plan_bucket, Action, Bucket, MessIndex, Plan, StrayCandidate};
+use crate::queue::layout::{self, MESS, MESSAGE_DIRS};
+use crate::queue::name::{parse_subdir, split_index};
+use crate::queue::users::Ids;
+use std::ffi::OsStr;
+use std::io;
+use std::os::fd::OwnedFd;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+/// qmail-send's own limit for leftovers of an interrupted injection
+/// (`OSSIFIED`): younger files without a `mess` in a live queue may be
+/// qmail-send's work in progress and are left alone.
+pub const OSSIFIED_SECS: i64 = 36 * 3600;
+
+/// Looks `mess` files up by name through open subdirectory descriptors.
+pub struct RealIndex {
+    split: u32,
+    /// Sorted by subdirectory number.
+    mess: Vec<(u32, OwnedFd)>,
+    bounce: Option<OwnedFd>,
+}
+
+impl RealIndex {
+    pub fn open(root: &OwnedFd, split: u32) -> io::Result<RealIndex> {
+        let mut mess = Vec::new();
+        if let Some(fd) = open_dir_at(root, MESS)? {
+            for sub in split_subdirs(&fd)?.0 {
+                if let Some(sfd) = open_dir_at(&fd, &sub.to_string())? {
+                    mess.push((sub, sfd));
+                }
+            }
+        }
+        Ok(RealIndex {
+            split,
+            mess,
+            bounce: open_dir_at(root, "bounce")?,
+        })
+    }
+}
+
+impl MessIndex for RealIndex {
+    fn has_mess(&self, name: u64) -> bool {
+        let text = name.to_string();
+        let expected = split_index(name, self.split);
+        // An error looking is taken as "there": a file is called a stray
+        // only when its message is certainly gone.
+        let found = |fd: &OwnedFd| match stat_at(fd, text.as_str()) {
+            Ok(Some(st)) => st.kind == Found::File,
+            Ok(None) => false,
+            Err(_) => true,
+        };
+        if let Ok(i) = self.mess.binary_search_by_key(&expected, |(s, _)| *s) {
+            if found(&self.mess[i].1) {
+                return true;
+            }
+        }
+        self.mess.iter().any(|(s, fd)| *s != expected && found(fd))
+    }
+
+    fn has_bounce(&self, name: &OsStr) -> bool {
+        self.bounce
+            .as_ref()
+            .is_some_and(|fd| !matches!(stat_at(fd, name), Ok(None)))
+    }
+}
+
+/// What the message check needs to know.
+pub struct MessageCheck<'a> {
+    pub root: &'a OwnedFd,
+    pub split: u32,
+    pub ids: &'a Ids,
+    pub qmta: bool,
+    pub threads: usize,
+    /// The queue is live (and forced): young strays are left alone.
+    pub live: bool,
+}
+
+/// Runs the check, applying through `applier`; returns the number of
+/// problems found, or the first error that stopped reading.
+pub fn check(c: &MessageCheck, applier: &Applier) -> io::Result<usize> {
+    let problems = AtomicUsize::new(0);
+    let strays = Mutex::new(Vec::<StrayCandidate>::new());
+    let mut dir_fds: Vec<(&'static str, OwnedFd)> = Vec::new();
+    let mut buckets: Vec<u32> = Vec::new();
+    for dir in MESSAGE_DIRS
+        .iter()
+        .copied()
+        .filter(|d| layout::entry(d).is_split())
+    {
+        let Some(fd) = open_dir_at(c.root, dir)? else {
+            continue;
+        };
+        let (subs, others) = split_subdirs(&fd).map_err(|e| named(dir, e))?;
+        for name in others {
+            // Wrong-typed subdirectories below the split are the layout's.
+            if parse_subdir(name.as_bytes()).is_some_and(|n| n < c.split) {
+                continue;
+            }
+            if let Some(st) = stat_at(&fd, &name)? {
+                strays.lock().unwrap().push(StrayCandidate {
+                    path: Path::new(dir).join(&name),
+                    name: None,
+                    stat: st,
+                    cause: "does not belong at the top of a split directory",
+                });
+            }
+        }
+        buckets.extend(subs);
+        dir_fds.push((dir, fd));
+    }
+    buckets.sort_unstable();
+    buckets.dedup();
+    let index = RealIndex::open(c.root, c.split)?;
+    let first_error = Mutex::new(None::<io::Error>);
+    let threads = if applier.mode == Mode3::Ask {
+        1
+    } else {
+        c.threads.max(1)
+    };
+    std::thread::scope(|scope| {
+        for worker in 0..threads {
+            let (buckets, dir_fds, index, problems, strays, first_error) =
+                (&buckets, &dir_fds, &index, &problems, &strays, &first_error);
+            scope.spawn(move || {
+                for &sub in buckets.iter().skip(worker).step_by(threads) {
+                    let result = check_bucket(c, applier, dir_fds, index, sub);
+                    match result {
+                        Ok((n, mut found)) => {
+                            problems.fetch_add(n, Ordering::Relaxed);
+                            if !found.is_empty() {
+                                strays.lock().unwrap().append(&mut found);
+                            }
+                        }
+                        Err(e) => {
+                            first_error.lock().unwrap().get_or_insert(e);
+                            return;
+                        }
+                    }
+                }
+            });
+        }
+    });
+    if let Some(e) = first_error.into_inner().unwrap() {
+        return Err(e);
+    }
+    let mut strays = strays.into_inner().unwrap();
+    let mut plan = Plan::default();
+    if let Some(bfd) = open_dir_at(c.root, "bounce")? {
+        super::observe::for_each_name(&bfd, |name| {
+            if let Some(st) = stat_at(&bfd, name)? {
+                plan_bounce_file(name, &st, c.ids, c.qmta, &index, &mut plan, &mut strays);
+            }
+            Ok(())
+        })
+        .map_err(|e| named("bounce", e))?;
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    for s in strays {
+        // A second look: the file is still the one seen, and no worker
+        // moved its message into place meanwhile.
+        let still = matches!(stat_at(c.root, &s.path), Ok(Some(st)) if st.ino == s.stat.ino);
+        let owned = s.name.is_some_and(|n| index.has_mess(n));
+        if !still || owned {
+            continue;
+        }
+        if c.live && now - s.stat.mtime < OSSIFIED_SECS {
+            continue;
+        }
+        plan.actions.push(Action::SetAside {
+            path: s.path,
+            cause: format!("stray: {}", s.cause),
+            keep: s.stat.kind == Found::Dir,
+        });
+    }
+    for a in &plan.actions {
+        applier.run(a);
+    }
+    Ok(problems.into_inner() + plan.problems())
+}
+
+fn named(path: &str, e: io::Error) -> io::Error {
+    io::Error::new(e.kind(), format!("{path}: {e}"))
+}
+
+fn check_bucket(
+    c: &MessageCheck,
+    applier: &Applier,
+    dir_fds: &[(&'static str, OwnedFd)],
+    index: &RealIndex,
+    sub: u32,
+) -> io::Result<(usize, Vec<StrayCandidate>)> {
+    let name = sub.to_string();
+    let mut bucket = Bucket {
+        sub,
+        dirs: Vec::with_capacity(dir_fds.len()),
+    };
+    for (dir, fd) in dir_fds {
+        let listing = match open_dir_at(fd, &name)? {
+            Some(sfd) => list_with_stats(&sfd).map_err(|e| named(&format!("{dir}/{name}"), e))?,
+            None => Vec::new(),
+        };
+        bucket.dirs.push((dir, listing));
+    }
+    let mut plan = Plan::default();
+    let mut strays = Vec::new();
+    plan_bucket(
+        &bucket,
+        c.split,
+        c.ids,
+        c.qmta,
+        index,
+        &mut plan,
+        &mut strays,
+    );
+    for a in &plan.actions {
+        applier.run(a);
+    }
+    Ok((plan.problems(), strays))
+}
+
+/// Number of `mess` files in a queue (every numeric subdirectory), for the
+/// orphan report. Only names are read.
+pub fn count_messages(root: &OwnedFd) -> io::Result<u64> {
+    let Some(fd) = open_dir_at(root, MESS)? else {
+        return Ok(0);
+    };
+    let mut n = 0u64;
+    for sub in split_subdirs(&fd)?.0 {
+        if let Some(sfd) = open_dir_at(&fd, &sub.to_string())? {
+            super::observe::for_each_name(&sfd, |_| {
+                n += 1;
+                Ok(())
+            })?;
+        }
+    }
+    Ok(n)
+}
+
+/// Relative path of a message's file.
+pub fn rel(dir: &str, sub: u32, name: &str) -> PathBuf {
+    Path::new(dir).join(sub.to_string()).join(name)
+}

@@ -1,0 +1,156 @@
+//! Reading a queue: `fstatat` relative to open directory descriptors, one
+//! directory listing at a time. Nothing here changes the queue.
+
+use nix::dir::Dir;
+use nix::errno::Errno;
+use nix::fcntl::{AtFlags, OFlag};
+use nix::sys::stat::{fstatat, FileStat, Mode, SFlag};
+use std::ffi::{OsStr, OsString};
+use std::io;
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+/// What kind of object a directory entry turned out to be.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Found {
+    Dir,
+    File,
+    Fifo,
+    /// Symlink, socket, device: never right anywhere in a queue.
+    Other,
+}
+
+impl Found {
+    pub fn word(self) -> &'static str {
+        match self {
+            Found::Dir => "a directory",
+            Found::File => "a regular file",
+            Found::Fifo => "a named pipe",
+            Found::Other => "a special file",
+        }
+    }
+}
+
+/// The facts queue-fix needs about one entry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Stat {
+    pub kind: Found,
+    pub uid: u32,
+    pub gid: u32,
+    /// Permission bits only (`& 0o7777`).
+    pub mode: u32,
+    pub size: u64,
+    pub ino: u64,
+    pub dev: u64,
+    /// Seconds since the epoch.
+    pub mtime: i64,
+}
+
+impl From<FileStat> for Stat {
+    fn from(st: FileStat) -> Stat {
+        let fmt = SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits());
+        let kind = if fmt == SFlag::S_IFDIR {
+            Found::Dir
+        } else if fmt == SFlag::S_IFREG {
+            Found::File
+        } else if fmt == SFlag::S_IFIFO {
+            Found::Fifo
+        } else {
+            Found::Other
+        };
+        Stat {
+            kind,
+            uid: st.st_uid,
+            gid: st.st_gid,
+            mode: st.st_mode & 0o7777,
+            size: st.st_size as u64,
+            ino: st.st_ino,
+            dev: st.st_dev,
+            mtime: st.st_mtime,
+        }
+    }
+}
+
+/// An io error for `errno`, keeping the cause for diagnostics.
+pub fn io_err(e: Errno) -> io::Error {
+    io::Error::from_raw_os_error(e as i32)
+}
+
+/// `lstat` of `path` relative to `dir`; `None` when there is nothing there
+/// (including "a parent is not a directory").
+pub fn stat_at(dir: impl AsFd, path: &(impl AsRef<OsStr> + ?Sized)) -> io::Result<Option<Stat>> {
+    match fstatat(dir, Path::new(path.as_ref()), AtFlags::AT_SYMLINK_NOFOLLOW) {
+        Ok(st) => Ok(Some(st.into())),
+        Err(Errno::ENOENT | Errno::ENOTDIR) => Ok(None),
+        Err(e) => Err(io_err(e)),
+    }
+}
+
+/// Opens a directory below `dir` for reading and for `*at` calls; `None`
+/// when it does not exist (or is not a directory).
+pub fn open_dir_at(
+    dir: impl AsFd,
+    path: &(impl AsRef<OsStr> + ?Sized),
+) -> io::Result<Option<OwnedFd>> {
+    match nix::fcntl::openat(
+        dir,
+        Path::new(path.as_ref()),
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    ) {
+        Ok(fd) => Ok(Some(fd)),
+        Err(Errno::ENOENT | Errno::ENOTDIR | Errno::ELOOP) => Ok(None),
+        Err(e) => Err(io_err(e)),
+    }
+}
+
+/// Calls `each(name)` for every entry of the directory `fd` except `.` and
+/// `..`, streaming (the listing is never held whole).
+pub fn for_each_name(
+    fd: &OwnedFd,
+    mut each: impl FnMut(&OsStr) -> io::Result<()>,
+) -> io::Result<()> {
+    let dup = fd.try_clone()?;
+    let mut dir = Dir::from_fd(dup).map_err(io_err)?;
+    for entry in dir.iter() {
+        let entry = entry.map_err(io_err)?;
+        let name = entry.file_name().to_bytes();
+        if name == b"." || name == b".." {
+            continue;
+        }
+        each(OsStr::from_bytes(name))?;
+    }
+    Ok(())
+}
+
+/// Every entry of the directory `fd` with its facts. Used for one split
+/// subdirectory at a time, whose size does not grow with the queue.
+pub fn list_with_stats(fd: &OwnedFd) -> io::Result<Vec<(OsString, Stat)>> {
+    let mut out = Vec::new();
+    for_each_name(fd, |name| {
+        // An entry that vanished between readdir and fstatat (a live queue)
+        // is simply not there.
+        if let Some(st) = stat_at(fd, name)? {
+            out.push((name.to_owned(), st));
+        }
+        Ok(())
+    })?;
+    Ok(out)
+}
+
+/// The numeric subdirectories of a split directory, sorted, and every other
+/// entry found at its top level (which does not belong there).
+pub fn split_subdirs(fd: &OwnedFd) -> io::Result<(Vec<u32>, Vec<OsString>)> {
+    let mut subs = Vec::new();
+    let mut other = Vec::new();
+    for_each_name(fd, |name| {
+        match crate::queue::name::parse_subdir(name.as_bytes()) {
+            Some(n) if stat_at(fd, name)?.is_some_and(|s| s.kind == Found::Dir) => subs.push(n),
+            _ => other.push(name.to_owned()),
+        }
+        Ok(())
+    })?;
+    subs.sort_unstable();
+    Ok((subs, other))
+}

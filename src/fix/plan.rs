@@ -1,0 +1,666 @@
+//! Findings → actions. Pure: no system calls, unit-tested without root.
+//!
+//! Paths in actions are relative to the queue root.
+
+use super::observe::{Found, Stat};
+use crate::queue::layout::{self, Entry, Kind, MESS, MESSAGE_DIRS};
+use crate::queue::name::{parse_inode, split_index};
+use crate::queue::users::Ids;
+use std::collections::HashMap;
+use std::ffi::{OsStr, OsString};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+/// What an entry must be.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Want {
+    pub kind: Kind,
+    pub uid: u32,
+    pub gid: u32,
+    pub mode: u32,
+}
+
+/// The kinds of change `-i` asks about, once each.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ActionKind {
+    Create,
+    Permissions,
+    Rename,
+    Strays,
+    /// Moving the messages of orphan queues into the range (`--retire`).
+    Retire,
+}
+
+impl ActionKind {
+    pub fn question(self) -> &'static str {
+        match self {
+            ActionKind::Create => "create missing directories and files",
+            ActionKind::Permissions => "fix owners, groups and modes",
+            ActionKind::Rename => "rename and move messages",
+            ActionKind::Strays => "set aside strays and wrong-typed entries",
+            ActionKind::Retire => "move the messages of queues outside the range into it",
+        }
+    }
+}
+
+/// A message whose `mess` file has the wrong name or sits in the wrong
+/// subdirectory, and the files of the same name that move with it.
+///
+/// Applied as: link `mess` under its new name, rename each other file,
+/// unlink the old `mess` name. Every intermediate state has a `mess` file
+/// under every name the other files carry, so an interrupted run leaves
+/// no stray and the next run finishes the job.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MessageMove {
+    pub from: PathBuf,
+    pub to: PathBuf,
+    /// `(from, to)` of the other files, `todo` last.
+    pub others: Vec<(PathBuf, PathBuf)>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Action {
+    CreateDir {
+        path: PathBuf,
+        want: Want,
+    },
+    /// Zero-filled to the wanted size.
+    CreateFile {
+        path: PathBuf,
+        want: Want,
+    },
+    CreateFifo {
+        path: PathBuf,
+        want: Want,
+    },
+    Chown {
+        path: PathBuf,
+        uid: u32,
+        gid: u32,
+        was: (u32, u32),
+    },
+    Chmod {
+        path: PathBuf,
+        mode: u32,
+        was: u32,
+    },
+    MoveMessage(MessageMove),
+    /// A message's file in the wrong subdirectory (its `mess` is elsewhere).
+    MoveFile {
+        from: PathBuf,
+        to: PathBuf,
+    },
+    /// Set aside into the quarantine directory (or deleted with
+    /// `--delete-strays`), for `cause`.
+    SetAside {
+        path: PathBuf,
+        cause: String,
+        /// Always quarantined, never deleted (a wrong-typed layout entry,
+        /// which may be a whole directory tree).
+        keep: bool,
+    },
+    /// Our own temporary file left by an interrupted run.
+    RemoveLeftover {
+        path: PathBuf,
+    },
+}
+
+impl Action {
+    pub fn kind(&self) -> ActionKind {
+        match self {
+            Action::CreateDir { .. } | Action::CreateFile { .. } | Action::CreateFifo { .. } => {
+                ActionKind::Create
+            }
+            Action::Chown { .. } | Action::Chmod { .. } => ActionKind::Permissions,
+            Action::MoveMessage(_) | Action::MoveFile { .. } => ActionKind::Rename,
+            Action::SetAside { .. } | Action::RemoveLeftover { .. } => ActionKind::Strays,
+        }
+    }
+}
+
+/// Something wrong that queue-fix reports but does not change.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Warning {
+    pub path: PathBuf,
+    pub cause: String,
+    /// Whether it counts as a problem in the exit status.
+    pub counts: bool,
+}
+
+/// A plan: actions in the order they must run, and warnings.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Plan {
+    pub actions: Vec<Action>,
+    pub warnings: Vec<Warning>,
+}
+
+impl Plan {
+    pub fn problems(&self) -> usize {
+        self.actions.len() + self.warnings.iter().filter(|w| w.counts).count()
+    }
+}
+
+/// The suffix of the temporary name a sized file is built under before it
+/// is renamed into place.
+pub const TEMP_SUFFIX: &str = ".queue-fix-new";
+
+/// Every fixed entry of a queue with what it must be, parents first: the
+/// layout rows with each split directory followed by its subdirectories.
+pub fn wanted(ids: &Ids, qmta: bool, split: u32, ratelimit: bool) -> Vec<(PathBuf, Want)> {
+    let mut out = Vec::new();
+    for e in layout::entries(ratelimit) {
+        let want = want_of(e, ids, qmta);
+        out.push((PathBuf::from(e.path), want));
+        if let Some(sub_mode) = e.split_mode {
+            for i in 0..split {
+                let sub = Want {
+                    mode: sub_mode,
+                    ..want
+                };
+                out.push((Path::new(e.path).join(i.to_string()), sub));
+            }
+        }
+    }
+    out
+}
+
+pub fn want_of(e: &Entry, ids: &Ids, qmta: bool) -> Want {
+    Want {
+        kind: e.kind,
+        uid: ids.uid(e.owner.in_mode(qmta)),
+        gid: ids.gid(),
+        mode: e.mode,
+    }
+}
+
+/// What a file inside a message directory must be.
+pub fn want_file(e: &Entry, ids: &Ids, qmta: bool) -> Want {
+    Want {
+        kind: Kind::File { size: 0 },
+        mode: e.file_mode.unwrap_or(0o600),
+        ..want_of(e, ids, qmta)
+    }
+}
+
+fn kind_matches(want: Kind, have: Found) -> bool {
+    matches!(
+        (want, have),
+        (Kind::Dir, Found::Dir) | (Kind::File { .. }, Found::File) | (Kind::Fifo, Found::Fifo)
+    )
+}
+
+/// Owner, group and mode of an entry of the right type.
+pub fn plan_permissions(path: &Path, want: &Want, have: &Stat, plan: &mut Plan) {
+    if (have.uid, have.gid) != (want.uid, want.gid) {
+        plan.actions.push(Action::Chown {
+            path: path.to_owned(),
+            uid: want.uid,
+            gid: want.gid,
+            was: (have.uid, have.gid),
+        });
+    }
+    if have.mode != want.mode {
+        plan.actions.push(Action::Chmod {
+            path: path.to_owned(),
+            mode: want.mode,
+            was: have.mode,
+        });
+    }
+}
+
+/// One fixed entry of the layout: create it, set aside a wrong type and
+/// create it, or fix its owner and mode. `leftover`: our temporary file
+/// for it exists (an interrupted creation).
+pub fn plan_entry(path: &Path, want: &Want, have: Option<&Stat>, leftover: bool, plan: &mut Plan) {
+    if leftover {
+        let mut temp = path.as_os_str().to_owned();
+        temp.push(TEMP_SUFFIX);
+        plan.actions
+            .push(Action::RemoveLeftover { path: temp.into() });
+    }
+    let create = |plan: &mut Plan| {
+        let path = path.to_owned();
+        let want = *want;
+        plan.actions.push(match want.kind {
+            Kind::Dir => Action::CreateDir { path, want },
+            Kind::File { .. } => Action::CreateFile { path, want },
+            Kind::Fifo => Action::CreateFifo { path, want },
+        });
+    };
+    match have {
+        None => create(plan),
+        Some(st) if !kind_matches(want.kind, st.kind) => {
+            plan.actions.push(Action::SetAside {
+                path: path.to_owned(),
+                cause: format!("{} where {} belongs", st.kind.word(), kind_word(want.kind)),
+                keep: true,
+            });
+            create(plan);
+        }
+        Some(st) => {
+            plan_permissions(path, want, st, plan);
+            if let Kind::File { size } = want.kind {
+                if st.size != size {
+                    plan.warnings.push(Warning {
+                        path: path.to_owned(),
+                        cause: format!("is {} bytes, should be {size} (not changed)", st.size),
+                        counts: true,
+                    });
+                }
+            }
+        }
+    }
+}
+
+fn kind_word(k: Kind) -> &'static str {
+    match k {
+        Kind::Dir => "a directory",
+        Kind::File { .. } => "a regular file",
+        Kind::Fifo => "a named pipe",
+    }
+}
+
+/// Where a message's `mess` file can be looked up beyond one bucket.
+pub trait MessIndex {
+    /// A `mess` file named `name` exists in any numeric subdirectory.
+    fn has_mess(&self, name: u64) -> bool;
+    /// `bounce/<name>` exists.
+    fn has_bounce(&self, name: &OsStr) -> bool;
+}
+
+/// One split subdirectory number, read in every split directory.
+#[derive(Debug, Default)]
+pub struct Bucket {
+    pub sub: u32,
+    /// `(dir, entries)`: `mess` first, then the other split directories in
+    /// [`MESSAGE_DIRS`] order. A directory without this subdirectory is
+    /// absent or empty.
+    pub dirs: Vec<(&'static str, Vec<(OsString, Stat)>)>,
+}
+
+/// A file whose message could not be found in this bucket nor by the
+/// index: a stray, to be checked again just before it is set aside.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StrayCandidate {
+    pub path: PathBuf,
+    /// The message name it refers to, when it has one.
+    pub name: Option<u64>,
+    pub stat: Stat,
+    pub cause: &'static str,
+}
+
+enum MessState {
+    Healthy,
+    Moving,
+}
+
+/// Files of one bucket → actions, plus stray candidates (set aside only
+/// after a second look, see [`StrayCandidate`]).
+pub fn plan_bucket(
+    bucket: &Bucket,
+    split: u32,
+    ids: &Ids,
+    qmta: bool,
+    index: &dyn MessIndex,
+    plan: &mut Plan,
+    strays: &mut Vec<StrayCandidate>,
+) {
+    let s = bucket.sub;
+    let sub = s.to_string();
+    let at =
+        |dir: &str, sub: &str, name: &OsStr| -> PathBuf { Path::new(dir).join(sub).join(name) };
+    let mut messages: HashMap<&OsStr, MessState> = HashMap::new();
+    let mess_want = want_file(layout::entry(MESS), ids, qmta);
+    let no_mess: &[(OsString, Stat)] = &[];
+    let mess_files = bucket
+        .dirs
+        .iter()
+        .find(|(d, _)| *d == MESS)
+        .map_or(no_mess, |(_, v)| v.as_slice());
+    let mut moved_perms = Vec::new();
+    // The other directories' files by name, built only when a message
+    // needs moving (a healthy queue never pays for it).
+    let mut by_name: Vec<(&str, HashMap<&OsStr, &Stat>)> = Vec::new();
+    for (name, st) in mess_files {
+        let path = at(MESS, &sub, name);
+        if st.kind != Found::File {
+            strays.push(StrayCandidate {
+                path,
+                name: None,
+                stat: *st,
+                cause: "not a regular file",
+            });
+            continue;
+        }
+        let to_sub = split_index(st.ino, split);
+        let healthy = parse_inode(name.as_bytes()) == Some(st.ino) && to_sub == s;
+        if healthy {
+            messages.insert(name, MessState::Healthy);
+            plan_permissions(&path, &mess_want, st, plan);
+            continue;
+        }
+        messages.insert(name, MessState::Moving);
+        if by_name.is_empty() {
+            by_name = bucket
+                .dirs
+                .iter()
+                .filter(|(d, _)| *d != MESS)
+                .map(|(d, files)| {
+                    (
+                        *d,
+                        files.iter().map(|(n, st)| (n.as_os_str(), st)).collect(),
+                    )
+                })
+                .collect();
+        }
+        let to_sub_s = to_sub.to_string();
+        let new_name = OsString::from(st.ino.to_string());
+        let mut others = Vec::new();
+        for (dir, files) in &by_name {
+            if let Some(ost) = files.get(name.as_os_str()) {
+                if ost.kind == Found::File {
+                    others.push((at(dir, &sub, name), at(dir, &to_sub_s, &new_name)));
+                    let want = want_file(layout::entry(dir), ids, qmta);
+                    moved_perms.push((at(dir, &to_sub_s, &new_name), want, **ost));
+                }
+            }
+        }
+        if index.has_bounce(name) {
+            others.push((
+                Path::new("bounce").join(name),
+                Path::new("bounce").join(&new_name),
+            ));
+        }
+        // todo last: it is what makes qmail-send pick a message up.
+        others.sort_by_key(|(from, _)| from.starts_with(layout::TODO));
+        let to = at(MESS, &to_sub_s, &new_name);
+        moved_perms.push((to.clone(), mess_want, *st));
+        plan.actions.push(Action::MoveMessage(MessageMove {
+            from: path,
+            to,
+            others,
+        }));
+    }
+    for (dir, files) in bucket.dirs.iter().filter(|(d, _)| *d != MESS) {
+        let want = want_file(layout::entry(dir), ids, qmta);
+        for (name, st) in files {
+            let path = at(dir, &sub, name);
+            match messages.get(name.as_os_str()) {
+                Some(MessState::Moving) if st.kind == Found::File => continue,
+                Some(MessState::Healthy) if st.kind == Found::File => {
+                    plan_permissions(&path, &want, st, plan);
+                    continue;
+                }
+                _ => {}
+            }
+            let n = parse_inode(name.as_bytes());
+            let cause = match (st.kind, n) {
+                (Found::File, Some(n)) if index.has_mess(n) => {
+                    let right = split_index(n, split);
+                    if right == s {
+                        plan_permissions(&path, &want, st, plan);
+                    } else {
+                        let to = at(dir, &right.to_string(), name);
+                        plan.actions.push(Action::MoveFile {
+                            from: path,
+                            to: to.clone(),
+                        });
+                        plan_permissions(&to, &want, st, plan);
+                    }
+                    continue;
+                }
+                (Found::File, Some(_)) => "no mess file of that name",
+                (Found::File, None) => "not a message name",
+                _ => "not a regular file",
+            };
+            strays.push(StrayCandidate {
+                path,
+                name: n,
+                stat: *st,
+                cause,
+            });
+        }
+    }
+    for (path, want, st) in moved_perms {
+        plan_permissions(&path, &want, &st, plan);
+    }
+}
+
+/// A file in `bounce` (not split): kept when its message exists.
+pub fn plan_bounce_file(
+    name: &OsStr,
+    st: &Stat,
+    ids: &Ids,
+    qmta: bool,
+    index: &dyn MessIndex,
+    plan: &mut Plan,
+    strays: &mut Vec<StrayCandidate>,
+) {
+    let path = Path::new("bounce").join(name);
+    let n = parse_inode(name.as_bytes());
+    let cause = match (st.kind, n) {
+        (Found::File, Some(n)) if index.has_mess(n) => {
+            let want = want_file(layout::entry("bounce"), ids, qmta);
+            plan_permissions(&path, &want, st, plan);
+            return;
+        }
+        (Found::File, Some(_)) => "no mess file of that name",
+        (Found::File, None) => "not a message name",
+        _ => "not a regular file",
+    };
+    strays.push(StrayCandidate {
+        path,
+        name: n,
+        stat: *st,
+        cause,
+    });
+}
+
+/// Whether a directory of [`MESSAGE_DIRS`] is split.
+pub fn is_split_dir(dir: &str) -> bool {
+    MESSAGE_DIRS.contains(&dir) && layout::entry(dir).is_split()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+
+    struct Index(HashSet<u64>);
+    impl MessIndex for Index {
+        fn has_mess(&self, n: u64) -> bool {
+            self.0.contains(&n)
+        }
+        fn has_bounce(&self, _: &OsStr) -> bool {
+            false
+        }
+    }
+
+    const IDS: Ids = Ids {
+        qmailq: 10,
+        qmails: 11,
+        qmailr: 12,
+        qmail_gid: 20,
+    };
+
+    fn file(ino: u64, uid: u32, mode: u32) -> Stat {
+        Stat {
+            kind: Found::File,
+            uid,
+            gid: 20,
+            mode,
+            size: 10,
+            ino,
+            dev: 1,
+            mtime: 0,
+        }
+    }
+
+    fn bucket(sub: u32, mess: &[(u64, u64)], others: &[(&'static str, u64)]) -> Bucket {
+        let mut dirs = vec![(
+            MESS,
+            mess.iter()
+                .map(|&(name, ino)| (OsString::from(name.to_string()), file(ino, 10, 0o644)))
+                .collect(),
+        )];
+        for d in ["info", "remote", "todo", "intd"] {
+            let uid = if d == "info" || d == "remote" { 11 } else { 10 };
+            let mode = if uid == 11 { 0o600 } else { 0o644 };
+            let files = others
+                .iter()
+                .filter(|(od, _)| *od == d)
+                .map(|&(_, n)| {
+                    (
+                        OsString::from(n.to_string()),
+                        file(n.wrapping_add(7), uid, mode),
+                    )
+                })
+                .collect();
+            dirs.push((d, files));
+        }
+        Bucket { sub, dirs }
+    }
+
+    #[test]
+    fn healthy_messages_with_names_at_and_above_2_pow_31_and_2_pow_32_are_left_alone() {
+        let split = 151;
+        for ino in [
+            2_147_483_647u64,
+            2_147_483_648,
+            4_294_967_295,
+            4_294_967_296,
+            4_294_967_301,
+            u64::MAX - 3,
+        ] {
+            let sub = split_index(ino, split);
+            let b = bucket(
+                sub,
+                &[(ino, ino)],
+                &[("info", ino), ("remote", ino), ("todo", ino), ("intd", ino)],
+            );
+            let (mut plan, mut strays) = (Plan::default(), Vec::new());
+            let index = Index(HashSet::new());
+            plan_bucket(&b, split, &IDS, false, &index, &mut plan, &mut strays);
+            assert_eq!(plan, Plan::default(), "{ino}");
+            assert!(strays.is_empty(), "{ino}");
+            // The same files seen from bounce: found through the index.
+            let index = Index([ino].into());
+            plan_bounce_file(
+                OsStr::new(&ino.to_string()),
+                &file(ino.wrapping_add(1), 11, 0o600),
+                &IDS,
+                false,
+                &index,
+                &mut plan,
+                &mut strays,
+            );
+            assert!(plan.actions.is_empty() && strays.is_empty(), "{ino}");
+        }
+    }
+
+    #[test]
+    fn a_large_misnamed_message_moves_to_its_inode_with_its_files() {
+        let split = 23;
+        let ino = 4_294_967_301u64; // 2^32 + 5: a 32-bit scan would see 5
+        let old = 2_147_483_649u64;
+        let sub = split_index(old, split);
+        let b = bucket(
+            sub,
+            &[(old, ino)],
+            &[("info", old), ("todo", old), ("intd", old)],
+        );
+        let (mut plan, mut strays) = (Plan::default(), Vec::new());
+        plan_bucket(
+            &b,
+            split,
+            &IDS,
+            false,
+            &Index(HashSet::new()),
+            &mut plan,
+            &mut strays,
+        );
+        assert!(strays.is_empty());
+        let to_sub = (ino % 23).to_string();
+        let path = |d: &str, s: &str, n: u64| Path::new(d).join(s).join(n.to_string());
+        let s = sub.to_string();
+        assert_eq!(
+            plan.actions,
+            vec![Action::MoveMessage(MessageMove {
+                from: path("mess", &s, old),
+                to: path("mess", &to_sub, ino),
+                others: vec![
+                    (path("info", &s, old), path("info", &to_sub, ino)),
+                    (path("intd", &s, old), path("intd", &to_sub, ino)),
+                    (path("todo", &s, old), path("todo", &to_sub, ino)),
+                ],
+            })]
+        );
+    }
+
+    #[test]
+    fn a_file_without_its_mess_is_a_stray_candidate_and_with_it_elsewhere_moves() {
+        let split = 7;
+        let b = bucket(3, &[], &[("info", 10), ("remote", 17)]);
+        let (mut plan, mut strays) = (Plan::default(), Vec::new());
+        // 10's mess exists (in subdir 3); 17 (17 % 7 = 3) has none.
+        plan_bucket(
+            &b,
+            split,
+            &IDS,
+            false,
+            &Index([10].into()),
+            &mut plan,
+            &mut strays,
+        );
+        assert_eq!(strays.len(), 1);
+        assert_eq!(strays[0].path, Path::new("remote/3/17"));
+        assert!(plan.actions.is_empty());
+        // 12 sits in subdir 3 but belongs in 5.
+        let b = bucket(3, &[], &[("info", 12)]);
+        let (mut plan, mut strays) = (Plan::default(), Vec::new());
+        plan_bucket(
+            &b,
+            split,
+            &IDS,
+            false,
+            &Index([12].into()),
+            &mut plan,
+            &mut strays,
+        );
+        assert_eq!(
+            plan.actions,
+            vec![Action::MoveFile {
+                from: "info/3/12".into(),
+                to: "info/5/12".into()
+            }]
+        );
+    }
+
+    #[test]
+    fn layout_entries_plan_create_set_aside_permissions_and_warnings() {
+        let want = Want {
+            kind: Kind::File { size: 2048 },
+            uid: 12,
+            gid: 20,
+            mode: 0o644,
+        };
+        let p = Path::new("lock/tcpto");
+        let mut plan = Plan::default();
+        plan_entry(p, &want, None, true, &mut plan);
+        assert_eq!(plan.actions.len(), 2, "leftover removed, file created");
+        let mut dir = file(5, 12, 0o644);
+        dir.kind = Found::Dir;
+        let mut plan = Plan::default();
+        plan_entry(p, &want, Some(&dir), false, &mut plan);
+        assert!(matches!(
+            plan.actions[0],
+            Action::SetAside { keep: true, .. }
+        ));
+        assert!(matches!(plan.actions[1], Action::CreateFile { .. }));
+        let mut plan = Plan::default();
+        plan_entry(p, &want, Some(&file(5, 0, 0o600)), false, &mut plan);
+        assert_eq!(plan.actions.len(), 2);
+        assert_eq!(plan.warnings.len(), 1, "10 bytes instead of 2048");
+        assert_eq!(plan.problems(), 3);
+    }
+}

@@ -1,0 +1,488 @@
+//! Retiring queues outside the configured range: every message, with all
+//! its files, moves into the queues of the range.
+
+//!
+//! On one filesystem a message keeps its inode: `mess` is hard-linked into
+//! the destination, the other files are renamed there (todo last), then the
+//! old `mess` name goes. Across filesystems a new `mess` file is written
+//! under a marker name in the destination's `pid/` (`retire.<queue>.<inode>`)
+//! and linked into `mess/` under its new inode; the other files are copied
+//! under temporary names in `pid/` and renamed into place; only then are
+//! the source files deleted (`mess` last) and the marker removed. The
+//! marker records which new message a source message became, so a rerun
+//! after a crash at any point continues instead of copying twice.
+//! Destinations are chosen by inode (`inode % count`), after looking for
+//! a destination the message already went to.
+
+use super::apply::{step, Mode3};
+use super::messages::count_messages;
+use super::observe::{io_err, open_dir_at, split_subdirs, stat_at, Found, Stat};
+use super::plan::want_file;
+use super::{fatal, lock, Options, Outcome};
+use crate::queue::layout::{self, MESS, PID};
+use crate::queue::name::{parse_inode, split_index};
+use crate::queue::users::Ids;
+use nix::errno::Errno;
+use nix::fcntl::{renameat, AtFlags, OFlag};
+use nix::sys::stat::Mode;
+use nix::unistd::{linkat, unlinkat, UnlinkatFlags};
+use std::ffi::OsString;
+use std::fs::File;
+use std::io;
+use std::ops::Range;
+use std::os::fd::OwnedFd;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+/// Names in a destination's `pid/` that belong to an unfinished retirement.
+pub const MARKER_PREFIX: &str = "retire.";
+/// Temporary copies of a message's other files, in a destination's `pid/`.
+pub const TEMP_PREFIX: &str = "retire-tmp.";
+
+/// Every `queueN` under `base` outside `range` that holds mail, with its
+/// message count, sorted by N.
+pub fn find_orphans(base: &Path, range: &Range<u32>) -> io::Result<Vec<(u32, u64)>> {
+    let fd = open_dir_at(nix::fcntl::AT_FDCWD, base)?
+        .ok_or_else(|| io::Error::other("not a directory"))?;
+    let mut found = Vec::new();
+    super::observe::for_each_name(&fd, |name| {
+        let Some(n) = name
+            .to_str()
+            .and_then(|s| s.strip_prefix("queue"))
+            .and_then(|d| crate::queue::name::parse_subdir(d.as_bytes()))
+        else {
+            return Ok(());
+        };
+        if range.contains(&n) {
+            return Ok(());
+        }
+        if let Some(q) = open_dir_at(&fd, name)? {
+            let held = count_messages(&q).map_err(|e| {
+                io::Error::new(e.kind(), format!("{}: {e}", base.join(name).display()))
+            })?;
+            if held > 0 {
+                found.push((n, held));
+            }
+        }
+        Ok(())
+    })?;
+    found.sort_unstable();
+    Ok(found)
+}
+
+/// The other files of a message, in the order they move: `todo` last, as
+/// it is what hands a message to qmail-send.
+const OTHERS: [&str; 6] = ["info", "local", "remote", "intd", "bounce", "todo"];
+
+struct Dest {
+    n: u32,
+    root: OwnedFd,
+    dev: u64,
+}
+
+fn rel(dir: &str, ino: u64, split: u32) -> PathBuf {
+    crate::queue::name::message_path(dir, ino, split, layout::entry(dir).is_split())
+}
+
+/// Moves every message of `queue` into the queues of `range`.
+pub fn retire_queue(
+    queue: &Path,
+    base: &Path,
+    range: &Range<u32>,
+    opts: &Options,
+    ids: &Ids,
+) -> Outcome {
+    let qname = queue.file_name().map(OsString::from).unwrap_or_default();
+    let qname = qname.to_string_lossy().into_owned();
+    let mut dests = Vec::new();
+    for n in range.clone() {
+        let path = base.join(format!("queue{n}"));
+        let root = match open_dir_at(nix::fcntl::AT_FDCWD, &path) {
+            Ok(Some(fd)) => fd,
+            Ok(None) => return fatal(&path, "cannot retire into it", "no such queue"),
+            Err(e) => return fatal(&path, "cannot open", e),
+        };
+        match lock::is_live(&root) {
+            Ok(true) if !opts.force => return refuse(&path, queue),
+            Ok(_) => {}
+            Err(e) => return fatal(&path, "cannot probe the lock", e),
+        }
+        let dev = match stat_at(&root, MESS) {
+            Ok(Some(st)) => st.dev,
+            _ => return fatal(&path.join(MESS), "cannot retire into it", "missing"),
+        };
+        dests.push(Dest { n, root, dev });
+    }
+    let src = match open_dir_at(nix::fcntl::AT_FDCWD, queue) {
+        Ok(Some(fd)) => fd,
+        Ok(None) => return Outcome::default(),
+        Err(e) => return fatal(queue, "cannot open", e),
+    };
+    match lock::is_live(&src) {
+        Ok(true) if !opts.force => return refuse(queue, queue),
+        Ok(_) => {}
+        Err(e) => return fatal(queue, "cannot probe the lock", e),
+    }
+    // Canonical names first: the source is repaired like any queue.
+    let mut outcome = super::fix_queue(queue, opts, ids);
+    if outcome.fatal || outcome.live_refused {
+        return outcome;
+    }
+    outcome.problems += 1;
+    if opts.mode == Mode3::Ask && !super::apply::ask(super::plan::ActionKind::Retire) {
+        return outcome;
+    }
+    let mover = Mover {
+        src: &src,
+        qname: &qname,
+        dests: &dests,
+        split: opts.split,
+        ids,
+        qmta: opts.qmta,
+        verbose: opts.verbose,
+        shown: queue,
+        base,
+    };
+    if let Err((p, what, e)) = mover.all() {
+        eprintln!("queue-fix: fatal: {}: {what}: {e}", p.display());
+        outcome.fatal = true;
+    }
+    if opts.mode != Mode3::DryRun {
+        if let Err(e) = clear_finished_markers(base, &dests, opts.split) {
+            outcome.add(fatal(base, "cannot clear retire markers", e));
+        }
+    }
+    outcome
+}
+
+fn refuse(live: &Path, queue: &Path) -> Outcome {
+    eprintln!(
+        "queue-fix: {}: live: {} is locked by another process (qmail-send running); \
+         not retiring {} (use --force)",
+        live.display(),
+        layout::SENDMUTEX,
+        queue.display()
+    );
+    Outcome {
+        live_refused: true,
+        problems: 1,
+        ..Outcome::default()
+    }
+}
+
+type Failure = (PathBuf, &'static str, io::Error);
+
+fn at(p: &Path, what: &'static str) -> impl FnOnce(Errno) -> Failure {
+    let p = p.to_owned();
+    move |e| (p, what, io_err(e))
+}
+
+struct Mover<'a> {
+    src: &'a OwnedFd,
+    qname: &'a str,
+    dests: &'a [Dest],
+    split: u32,
+    ids: &'a Ids,
+    qmta: bool,
+    verbose: bool,
+    shown: &'a Path,
+    base: &'a Path,
+}
+
+impl Mover<'_> {
+    fn all(&self) -> Result<(), Failure> {
+        let mess = open_dir_at(self.src, MESS)
+            .map_err(|e| (self.shown.join(MESS), "cannot open", e))?
+            .ok_or_else(|| {
+                (
+                    self.shown.join(MESS),
+                    "cannot open",
+                    io::Error::other("missing"),
+                )
+            })?;
+        let subs = split_subdirs(&mess)
+            .map_err(|e| (self.shown.join(MESS), "cannot read", e))?
+            .0;
+        for sub in subs {
+            let sfd = open_dir_at(&mess, &sub.to_string())
+                .map_err(|e| (self.shown.join(MESS), "cannot open", e))?;
+            let Some(sfd) = sfd else { continue };
+            // One subdirectory's names at a time.
+            let mut names = Vec::new();
+            super::observe::for_each_name(&sfd, |n| {
+                names.push(n.to_owned());
+                Ok(())
+            })
+            .map_err(|e| {
+                (
+                    self.shown.join(MESS).join(sub.to_string()),
+                    "cannot read",
+                    e,
+                )
+            })?;
+            for name in names {
+                let Some(st) =
+                    stat_at(&sfd, &name).map_err(|e| (self.shown.join(&name), "cannot stat", e))?
+                else {
+                    continue;
+                };
+                let healthy = st.kind == Found::File
+                    && parse_inode(name.as_encoded_bytes()) == Some(st.ino)
+                    && split_index(st.ino, self.split) == sub;
+                if !healthy {
+                    return Err((
+                        self.shown.join(MESS).join(sub.to_string()).join(&name),
+                        "cannot retire",
+                        io::Error::other("not a well-named message (repair failed)"),
+                    ));
+                }
+                self.one(&st)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn marker(&self, ino: u64) -> PathBuf {
+        Path::new(PID).join(format!("{MARKER_PREFIX}{}.{ino}", self.qname))
+    }
+
+    fn say(&self, d: &Dest, from: u64, to: u64) {
+        if self.verbose {
+            println!(
+                "retire {} -> {} as {to}",
+                self.shown.join(rel(MESS, from, self.split)).display(),
+                self.base
+                    .join(format!("queue{}", d.n))
+                    .join(rel(MESS, to, self.split))
+                    .display()
+            );
+        }
+    }
+
+    fn one(&self, st: &Stat) -> Result<(), Failure> {
+        let ino = st.ino;
+        let mess = rel(MESS, ino, self.split);
+        // Where it already went (a resumed run), else by inode.
+        let same_fs = |d: &Dest| {
+            d.dev == st.dev
+                && matches!(stat_at(&d.root, &mess), Ok(Some(x)) if x.ino == ino && x.dev == st.dev)
+        };
+        let marked = |d: &Dest| {
+            d.dev != st.dev && matches!(stat_at(&d.root, &self.marker(ino)), Ok(Some(_)))
+        };
+        let d = self
+            .dests
+            .iter()
+            .find(|d| same_fs(d) || marked(d))
+            .unwrap_or(&self.dests[(ino % self.dests.len() as u64) as usize]);
+        if d.dev == st.dev {
+            self.say(d, ino, ino);
+            self.move_same_fs(d, ino)
+        } else {
+            self.copy_across(d, ino)
+        }
+    }
+
+    fn move_same_fs(&self, d: &Dest, ino: u64) -> Result<(), Failure> {
+        let mess = rel(MESS, ino, self.split);
+        step();
+        match linkat(self.src, &mess, &d.root, &mess, AtFlags::empty()) {
+            Ok(()) => {}
+            Err(Errno::EEXIST) if matches!(stat_at(&d.root, &mess), Ok(Some(x)) if x.ino == ino && x.dev == d.dev) =>
+                {}
+            Err(e) => {
+                return Err(at(
+                    &self.shown.join(&mess),
+                    "cannot link into the destination",
+                )(e))
+            }
+        }
+        for dir in OTHERS {
+            let p = rel(dir, ino, self.split);
+            step();
+            match nix::fcntl::renameat2(
+                self.src,
+                &p,
+                &d.root,
+                &p,
+                nix::fcntl::RenameFlags::RENAME_NOREPLACE,
+            ) {
+                Ok(()) | Err(Errno::ENOENT) => {}
+                Err(Errno::EEXIST) => {
+                    // Already there from an earlier run: same inode, or a
+                    // copy of it; the source name goes.
+                    step();
+                    unlinkat(self.src, &p, UnlinkatFlags::NoRemoveDir)
+                        .map_err(at(&self.shown.join(&p), "cannot remove"))?;
+                }
+                Err(e) => {
+                    return Err(at(&self.shown.join(&p), "cannot move into the destination")(e))
+                }
+            }
+        }
+        step();
+        match unlinkat(self.src, &mess, UnlinkatFlags::NoRemoveDir) {
+            Ok(()) | Err(Errno::ENOENT) => Ok(()),
+            Err(e) => Err(at(&self.shown.join(&mess), "cannot remove")(e)),
+        }
+    }
+
+    fn copy_across(&self, d: &Dest, ino: u64) -> Result<(), Failure> {
+        let marker = self.marker(ino);
+        let dshown = self.base.join(format!("queue{}", d.n));
+        // A marker whose new mess is not linked is an unfinished copy.
+        let mut new_ino = match stat_at(&d.root, &marker) {
+            Ok(Some(m)) if matches!(stat_at(&d.root, &rel(MESS, m.ino, self.split)), Ok(Some(x)) if x.ino == m.ino) => {
+                Some(m.ino)
+            }
+            Ok(Some(_)) => {
+                step();
+                unlinkat(&d.root, &marker, UnlinkatFlags::NoRemoveDir)
+                    .map_err(at(&dshown.join(&marker), "cannot remove"))?;
+                None
+            }
+            _ => None,
+        };
+        let src_mess = rel(MESS, ino, self.split);
+        if new_ino.is_none() {
+            let want = want_file(layout::entry(MESS), self.ids, self.qmta);
+            let j = self.copy_file(&src_mess, d, &marker, &want, false)?;
+            step();
+            linkat(
+                &d.root,
+                &marker,
+                &d.root,
+                &rel(MESS, j, self.split),
+                AtFlags::empty(),
+            )
+            .map_err(at(
+                &dshown.join(rel(MESS, j, self.split)),
+                "cannot link the new message",
+            ))?;
+            new_ino = Some(j);
+        }
+        let j = new_ino.unwrap_or_default();
+        self.say(d, ino, j);
+        for dir in OTHERS {
+            let from = rel(dir, ino, self.split);
+            let want = want_file(layout::entry(dir), self.ids, self.qmta);
+            let temp = Path::new(PID).join(format!("{TEMP_PREFIX}{}.{ino}.{dir}", self.qname));
+            if stat_at(self.src, &from)
+                .map_err(|e| (self.shown.join(&from), "cannot stat", e))?
+                .is_none()
+            {
+                continue;
+            }
+            self.copy_file(&from, d, &temp, &want, true)?;
+            let to = rel(dir, j, self.split);
+            step();
+            renameat(&d.root, &temp, &d.root, &to)
+                .map_err(at(&dshown.join(&to), "cannot rename into place"))?;
+        }
+        for dir in OTHERS {
+            let p = rel(dir, ino, self.split);
+            step();
+            match unlinkat(self.src, &p, UnlinkatFlags::NoRemoveDir) {
+                Ok(()) | Err(Errno::ENOENT) => {}
+                Err(e) => return Err(at(&self.shown.join(&p), "cannot remove")(e)),
+            }
+        }
+        step();
+        match unlinkat(self.src, &src_mess, UnlinkatFlags::NoRemoveDir) {
+            Ok(()) | Err(Errno::ENOENT) => {}
+            Err(e) => return Err(at(&self.shown.join(&src_mess), "cannot remove")(e)),
+        }
+        step();
+        unlinkat(&d.root, &marker, UnlinkatFlags::NoRemoveDir)
+            .map_err(at(&dshown.join(&marker), "cannot remove"))
+    }
+
+    /// Copies a source file to `to` in the destination (created fresh,
+    /// or truncated when `replace`), owned and moded per `want`, synced;
+    /// returns the new inode.
+    fn copy_file(
+        &self,
+        from: &Path,
+        d: &Dest,
+        to: &Path,
+        want: &super::plan::Want,
+        replace: bool,
+    ) -> Result<u64, Failure> {
+        let dshown = self.base.join(format!("queue{}", d.n));
+        let input = nix::fcntl::openat(
+            self.src,
+            from,
+            OFlag::O_RDONLY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(at(&self.shown.join(from), "cannot open"))?;
+        let mut flags = OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW;
+        flags |= if replace {
+            OFlag::O_TRUNC
+        } else {
+            OFlag::O_EXCL
+        };
+        step();
+        let out = nix::fcntl::openat(&d.root, to, flags, Mode::from_bits_truncate(0o600))
+            .map_err(at(&dshown.join(to), "cannot create"))?;
+        let (mut input, mut out) = (File::from(input), File::from(out));
+        let done = (|| -> io::Result<u64> {
+            io::copy(&mut input, &mut out)?;
+            std::os::unix::fs::fchown(&out, Some(want.uid), Some(want.gid))?;
+            out.set_permissions(std::fs::Permissions::from_mode(want.mode))?;
+            out.sync_all()?;
+            Ok(std::os::unix::fs::MetadataExt::ino(&out.metadata()?))
+        })();
+        done.map_err(|e| (dshown.join(to), "cannot write", e))
+    }
+}
+
+/// Clears finished markers in every queue of the range.
+pub fn finish_markers(base: &Path, range: &Range<u32>, split: u32) -> io::Result<()> {
+    let mut dests = Vec::new();
+    for n in range.clone() {
+        if let Some(root) = open_dir_at(nix::fcntl::AT_FDCWD, &base.join(format!("queue{n}")))? {
+            dests.push(Dest { n, root, dev: 0 });
+        }
+    }
+    clear_finished_markers(base, &dests, split)
+}
+
+/// Markers whose source message is gone belong to finished moves; temporary
+/// copies belong to interrupted ones. Both go.
+fn clear_finished_markers(base: &Path, dests: &[Dest], split: u32) -> io::Result<()> {
+    for d in dests {
+        let Some(pid) = open_dir_at(&d.root, PID)? else {
+            continue;
+        };
+        let mut names = Vec::new();
+        super::observe::for_each_name(&pid, |n| {
+            names.push(n.to_owned());
+            Ok(())
+        })?;
+        for name in names {
+            let text = name.to_string_lossy();
+            let finished = if text.starts_with(TEMP_PREFIX) {
+                true
+            } else if let Some(rest) = text.strip_prefix(MARKER_PREFIX) {
+                match rest
+                    .rsplit_once('.')
+                    .and_then(|(q, i)| Some((q, i.parse::<u64>().ok()?)))
+                {
+                    Some((q, ino)) => !base.join(q).join(rel(MESS, ino, split)).exists(),
+                    None => false,
+                }
+            } else {
+                false
+            };
+            if finished {
+                step();
+                match unlinkat(&pid, name.as_os_str(), UnlinkatFlags::NoRemoveDir) {
+                    Ok(()) | Err(Errno::ENOENT) => {}
+                    Err(e) => return Err(io_err(e)),
+                }
+            }
+        }
+    }
+    Ok(())
+}

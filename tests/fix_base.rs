@@ -1,0 +1,274 @@
+//! Whole-base runs, orphans, retiring, live queues, usage and fatal errors.
+
+mod fix_support;
+use fix_support::*;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+const INV: &str = "--as-invoker";
+
+fn base_args<'a>(base: &'a Path, count: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut v = vec![
+        INV,
+        "-s",
+        "7",
+        "--base",
+        s(base),
+        "--count",
+        count,
+        "--start",
+        "1",
+    ];
+    v.extend_from_slice(extra);
+    v
+}
+
+#[test]
+fn whole_base_check_names_every_orphan_with_its_count() {
+    let (_t, base) = scratch();
+    expect(&base_args(&base, "3", &[]), 99);
+    expect(&base_args(&base, "3", &["-N"]), 0);
+    // queue4 and queue12 hold mail outside 1..3; queue5 is empty (not an
+    // orphan), queue07 is not a canonical queue name.
+    for (n, msgs) in [("queue4", 3), ("queue12", 2), ("queue5", 0), ("queue07", 1)] {
+        let q = base.join(n);
+        expect(&[INV, "-s", "7", s(&q)], 56);
+        fill(&q, msgs, 7);
+    }
+    let o = expect(&base_args(&base, "3", &["-N"]), 2);
+    let e = err(&o);
+    assert!(
+        e.contains(&format!(
+            "{}: orphan: holds 3 messages",
+            base.join("queue4").display()
+        )),
+        "{e}"
+    );
+    assert!(
+        e.contains(&format!(
+            "{}: orphan: holds 2 messages",
+            base.join("queue12").display()
+        )),
+        "{e}"
+    );
+    assert!(!e.contains("queue5") && !e.contains("queue07"), "{e}");
+    // With the range covering them, no orphans.
+    expect(&base_args(&base, "12", &["-N"]), 99); // queue6..11 missing
+}
+
+#[test]
+fn retire_moves_every_message_once_into_the_range_and_empties_orphans() {
+    let (_t, base) = scratch();
+    expect(&base_args(&base, "2", &[]), 99);
+    let mut before = Vec::new();
+    for n in 1..=5 {
+        let q = base.join(format!("queue{n}"));
+        run(&[INV, "-s", "7", s(&q)]);
+        let inos = fill(&q, 20, 7);
+        add_info_remote(&q, (inos[0] % 7) as u32, &inos[0].to_string());
+        before.extend(messages(&q));
+    }
+    before.sort_unstable();
+    let o = run(&base_args(&base, "2", &["--retire"]));
+    assert!((1..=99).contains(&code(&o)), "{}", err(&o));
+    let mut after = Vec::new();
+    for n in 1..=2 {
+        let q = base.join(format!("queue{n}"));
+        expect(&[INV, "-s", "7", "-N", s(&q)], 0);
+        after.extend(messages(&q));
+    }
+    after.sort_unstable();
+    assert_eq!(after, before);
+    for n in 3..=5 {
+        assert!(messages(&base.join(format!("queue{n}"))).is_empty());
+    }
+    expect(&base_args(&base, "2", &["-N"]), 0);
+}
+
+#[test]
+fn a_live_queue_is_checked_but_changed_only_with_force() {
+    let (_t, dir) = scratch();
+    let q = dir.join("q");
+    run(&[INV, "-s", "7", s(&q)]);
+    let inos = fill(&q, 3, 7);
+    let i = inos[0];
+    let wrong = i + 1_000_003;
+    misplace(
+        &q,
+        i,
+        (i % 7) as u32,
+        (wrong % 7) as u32,
+        &wrong.to_string(),
+    );
+    let mode = q.join("info");
+    std::fs::set_permissions(&mode, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    for locker in ["flock", "fcntl"] {
+        // A real other process holding the lock, as qmail-send does.
+        let script = match locker {
+            "flock" => format!("exec flock -x {} sleep 30", q.join("lock/sendmutex").display()),
+            _ => format!(
+                "exec python3 -c 'import fcntl,time; f=open(\"{}\",\"r+\"); fcntl.lockf(f, fcntl.LOCK_EX); print(\"locked\", flush=True); time.sleep(30)'",
+                q.join("lock/sendmutex").display()
+            ),
+        };
+        if Command::new(if locker == "flock" {
+            "flock"
+        } else {
+            "python3"
+        })
+        .arg("--version")
+        .output()
+        .is_err()
+        {
+            skip(
+                &format!("live queue via {locker}"),
+                "the tool is not installed",
+            );
+            continue;
+        }
+        let mut holder = Command::new("sh")
+            .args(["-c", &script])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Wait until the lock is really held.
+        let mut held = false;
+        for _ in 0..200 {
+            if code(&run(&[INV, "-s", "7", "-N", s(&q)])) != 0
+                && code(&run(&[INV, "-s", "7", s(&q)])) == 112
+            {
+                held = true;
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        assert!(held, "{locker}: the live queue was not refused");
+        let snap = snapshot(&q);
+        let o = expect(&[INV, "-s", "7", s(&q)], 112);
+        assert!(
+            err(&o).contains("live") && err(&o).contains(s(&q)),
+            "{}",
+            err(&o)
+        );
+        assert_eq!(snapshot(&q), snap, "{locker}: a live queue was changed");
+        let _ = holder.kill();
+        let _ = holder.wait();
+    }
+    // Forced while live: repaired.
+    let mut holder = Command::new("flock")
+        .args(["-x", s(&q.join("lock/sendmutex")), "sleep", "30"])
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    expect(&[INV, "-s", "7", "--force", s(&q)], 2);
+    expect(&[INV, "-s", "7", "-N", s(&q)], 0);
+    let _ = holder.kill();
+    let _ = holder.wait();
+}
+
+#[test]
+fn usage_errors_exit_100_with_a_usage_line_and_unreadable_queues_111() {
+    for bad in [
+        &[][..],
+        &["-N", "-i", "/nonexistent-queue-fix/x"],
+        &["-s", "0", "/nonexistent-queue-fix/x"],
+        &["-s", "152", "/nonexistent-queue-fix/x"],
+        &["--bogus", "/nonexistent-queue-fix/x"],
+        &["--count", "3", "/nonexistent-queue-fix/x"],
+        &["--retire", "/nonexistent-queue-fix/x"],
+        &["--base", "/tmp", "/nonexistent-queue-fix/x"],
+    ] {
+        let o = run(bad);
+        assert_eq!(code(&o), 100, "{bad:?}: {}", err(&o));
+        assert!(
+            err(&o).contains("Usage: queue-fix") || err(&o).contains("usage"),
+            "{bad:?}: {}",
+            err(&o)
+        );
+    }
+    let o = run_env(&[INV, "/nonexistent-queue-fix/x"], &[("CONFSPLIT", "abc")]);
+    assert_eq!(code(&o), 111);
+    assert!(err(&o).contains("CONFSPLIT"));
+    let (_t, dir) = scratch();
+    let o = run(&[INV, s(&dir.join("no/such/parent/q"))]);
+    assert_eq!(code(&o), 111);
+    assert!(
+        err(&o).contains(s(&dir.join("no/such/parent"))),
+        "{}",
+        err(&o)
+    );
+    if is_root() {
+        let o = run_env(&[INV, s(&dir.join("q"))], &[]);
+        assert!((1..=99).contains(&code(&o)));
+        // Unreadable to an unprivileged user: run as nobody.
+        std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+        std::fs::set_permissions(
+            dir.join("q"),
+            std::os::unix::fs::PermissionsExt::from_mode(0o700),
+        )
+        .unwrap();
+        let o = Command::new("setpriv")
+            .args([
+                "--reuid=65534",
+                "--regid=65534",
+                "--clear-groups",
+                bin(),
+                INV,
+                "-N",
+                s(&dir.join("q")),
+            ])
+            .output()
+            .unwrap();
+        assert_eq!(code(&o), 111, "{}", err(&o));
+        assert!(
+            err(&o).contains(s(&dir.join("q"))) && err(&o).contains("Permission denied"),
+            "{}",
+            err(&o)
+        );
+    } else {
+        let q = dir.join("q");
+        run(&[INV, s(&q)]);
+        std::fs::set_permissions(
+            q.join("info"),
+            std::os::unix::fs::PermissionsExt::from_mode(0o000),
+        )
+        .unwrap();
+        let o = run(&[INV, "-N", s(&q)]);
+        assert_eq!(code(&o), 111, "{}", err(&o));
+        assert!(err(&o).contains(s(&q)), "{}", err(&o));
+    }
+    // Missing qmail accounts: fatal, naming the account. Shown to queue-fix
+    // through a private mount namespace whose /etc/passwd lacks qmailq.
+    if is_root() && Command::new("unshare").arg("--version").output().is_ok() {
+        let passwd = dir.join("passwd");
+        let group = dir.join("group");
+        std::fs::write(&passwd, "root:x:0:0:root:/root:/bin/sh\n").unwrap();
+        std::fs::write(&group, "root:x:0:\nqmail:x:4242:\n").unwrap();
+        let script = format!(
+            "mount --bind {} /etc/passwd && mount --bind {} /etc/group && exec {} -N {}",
+            passwd.display(),
+            group.display(),
+            bin(),
+            dir.join("nq").display()
+        );
+        let o = Command::new("unshare")
+            .args(["-m", "sh", "-c", &script])
+            .output()
+            .unwrap();
+        assert_eq!(code(&o), 111, "{}", err(&o));
+        assert!(
+            err(&o).contains("user qmailq does not exist"),
+            "{}",
+            err(&o)
+        );
+        assert!(!dir.join("nq").exists());
+    } else {
+        skip(
+            "missing qmail accounts",
+            "needs root and unshare(1) to hide them",
+        );
+    }
+    let o = expect(&["--help"], 0);
+    assert!(out(&o).contains("112") && out(&o).contains("quarantine"));
+}
