@@ -1,1 +1,176 @@
-//! qmail-multi: choose a queue, optionally filter, exec the queue program.
+//! qmail-multi: a drop-in `qmail-queue` that spreads injections over the
+//! queues `QUEUE_BASE/queue<START> .. queue<START+COUNT-1>`.
+//!
+//! One straight line per injection: environment → [`config::Config`] →
+//! (optional [`filter`]) → [`select::choose`] asks the probe about
+//! candidates → `exec` the queue program with `QUEUEDIR` set. Nothing is
+//! ever written to descriptor 1 (the envelope input); descriptor 2 carries
+//! only a filter's exit-88 text unless [`diag::DEBUG_VARIABLE`] is set.
+
+pub mod config;
+pub mod diag;
+pub mod filter;
+pub mod guard;
+pub mod select;
+
+use crate::exit::QueueExit;
+use crate::queue;
+use config::{base_from_control, Base, Config, Target};
+use select::{FsProbe, SplitMix};
+use std::ffi::{CString, OsString};
+use std::io;
+use std::os::unix::ffi::OsStrExt;
+use std::path::PathBuf;
+
+/// Why an injection stops, with the status its caller sees.
+#[derive(Debug)]
+pub struct Fatal {
+    pub exit: QueueExit,
+    pub what: String,
+}
+
+impl Fatal {
+    pub fn new(exit: QueueExit, what: impl Into<String>) -> Fatal {
+        Fatal {
+            exit,
+            what: what.into(),
+        }
+    }
+}
+
+/// Runs one injection. Returns only on failure or a blackholed message;
+/// on success the queue program has replaced this process.
+pub fn inject(args: Vec<OsString>) -> i32 {
+    match run(args) {
+        Ok(()) => 0,
+        Err(f) => {
+            crate::diag!(
+                error,
+                "{} ({}): {}",
+                f.exit.meaning(),
+                f.exit.code(),
+                f.what
+            );
+            f.exit.code()
+        }
+    }
+}
+
+fn run(args: Vec<OsString>) -> Result<(), Fatal> {
+    let config = Config::from_env(|name| std::env::var_os(name))
+        .map_err(|e| Fatal::new(QueueExit::CannotReadConfig, e.to_string()))?;
+    std::env::set_current_dir(&config.qmail_home).map_err(|e| {
+        Fatal::new(
+            QueueExit::QmailHome,
+            format!(
+                "cannot change into QMAILHOME {}: {e}",
+                config.qmail_home.display()
+            ),
+        )
+    })?;
+    let base = match &config.target {
+        Target::Select { base, .. } => Some(resolve_base(base)?),
+        Target::Fixed(_) => None,
+    };
+    if let Some(command) = &config.filter {
+        match filter::run(command, config.make_seekable, &config.tmpdir)? {
+            filter::Verdict::Pass => {}
+            filter::Verdict::Blackhole => {
+                queue::deposit::read_envelope_from_fd1().map_err(|e| Fatal::new(e.exit, e.what))?;
+                crate::diag!(
+                    info,
+                    "the filter {command:?} dropped the message (status 2)"
+                );
+                return Ok(());
+            }
+            filter::Verdict::Refuse(exit) => {
+                return Err(Fatal::new(
+                    exit,
+                    format!("the filter {command:?} refused the message"),
+                ))
+            }
+        }
+    }
+    let queue = match (&config.target, base) {
+        (Target::Fixed(dir), _) => dir.clone(),
+        (Target::Select { start, count, .. }, Some(base)) => {
+            let mut probe = FsProbe {
+                base,
+                min_free: config.min_free,
+            };
+            let choice = select::choose(*start, *count, &mut probe, &mut SplitMix::from_os())
+                .map_err(|none| {
+                    let why: Vec<String> = none
+                        .skipped
+                        .iter()
+                        .map(|s| format!("{} {}", probe.path(s.queue).display(), s.health))
+                        .collect();
+                    Fatal::new(none.exit(), format!("no usable queue: {}", why.join("; ")))
+                })?;
+            for s in &choice.skipped {
+                crate::diag!(
+                    warn,
+                    "skipped {}: {}",
+                    probe.path(s.queue).display(),
+                    s.health
+                );
+            }
+            probe.path(choice.queue)
+        }
+        (Target::Select { .. }, None) => unreachable!("the base is resolved for selection"),
+    };
+    if diag::on_stderr() {
+        crate::diag!(
+            debug,
+            "queue {} via {}",
+            queue.display(),
+            config.queue_prog.display()
+        );
+    }
+    Err(exec_queue(&config.queue_prog, args, &queue))
+}
+
+/// `QUEUE_BASE`, or the first line of `control/queue_base`, or
+/// `QMAILHOME/queue`.
+fn resolve_base(base: &Base) -> Result<PathBuf, Fatal> {
+    match base {
+        Base::Given(path) => Ok(path.clone()),
+        Base::Fallback {
+            controldir,
+            qmailhome,
+        } => {
+            let file = controldir.join("queue_base");
+            match std::fs::read(&file) {
+                Ok(text) => Ok(base_from_control(&text).unwrap_or_else(|| qmailhome.join("queue"))),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(qmailhome.join("queue")),
+                Err(e) => Err(Fatal::new(
+                    QueueExit::CannotReadConfig,
+                    format!("cannot read {}: {e}", file.display()),
+                )),
+            }
+        }
+    }
+}
+
+/// Replaces this process by the queue program; returns only on failure.
+fn exec_queue(program: &std::path::Path, args: Vec<OsString>, queue: &std::path::Path) -> Fatal {
+    let cstring = |bytes: &[u8]| CString::new(bytes).ok();
+    let prog = cstring(program.as_os_str().as_bytes());
+    let argv: Option<Vec<CString>> = std::iter::once(program.as_os_str().to_owned())
+        .chain(args)
+        .map(|a| cstring(a.as_bytes()))
+        .collect();
+    let (Some(prog), Some(argv)) = (prog, argv) else {
+        return Fatal::new(
+            QueueExit::CannotExec,
+            "an argument or QUEUEPROG contains a NUL byte",
+        );
+    };
+    // Single-threaded here; the queue program inherits our environment.
+    std::env::set_var("QUEUEDIR", queue);
+    let e = nix::unistd::execv(&prog, &argv).unwrap_err();
+    Fatal::new(
+        QueueExit::CannotExec,
+        format!("cannot run QUEUEPROG {}: {}", program.display(), e.desc()),
+    )
+}

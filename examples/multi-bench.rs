@@ -1,0 +1,248 @@
+//! Figures for `bench/qmail-multi.sh` (never packaged).
+//!
+//! `multi-bench queues BASE SPLIT` — creates BASE/queue1..queue10 from the
+//! layout table, owned by the invoking user.
+//!
+//! `multi-bench select BASE` — in process, over the 10 real queues
+//! BASE/queue1..queue10: max/mean after a burst of 10,000 selections for
+//! upstream's 2021 `now % count`, plain uniform random and ours, and how
+//! many of 1,000 injections fail with one queue missing for each.
+//!
+//! `multi-bench inject COUNT DEPOSITOR QMAIL_MULTI BASE` — COUNT injections
+//! straight into the depositor (QUEUEDIR=BASE/queue1) against COUNT through
+//! qmail-multi (QUEUE_BASE=BASE) and through qmail-multi with
+//! FILTERARGS=cat, interleaved in blocks so drift hits all alike; real
+//! pipes on descriptors 0 and 1, the depositor fsyncs as qmail-queue does.
+
+use qmail_multi::multi::select::{choose, FsProbe, Random, SplitMix};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+const COUNT: u32 = 10;
+
+fn max_over_mean(counts: &[u64]) -> f64 {
+    let mean = counts.iter().sum::<u64>() as f64 / counts.len() as f64;
+    *counts.iter().max().unwrap() as f64 / mean
+}
+
+fn upstream(now: u64) -> u64 {
+    1 + now % u64::from(COUNT)
+}
+
+fn select(base: &Path) {
+    let now = || {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+    };
+    let mut probe = FsProbe {
+        base: base.into(),
+        min_free: None,
+    };
+    let mut rng = SplitMix::from_os();
+    let (mut up, mut uni, mut ours) = ([0u64; 10], [0u64; 10], [0u64; 10]);
+    let started = Instant::now();
+    for _ in 0..10_000 {
+        up[(upstream(now()) - 1) as usize] += 1;
+        uni[rng.below(u64::from(COUNT)) as usize] += 1;
+        let c = choose(1, COUNT, &mut probe, &mut rng).expect("10 queues exist");
+        ours[(c.queue - 1) as usize] += 1;
+    }
+    println!(
+        "(a) burst of 10,000 selections over 10 queues (took {:?}), max/mean:",
+        started.elapsed()
+    );
+    println!(
+        "    upstream now%count : {:.2}   {up:?}",
+        max_over_mean(&up)
+    );
+    println!(
+        "    uniform random     : {:.2}   {uni:?}",
+        max_over_mean(&uni)
+    );
+    println!(
+        "    qmail-multi (ours) : {:.2}   {ours:?}",
+        max_over_mean(&ours)
+    );
+
+    // How often a whole burst misses the bound: 1,000 bursts of 10,000 (the
+    // policy equals uniform choice while every queue is healthy, so the
+    // probe here answers from memory to keep this quick).
+    struct AllHealthy;
+    impl qmail_multi::multi::select::Probe for AllHealthy {
+        fn health(&mut self, _: u64) -> qmail_multi::multi::select::Health {
+            qmail_multi::multi::select::Health::Usable
+        }
+    }
+    let mut worst = 0f64;
+    let over = (0..1000)
+        .filter(|_| {
+            let mut c = [0u64; 10];
+            for _ in 0..10_000 {
+                c[(choose(1, COUNT, &mut AllHealthy, &mut rng).unwrap().queue - 1) as usize] += 1;
+            }
+            worst = worst.max(max_over_mean(&c));
+            max_over_mean(&c) > 1.10
+        })
+        .count();
+    println!("    ours, 1,000 bursts : {over} over 1.10, worst {worst:.3}");
+
+    let missing = 5u64;
+    let hidden = base.join(format!("queue{missing}"));
+    let aside = base.join(format!("queue{missing}.aside"));
+    std::fs::rename(&hidden, &aside).expect("moving one queue aside");
+    let t0 = now();
+    // Upstream over time: one injection a second for 1,000 seconds; in a
+    // burst: all 1,000 in the current second(s) of the real clock.
+    let up_spread = (0..1000).filter(|i| upstream(t0 + i) == missing).count();
+    let up_burst = (0..1000).filter(|_| upstream(now()) == missing).count();
+    let uni_fail = (0..1000)
+        .filter(|_| 1 + rng.below(u64::from(COUNT)) == missing)
+        .count();
+    let ours_fail = (0..1000)
+        .filter(|_| choose(1, COUNT, &mut probe, &mut rng).is_err())
+        .count();
+    std::fs::rename(&aside, &hidden).expect("putting the queue back");
+    println!("(a) failed injections of 1,000 with queue{missing} of 10 missing:");
+    println!(
+        "    upstream now%count : {up_spread} (one a second), {up_burst} (a burst, this second)"
+    );
+    println!("    uniform random     : {uni_fail}");
+    println!("    qmail-multi (ours) : {ours_fail}");
+}
+
+/// One injection through `cmd` with real pipes; panics unless it queued.
+fn inject_once(cmd: &mut Command, message: &[u8], envelope: &[u8]) {
+    let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).unwrap();
+    cmd.stdin(Stdio::piped()).stdout(Stdio::from(r));
+    let mut child = cmd.spawn().expect("spawn");
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(message).unwrap();
+    drop(stdin);
+    let mut w = std::fs::File::from(w);
+    w.write_all(envelope).unwrap();
+    drop(w);
+    let status = child.wait().unwrap();
+    assert!(status.success(), "injection failed: {status}");
+}
+
+fn inject(count: usize, depositor: PathBuf, multi: PathBuf, base: PathBuf) {
+    let message = b"From: a@example.org\nTo: b@example.net\nSubject: bench\n\nhello\n".repeat(20);
+    let envelope = b"Fa@example.org\0Tb@example.net\0\0";
+    let split = std::env::var("CONFSPLIT").unwrap_or_else(|_| "151".into());
+    let mut direct = Command::new(&depositor);
+    direct
+        .env("QUEUEDIR", base.join("queue1"))
+        .env("CONFSPLIT", &split);
+    let mut through = Command::new(&multi);
+    through
+        .env_remove("QUEUEDIR")
+        .env("QUEUE_BASE", &base)
+        .env("QUEUEPROG", &depositor)
+        .env("QMAILHOME", "/")
+        .env("CONFSPLIT", &split);
+    let mut filtered = Command::new(&multi);
+    filtered
+        .env_remove("QUEUEDIR")
+        .env("QUEUE_BASE", &base)
+        .env("QUEUEPROG", &depositor)
+        .env("QMAILHOME", "/")
+        .env("CONFSPLIT", &split)
+        .env("FILTERARGS", "cat");
+    let mut spent = [Duration::ZERO; 3];
+    let block = 100;
+    let mut done = 0;
+    while done < count {
+        let n = block.min(count - done);
+        for (i, cmd) in [&mut direct, &mut through, &mut filtered]
+            .into_iter()
+            .enumerate()
+        {
+            let t = Instant::now();
+            for _ in 0..n {
+                inject_once(cmd, &message, envelope);
+            }
+            spent[i] += t.elapsed();
+        }
+        done += n;
+    }
+    let per = |d: Duration| d.as_secs_f64() * 1e6 / count as f64;
+    println!(
+        "(b) {count} injections each, message {} bytes, depositor fsyncs:",
+        message.len()
+    );
+    println!(
+        "    straight into the depositor : {:8.1} µs/injection",
+        per(spent[0])
+    );
+    println!(
+        "    through qmail-multi         : {:8.1} µs/injection",
+        per(spent[1])
+    );
+    println!(
+        "    ratio                       : {:8.3}",
+        per(spent[1]) / per(spent[0])
+    );
+    println!("(c) through qmail-multi, FILTERARGS=cat:");
+    println!(
+        "    with the filter             : {:8.1} µs/injection",
+        per(spent[2])
+    );
+    println!(
+        "    ratio to the depositor      : {:8.3}",
+        per(spent[2]) / per(spent[0])
+    );
+}
+
+/// Queues 1..=10 under `base`, as the invoking user, from the layout table.
+fn make_queues(base: &Path, split: u32) {
+    use qmail_multi::queue::layout::{Kind, Presence, LAYOUT};
+    use std::os::unix::fs::PermissionsExt;
+    for n in 1..=COUNT {
+        let root = base.join(format!("queue{n}"));
+        for e in LAYOUT.iter().filter(|e| e.presence == Presence::Always) {
+            let path = if e.path == "." {
+                root.clone()
+            } else {
+                root.join(e.path)
+            };
+            match e.kind {
+                Kind::Dir => {
+                    std::fs::create_dir_all(&path).unwrap();
+                    for i in 0..e.split_mode.map_or(0, |_| split) {
+                        std::fs::create_dir(path.join(i.to_string())).unwrap();
+                    }
+                }
+                Kind::File { size } => std::fs::File::create(&path).unwrap().set_len(size).unwrap(),
+                Kind::Fifo => nix::unistd::mkfifo(&path, nix::sys::stat::Mode::S_IRWXU).unwrap(),
+            }
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(e.mode)).unwrap();
+        }
+    }
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .as_slice()
+    {
+        ["queues", base, split] => make_queues(Path::new(base), split.parse().expect("SPLIT")),
+        ["select", base] => select(Path::new(base)),
+        ["inject", count, depositor, multi, base] => inject(
+            count.parse().expect("COUNT is a number"),
+            depositor.into(),
+            multi.into(),
+            base.into(),
+        ),
+        _ => {
+            eprintln!("usage: multi-bench queues BASE SPLIT | select BASE | multi-bench inject COUNT DEPOSITOR QMAIL_MULTI BASE");
+            std::process::exit(2);
+        }
+    }
+}
