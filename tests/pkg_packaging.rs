@@ -79,7 +79,10 @@ fn clean(program: impl AsRef<std::ffi::OsStr>) -> Command {
     let mut c = Command::new(program);
     c.env_clear()
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("HOME", std::env::var_os("HOME").unwrap_or_else(|| "/root".into()))
+        .env(
+            "HOME",
+            std::env::var_os("HOME").unwrap_or_else(|| "/root".into()),
+        )
         .env("LC_ALL", "C.UTF-8")
         .env("DEBIAN_FRONTEND", "noninteractive");
     c
@@ -130,14 +133,21 @@ fn read(p: impl AsRef<Path>) -> String {
 fn wait_for(what: &str, secs: u64, mut ok: impl FnMut() -> bool) {
     let end = Instant::now() + Duration::from_secs(secs);
     while !ok() {
-        assert!(Instant::now() < end, "timed out after {secs}s waiting for {what}");
+        assert!(
+            Instant::now() < end,
+            "timed out after {secs}s waiting for {what}"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 }
 
 fn qmail_ids() -> (u32, u32) {
-    let u = nix::unistd::User::from_name("qmailq").unwrap().expect("qmailq exists");
-    let g = nix::unistd::Group::from_name("qmail").unwrap().expect("qmail exists");
+    let u = nix::unistd::User::from_name("qmailq")
+        .unwrap()
+        .expect("qmailq exists");
+    let g = nix::unistd::Group::from_name("qmail")
+        .unwrap()
+        .expect("qmail exists");
     (u.uid.as_raw(), g.gid.as_raw())
 }
 
@@ -230,7 +240,10 @@ impl World {
 
     /// svstat's pid of a service, when it is up.
     fn pid(&self, name: &str) -> Option<u32> {
-        let o = Command::new("svstat").arg(self.service(name)).output().ok()?;
+        let o = Command::new("svstat")
+            .arg(self.service(name))
+            .output()
+            .ok()?;
         let s = String::from_utf8_lossy(&o.stdout);
         let rest = s.split("up (pid ").nth(1)?;
         rest.split(')').next()?.parse().ok()
@@ -304,7 +317,10 @@ impl World {
     /// (orphans included: --base reports them).
     fn assert_queues(&self, count: u32) {
         let m = fs::metadata(self.base()).unwrap();
-        assert_eq!((m.uid(), m.gid(), m.mode() & 0o7777), (0, qmail_ids().1, 0o755));
+        assert_eq!(
+            (m.uid(), m.gid(), m.mode() & 0o7777),
+            (0, qmail_ids().1, 0o755)
+        );
         let mut c = Command::new(QUEUE_FIX);
         c.args(["-N", "-s", SPLIT, "--base"])
             .arg(self.base())
@@ -331,7 +347,9 @@ impl World {
         for i in ids {
             fs::write(
                 &message,
-                format!("From: sender@example.org\nTo: rcpt@example.org\nX-Test-Id: {i}\n\nbody {i}\n"),
+                format!(
+                    "From: sender@example.org\nTo: rcpt@example.org\nX-Test-Id: {i}\n\nbody {i}\n"
+                ),
             )
             .unwrap();
             let mut c = match queuedir {
@@ -394,7 +412,11 @@ impl World {
         let mut seen = Vec::new();
         for (n, ids) in self.messages() {
             if n > count {
-                assert!(ids.is_empty(), "queue{n} is retired but holds {} messages", ids.len());
+                assert!(
+                    ids.is_empty(),
+                    "queue{n} is retired but holds {} messages",
+                    ids.len()
+                );
             }
             seen.extend(ids);
         }
@@ -409,7 +431,9 @@ impl World {
     /// rewrites them).
     fn snapshot(&self) -> BTreeMap<PathBuf, (i64, i64, u64)> {
         fn walk(p: &Path, out: &mut BTreeMap<PathBuf, (i64, i64, u64)>) {
-            let Ok(m) = fs::symlink_metadata(p) else { return };
+            let Ok(m) = fs::symlink_metadata(p) else {
+                return;
+            };
             out.insert(p.to_path_buf(), (m.mtime(), m.mtime_nsec(), m.ino()));
             if m.is_dir() {
                 for e in fs::read_dir(p).unwrap() {
@@ -439,7 +463,12 @@ impl World {
                 assert_eq!(read(d.join("QUEUEDIR")), "", "{}", d.display());
                 assert_eq!(read(d.join("QUEUE_COUNT")), format!("{send_count}\n"));
             } else {
-                assert_eq!(read(d.join("QUEUEDIR")), format!("{single}\n"), "{}", d.display());
+                assert_eq!(
+                    read(d.join("QUEUEDIR")),
+                    format!("{single}\n"),
+                    "{}",
+                    d.display()
+                );
             }
         }
     }
@@ -457,7 +486,9 @@ impl World {
     }
 
     fn stop_svscan(&mut self) {
-        let Some(mut child) = self.svscan.take() else { return };
+        let Some(mut child) = self.svscan.take() else {
+            return;
+        };
         // svscan restarts supervise while a service directory exists: move
         // the services out of its sight first, then stop each supervise.
         for s in SERVICES {
@@ -472,7 +503,10 @@ impl World {
         for s in SERVICES {
             let gone = self.path("gone").join(s);
             let end = Instant::now() + Duration::from_secs(10);
-            while Command::new("svok").arg(&gone).status().is_ok_and(|s| s.success())
+            while Command::new("svok")
+                .arg(&gone)
+                .status()
+                .is_ok_and(|s| s.success())
                 && Instant::now() < end
             {
                 std::thread::sleep(Duration::from_millis(100));
@@ -552,9 +586,11 @@ fn grow_and_shrink(w: &mut World, configure: &dyn Fn() -> String) {
         w.assert_queues(count);
         w.assert_seeded(count);
         w.assert_messages(count);
-        w.wait_restarted(&before, &format!("services restarted with {count} queues"), |_, env| {
-            World::env_has_count(env, count)
-        });
+        w.wait_restarted(
+            &before,
+            &format!("services restarted with {count} queues"),
+            |_, env| World::env_has_count(env, count),
+        );
         assert_eq!(read(STATE), format!("{} 1 {count}\n", w.base().display()));
     }
 
@@ -607,8 +643,16 @@ fn provision_rejects_a_bad_configuration_naming_the_key() {
                 .output()
                 .unwrap();
             let err = String::from_utf8_lossy(&o.stderr);
-            assert_eq!(o.status.code(), Some(1), "{cmd} with {text:?}: {}", show(&o));
-            assert!(err.contains(key), "{cmd} with {text:?} does not name {key}: {err}");
+            assert_eq!(
+                o.status.code(),
+                Some(1),
+                "{cmd} with {text:?}: {}",
+                show(&o)
+            );
+            assert!(
+                err.contains(key),
+                "{cmd} with {text:?} does not name {key}: {err}"
+            );
             assert!(err.contains("nothing changed"), "{err}");
             assert!(!state.exists(), "{cmd} with {text:?} wrote state");
             assert_eq!(fs::read_dir(&services).unwrap().count(), 0);
@@ -623,7 +667,8 @@ fn provision_rejects_a_bad_configuration_naming_the_key() {
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", show(&o));
-    assert!(String::from_utf8_lossy(&o.stdout).contains("QUEUE_BASE=/srv/q QUEUE_START=1 QUEUE_COUNT=7"));
+    assert!(String::from_utf8_lossy(&o.stdout)
+        .contains("QUEUE_BASE=/srv/q QUEUE_START=1 QUEUE_COUNT=7"));
 }
 
 #[test]
@@ -632,7 +677,10 @@ fn man_pages_render() {
         return skip("man_pages_render", &why);
     }
     for (page, words) in [
-        ("qmail-multi.8", ["QUEUE_COUNT", "dpkg-reconfigure qmail-multi", "EXIT STATUS"]),
+        (
+            "qmail-multi.8",
+            ["QUEUE_COUNT", "dpkg-reconfigure qmail-multi", "EXIT STATUS"],
+        ),
         ("queue-fix.8", ["--retire", "EXIT STATUS", "orphan"]),
     ] {
         let o = Command::new("man")
@@ -682,11 +730,27 @@ fn system_lock() -> std::sync::MutexGuard<'static, ()> {
 fn packages_install_provision_and_remove_on_real_services() {
     let name = "packages_install_provision_and_remove_on_real_services";
     if !is_root() {
-        return skip(name, "needs root (installs packages, creates users, runs svscan)");
+        return skip(
+            name,
+            "needs root (installs packages, creates users, runs svscan)",
+        );
     }
     let tools = [
-        "dpkg-buildpackage", "lintian", "dpkg", "dpkg-reconfigure", "rpmbuild", "rpmlint", "rpm",
-        "svscan", "svc", "svok", "svstat", "envdir", "xz", "cargo", "useradd",
+        "dpkg-buildpackage",
+        "lintian",
+        "dpkg",
+        "dpkg-reconfigure",
+        "rpmbuild",
+        "rpmlint",
+        "rpm",
+        "svscan",
+        "svc",
+        "svok",
+        "svstat",
+        "envdir",
+        "xz",
+        "cargo",
+        "useradd",
     ];
     if let Some(why) = missing(&tools) {
         return skip(name, &why);
@@ -695,7 +759,10 @@ fn packages_install_provision_and_remove_on_real_services() {
         return skip(name, &why);
     }
     if !depositor().exists() {
-        return skip(name, "target/<profile>/examples/test-qmail-queue is not built (cargo build --examples)");
+        return skip(
+            name,
+            "target/<profile>/examples/test-qmail-queue is not built (cargo build --examples)",
+        );
     }
     let _lock = system_lock();
     let out = out_dir();
@@ -743,17 +810,24 @@ fn packages_install_provision_and_remove_on_real_services() {
         });
         w.write_conf(Some(2));
         let said = configure_deb();
-        assert!(said.contains("shrink postponed") && said.contains("qmail-smtpd.25"), "{said}");
+        assert!(
+            said.contains("shrink postponed") && said.contains("qmail-smtpd.25"),
+            "{said}"
+        );
         w.assert_seeded(3);
         w.assert_queues(3);
         w.assert_messages(3);
         assert_eq!(read(STATE), format!("{} 1 3\n", w.base().display()));
-        wait_for("every service up again", 20, || SERVICES.iter().all(|s| w.pid(s).is_some()));
+        wait_for("every service up again", 20, || {
+            SERVICES.iter().all(|s| w.pid(s).is_some())
+        });
 
         // Once it stops normally, the same step shrinks.
         fs::remove_file(stubborn.join("stubborn")).unwrap();
         run(Command::new("svc").arg("-k").arg(&stubborn), "svc -k");
-        wait_for("the service to restart", 20, || w.pid("qmail-smtpd.25").is_some());
+        wait_for("the service to restart", 20, || {
+            w.pid("qmail-smtpd.25").is_some()
+        });
         let before = w.pids();
         configure_deb();
         w.assert_seeded(2);
@@ -770,7 +844,10 @@ fn packages_install_provision_and_remove_on_real_services() {
         let q9 = w.base().join("queue9");
         w.inject(MESSAGES..MESSAGES + 5, Some(&q9));
         let said = configure_deb();
-        assert!(said.contains(&edited.display().to_string()), "drift not named: {said}");
+        assert!(
+            said.contains(&edited.display().to_string()),
+            "drift not named: {said}"
+        );
         assert!(said.contains("queue9"), "orphan not named: {said}");
         w.assert_seeded(2);
         w.assert_queues(2);
@@ -794,12 +871,24 @@ fn packages_install_provision_and_remove_on_real_services() {
     eprintln!("Debian scenario done at {:?}", started.elapsed());
 
     // ---- RPM: %post $1=1, upgrade ($1=2, new default count), erase ($1=0)
-    let rpm1 = PathBuf::from(sh_script("build-rpm.sh", &[out_s, "1", "5"]).lines().last().unwrap());
-    let rpm2 = PathBuf::from(sh_script("build-rpm.sh", &[out_s, "2", "8"]).lines().last().unwrap());
+    let rpm1 = PathBuf::from(
+        sh_script("build-rpm.sh", &[out_s, "1", "5"])
+            .lines()
+            .last()
+            .unwrap(),
+    );
+    let rpm2 = PathBuf::from(
+        sh_script("build-rpm.sh", &[out_s, "2", "8"])
+            .lines()
+            .last()
+            .unwrap(),
+    );
     {
         let mut w = World::new();
         let db = w.path("rpmdb");
-        let _cleanup = SystemCleanup { rpmdb: Some(db.clone()) };
+        let _cleanup = SystemCleanup {
+            rpmdb: Some(db.clone()),
+        };
         let rpm = |args: &[&str], pkg: Option<&Path>, what: &str| {
             let mut c = clean("rpm");
             c.arg("--dbpath").arg(&db).args(args);
@@ -809,22 +898,35 @@ fn packages_install_provision_and_remove_on_real_services() {
             run(&mut c, what)
         };
         rpm(&["--initdb"], None, "rpm --initdb");
-        w.start_svscan();
+        // No svscan running yet: the install seeds, says it restarted
+        // nothing, and succeeds; the services start with the seeded values.
         w.write_conf(None);
-        let before = w.pids();
-        rpm(&["-i", "--nodeps"], Some(&rpm1), "rpm -i (release 1)");
+        let said = rpm(&["-i", "--nodeps"], Some(&rpm1), "rpm -i (release 1)");
+        assert!(
+            said.contains("not supervised (no svscan running): not restarted"),
+            "{said}"
+        );
         w.assert_queues(5);
         w.assert_seeded(5);
-        w.wait_restarted(&before, "services restarted after rpm -i", |_, env| {
-            World::env_has_count(env, 5)
-        });
+        w.start_svscan();
+        for s in SERVICES {
+            assert!(
+                World::env_has_count(&w.recorded(s), 5),
+                "{s}: {:?}",
+                w.recorded(s)
+            );
+        }
         w.inject(0..MESSAGES, None);
         w.assert_messages(5);
 
         // Upgrade: the new %post applies the new default (8); the old
         // %preun runs with 1 and must not revert anything.
         let before = w.pids();
-        rpm(&["-U", "--nodeps"], Some(&rpm2), "rpm -U (release 2, default 8)");
+        rpm(
+            &["-U", "--nodeps"],
+            Some(&rpm2),
+            "rpm -U (release 2, default 8)",
+        );
         w.assert_queues(8);
         w.assert_seeded(8);
         w.assert_messages(8);

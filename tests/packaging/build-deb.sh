@@ -26,12 +26,13 @@ else
 	echo "build-deb: no Debian cargo package: rustup's $(cargo --version), dpkg-buildpackage -d"
 fi
 export PATH
-mkdir -p "$OUT/deb-target"
+mkdir -p "$OUT/cargo-target"
 cd "$TREE"
-CARGO_TARGET_DIR=$OUT/deb-target DEB_BUILD_OPTIONS="nocheck parallel=2" \
+CARGO_TARGET_DIR=$OUT/cargo-target DEB_BUILD_OPTIONS="nocheck parallel=2" \
 	dpkg-buildpackage -us -uc $DEPS >"$DEB/build.log" 2>&1 || {
 	tail -n 60 "$DEB/build.log"
 	exit 1
 }
 cd "$DEB"
 lintian --fail-on error --tag-display-limit 0 qmail-multi_"$VERSION"-1_*.changes
+echo "build-deb: lintian found no error"

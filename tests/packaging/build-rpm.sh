@@ -14,8 +14,8 @@ cp "$OUT/qmail-multi-$VERSION.tar.xz" "$OUT/vendor.tar.xz" "$TOP/SOURCES/"
 cp "$ROOT/packaging/rpm/qmail-multi.spec" "$TOP/SPECS/"
 if [ -x /usr/bin/cargo ]; then PATH=/usr/sbin:/usr/bin:/sbin:/bin; fi
 export PATH
-mkdir -p "$OUT/rpm-target"
-CARGO_TARGET_DIR=$OUT/rpm-target rpmbuild -bb --nodeps --nocheck \
+mkdir -p "$OUT/cargo-target"
+CARGO_TARGET_DIR=$OUT/cargo-target rpmbuild -bb --nodeps --nocheck \
 	--define "_topdir $TOP" --define "pkg_release $RELEASE" \
 	--define "default_queue_count $COUNT" \
 	"$TOP/SPECS/qmail-multi.spec" >"$TOP/build.log" 2>&1 || {
