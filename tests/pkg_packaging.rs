@@ -554,6 +554,15 @@ fn configure_deb() -> String {
     run(&mut c, "dpkg-reconfigure qmail-multi")
 }
 
+/// How many paths qmail-multi diverts (IndiMail's own copies).
+fn diversions() -> usize {
+    let o = Command::new("dpkg-divert").arg("--list").output().unwrap();
+    String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .filter(|l| l.ends_with(" by qmail-multi"))
+        .count()
+}
+
 fn already_installed() -> Option<String> {
     let dpkg = Command::new("dpkg-query")
         .args(["-W", "-f=${Status}", "qmail-multi"])
@@ -771,7 +780,7 @@ fn packages_install_provision_and_remove_on_real_services() {
 
     // ---- Debian
     sh_script("build-deb.sh", &[out_s]);
-    let deb = fs::read_dir(out.join("deb"))
+    let deb = fs::read_dir(out.join("build"))
         .unwrap()
         .map(|e| e.unwrap().path())
         .find(|p| {
@@ -790,6 +799,11 @@ fn packages_install_provision_and_remove_on_real_services() {
         c.args(["-i", "--force-confold"]).arg(&deb);
         run(&mut c, "dpkg -i");
         assert!(Path::new(MULTI).exists() && Path::new(QUEUE_FIX).exists());
+        assert_eq!(
+            diversions(),
+            4,
+            "IndiMail's qmail-multi, queue-fix and man pages diverted"
+        );
         w.assert_queues(5);
         w.assert_seeded(5);
         w.wait_restarted(&before, "services restarted after install", |_, env| {
@@ -857,6 +871,7 @@ fn packages_install_provision_and_remove_on_real_services() {
         let before = w.pids();
         run(clean("dpkg").args(["-r", "qmail-multi"]), "dpkg -r");
         assert!(!Path::new(MULTI).exists(), "{MULTI} left behind");
+        assert_eq!(diversions(), 0, "diversions left behind");
         w.assert_reverted(2);
         w.wait_reverted(&before, 2);
         assert!(Path::new(CONF).exists() && Path::new(STATE).exists());

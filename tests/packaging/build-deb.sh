@@ -7,7 +7,9 @@ set -eu
 OUT=$(mkdir -p "$1" && cd "$1" && pwd)
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 VERSION=$(sh "$(dirname "$0")/sources.sh" "$OUT")
-DEB=$OUT/deb
+# The tree sits where build-rpm.sh unpacks its own (_builddir): the same
+# paths let both builds reuse one cargo target directory.
+DEB=$OUT/build
 rm -rf "$DEB" && mkdir -p "$DEB"
 cp "$OUT/qmail-multi-$VERSION.tar.xz" "$DEB/qmail-multi_$VERSION.orig.tar.xz"
 cp "$OUT/vendor.tar.xz" "$DEB/qmail-multi_$VERSION.orig-vendor.tar.xz"
