@@ -24,8 +24,15 @@ if [ "$(cat "$OUT/vendor.stamp" 2>/dev/null)" != "$lock" ]; then
 fi
 
 rm -rf "$OUT/src" && mkdir -p "$OUT/src/qmail-multi-$VERSION"
-(cd "$ROOT" && git ls-files -z -co --exclude-standard) |
-	(cd "$ROOT" && tar --null --no-recursion -T - -cf -) |
+files() {
+	if git -C "$ROOT" rev-parse --is-inside-work-tree >/dev/null 2>&1; then
+		git -C "$ROOT" ls-files -z -co --exclude-standard
+	else
+		(cd "$ROOT" && find . -path ./target -prune -o -path ./vendor -prune -o \
+			-path ./.git -prune -o ! -type d -print0)
+	fi
+}
+files | (cd "$ROOT" && tar --null --no-recursion --ignore-failed-read -T - -cf -) |
 	tar -C "$OUT/src/qmail-multi-$VERSION" -xf -
 tar -C "$OUT/src" -cf - "qmail-multi-$VERSION" | xz -T2 -1 >"$OUT/qmail-multi-$VERSION.tar.xz"
 echo "$VERSION"
