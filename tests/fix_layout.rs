@@ -103,10 +103,20 @@ enum Break {
     /// A regular file where a directory or fifo belongs, a directory where
     /// a file belongs.
     WrongType,
+    /// A symlink to an object outside the queue (which must stay untouched).
+    Symlink,
 }
 
-fn break_it(p: &Path, kind: Kind, how: Break) {
+fn break_it(p: &Path, kind: Kind, how: Break, outside: &Path) {
     match how {
+        Break::Symlink => {
+            if kind == Kind::Dir {
+                std::fs::remove_dir_all(p).unwrap()
+            } else {
+                std::fs::remove_file(p).unwrap()
+            }
+            std::os::unix::fs::symlink(outside, p).unwrap();
+        }
         Break::Missing => {
             if kind == Kind::Dir {
                 std::fs::remove_dir_all(p).unwrap()
@@ -141,7 +151,12 @@ fn break_it(p: &Path, kind: Kind, how: Break) {
 #[test]
 fn every_row_broken_every_way_is_reported_by_dry_run_and_fixed() {
     let (ids, extra) = owners();
-    let mut ways = vec![Break::Missing, Break::Mode, Break::WrongType];
+    let mut ways = vec![
+        Break::Missing,
+        Break::Mode,
+        Break::WrongType,
+        Break::Symlink,
+    ];
     if is_root() {
         ways.extend([Break::Owner, Break::Group]);
     } else {
@@ -161,14 +176,25 @@ fn every_row_broken_every_way_is_reported_by_dry_run_and_fixed() {
     for (row, kind) in &rows {
         for &how in &ways {
             let root_row = row == ".";
-            if root_row && matches!(how, Break::Missing | Break::WrongType) {
+            if root_row && matches!(how, Break::Missing | Break::WrongType | Break::Symlink) {
                 continue; // a missing root is "create from nothing"; a file there is fatal (below)
             }
             n += 1;
             let q = dir.join(format!("q{n}"));
             run(&args(&extra, &[s(&q)]));
             let p = if root_row { q.clone() } else { q.join(row) };
-            break_it(&p, *kind, how);
+            // Outside the queue: a directory with a file, modes no queue uses.
+            let outside = dir.join(format!("outside{n}"));
+            std::fs::create_dir(&outside).unwrap();
+            std::fs::write(outside.join("f"), "x").unwrap();
+            std::fs::set_permissions(&outside, std::fs::Permissions::from_mode(0o751)).unwrap();
+            let target = if *kind == Kind::Dir {
+                outside.clone()
+            } else {
+                outside.join("f")
+            };
+            let outside_before = snapshot(&outside);
+            break_it(&p, *kind, how, &target);
             let before = snapshot(&q);
             let o = run(&args(&extra, &["-N", s(&q)]));
             let what = format!("{row} {how:?}");
@@ -198,7 +224,12 @@ fn every_row_broken_every_way_is_reported_by_dry_run_and_fixed() {
             );
             let o = run(&args(&extra, &["-N", s(&q)]));
             assert_eq!(code(&o), 0, "{what}: not fixed:\n{}{}", out(&o), err(&o));
-            if matches!(how, Break::WrongType) {
+            assert_eq!(
+                snapshot(&outside),
+                outside_before,
+                "{what}: queue-fix changed a file outside the queue"
+            );
+            if matches!(how, Break::WrongType | Break::Symlink) {
                 // The wrong object was set aside, not destroyed.
                 let aside = q.join("quarantine").join(row.replace('/', "_"));
                 assert!(aside.exists(), "{what}: {} missing", aside.display());

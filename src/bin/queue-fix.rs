@@ -1,7 +1,7 @@
 //! queue-fix: create, check, repair and retire qmail queues.
 
 use clap::{value_parser, Arg, ArgAction, ArgGroup, Command};
-use qmail_multi::fix::apply::{arm_crash_hook, Mode3};
+use qmail_multi::fix::apply::{arm_crash_hook, RunMode};
 use qmail_multi::fix::{run, status, Options, Target};
 use qmail_multi::queue::name::{parse_split, DEFAULT_SPLIT};
 use qmail_multi::queue::users::Owners;
@@ -96,11 +96,11 @@ fn main() {
     };
     let opts = Options {
         mode: if on("dry") {
-            Mode3::DryRun
+            RunMode::DryRun
         } else if on("ask") {
-            Mode3::Ask
+            RunMode::Ask
         } else {
-            Mode3::Apply
+            RunMode::Apply
         },
         verbose: on("verbose"),
         qmta: on("qmta"),

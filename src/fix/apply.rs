@@ -4,11 +4,10 @@
 
 use super::observe::{io_err, stat_at};
 use super::plan::{Action, ActionKind, MessageMove, Want, TEMP_SUFFIX};
+use super::safe;
 use crate::queue::layout::QUARANTINE;
 use nix::errno::Errno;
-use nix::fcntl::{renameat2, AtFlags, OFlag, RenameFlags};
-use nix::sys::stat::{fchmodat, mkdirat, mknodat, FchmodatFlags, Mode, SFlag};
-use nix::unistd::{fchownat, linkat, unlinkat, Gid, Uid, UnlinkatFlags};
+use nix::fcntl::OFlag;
 use std::collections::HashMap;
 use std::ffi::OsString;
 use std::io::{self, BufRead, Write};
@@ -20,12 +19,15 @@ use std::sync::Mutex;
 
 /// How a plan is carried out.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Mode3 {
+pub enum RunMode {
     /// `-N`: print, change nothing.
     DryRun,
     /// `-i`: ask once per kind of action.
     Ask,
     Apply,
+    /// Count the problems only, print and change nothing (a live queue
+    /// without `--force`).
+    CountOnly,
 }
 
 /// Counts changes to the queue; with `QUEUE_FIX_CRASH_AFTER=N` (a test
@@ -73,7 +75,7 @@ pub struct Applier<'a> {
     pub root: Option<&'a OwnedFd>,
     /// The queue's path as the user gave it, for every message.
     pub shown: &'a Path,
-    pub mode: Mode3,
+    pub mode: RunMode,
     pub verbose: bool,
     pub delete_strays: bool,
     /// What the quarantine directory must be.
@@ -85,7 +87,7 @@ impl<'a> Applier<'a> {
     pub fn new(
         root: Option<&'a OwnedFd>,
         shown: &'a Path,
-        mode: Mode3,
+        mode: RunMode,
         verbose: bool,
         delete_strays: bool,
         quarantine: Want,
@@ -122,14 +124,17 @@ impl<'a> Applier<'a> {
 
     /// Prints (`-N`, `-v`), asks (`-i`) and runs one action.
     pub fn run(&self, action: &Action) {
-        let print = self.mode == Mode3::DryRun || self.verbose;
+        if self.mode == RunMode::CountOnly {
+            return;
+        }
+        let print = self.mode == RunMode::DryRun || self.verbose;
         if print {
             let mut out = io::stdout().lock();
             for line in self.describe(action) {
                 let _ = writeln!(out, "{line}");
             }
         }
-        if self.mode == Mode3::DryRun || !self.allowed(action.kind()) {
+        if self.mode == RunMode::DryRun || !self.allowed(action.kind()) {
             return;
         }
         let Some(root) = self.root else { return };
@@ -139,7 +144,7 @@ impl<'a> Applier<'a> {
     }
 
     fn allowed(&self, kind: ActionKind) -> bool {
-        self.mode != Mode3::Ask || ask(kind)
+        self.mode != RunMode::Ask || ask(kind)
     }
 
     fn describe(&self, action: &Action) -> Vec<String> {
@@ -224,58 +229,37 @@ impl<'a> Applier<'a> {
         match action {
             Action::CreateDir { path, want } => {
                 step();
-                mkdirat(root, path.as_path(), Mode::from_bits_truncate(want.mode))
-                    .map_err(at(path, "cannot create directory"))?;
+                safe::mkdir(root, path, want.mode).map_err(at(path, "cannot create directory"))?;
                 self.own(root, path, want)
             }
             Action::CreateFile { path, want } => create_file(root, path, want),
             Action::CreateFifo { path, want } => {
                 step();
-                mknodat(
-                    root,
-                    path.as_path(),
-                    SFlag::S_IFIFO,
-                    Mode::from_bits_truncate(want.mode),
-                    0,
-                )
-                .map_err(at(path, "cannot create named pipe"))?;
+                safe::mkfifo(root, path, want.mode)
+                    .map_err(at(path, "cannot create named pipe"))?;
                 self.own(root, path, want)
             }
             Action::Chown { path, uid, gid, .. } => {
                 step();
-                fchownat(
-                    root,
-                    path.as_path(),
-                    Some(Uid::from_raw(*uid)),
-                    Some(Gid::from_raw(*gid)),
-                    AtFlags::AT_SYMLINK_NOFOLLOW,
-                )
-                .map_err(at(path, "cannot change owner"))
+                safe::chown(root, path, *uid, *gid).map_err(at(path, "cannot change owner"))
             }
             Action::Chmod { path, mode, .. } => {
                 step();
-                fchmodat(
-                    root,
-                    path.as_path(),
-                    Mode::from_bits_truncate(*mode),
-                    FchmodatFlags::FollowSymlink,
-                )
-                .map_err(at(path, "cannot change mode"))
+                safe::chmod(root, path, *mode).map_err(at(path, "cannot change mode"))
             }
             Action::MoveMessage(m) => move_message(root, m),
             Action::MoveFile { from, to } => move_file(root, from, to),
             Action::SetAside { path, keep, .. } => {
                 if self.delete_strays && !keep {
                     step();
-                    unlinkat(root, path.as_path(), UnlinkatFlags::NoRemoveDir)
-                        .map_err(at(path, "cannot delete"))
+                    safe::unlink(root, path).map_err(at(path, "cannot delete"))
                 } else {
                     self.quarantine(root, path)
                 }
             }
             Action::RemoveLeftover { path } => {
                 step();
-                match unlinkat(root, path.as_path(), UnlinkatFlags::NoRemoveDir) {
+                match safe::unlink(root, path) {
                     Ok(()) | Err(Errno::ENOENT) => Ok(()),
                     Err(e) => Err(at(path, "cannot remove")(e)),
                 }
@@ -291,23 +275,10 @@ impl<'a> Applier<'a> {
     ) -> Result<(), (PathBuf, &'static str, io::Error)> {
         let at = |what: &'static str| move |e: Errno| (path.to_owned(), what, io_err(e));
         step();
-        fchownat(
-            root,
-            path,
-            Some(Uid::from_raw(want.uid)),
-            Some(Gid::from_raw(want.gid)),
-            AtFlags::AT_SYMLINK_NOFOLLOW,
-        )
-        .map_err(at("cannot change owner"))?;
+        safe::chown(root, path, want.uid, want.gid).map_err(at("cannot change owner"))?;
         // mkdir and mknod honour the umask; the table's mode is exact.
         step();
-        fchmodat(
-            root,
-            path,
-            Mode::from_bits_truncate(want.mode),
-            FchmodatFlags::FollowSymlink,
-        )
-        .map_err(at("cannot change mode"))
+        safe::chmod(root, path, want.mode).map_err(at("cannot change mode"))
     }
 
     /// Renames `path` into the quarantine directory under a name made of
@@ -325,7 +296,7 @@ impl<'a> Applier<'a> {
             .is_none()
         {
             step();
-            match mkdirat(root, qdir, Mode::from_bits_truncate(self.quarantine.mode)) {
+            match safe::mkdir(root, qdir, self.quarantine.mode) {
                 Ok(()) | Err(Errno::EEXIST) => {}
                 Err(e) => return Err((qdir.to_owned(), "cannot create directory", io_err(e))),
             }
@@ -344,7 +315,7 @@ impl<'a> Applier<'a> {
             }
             let to = qdir.join(name);
             step();
-            match renameat2(root, path, root, &to, RenameFlags::RENAME_NOREPLACE) {
+            match safe::rename_noreplace(root, path, root, &to) {
                 Ok(()) | Err(Errno::ENOENT) => return Ok(()),
                 Err(Errno::EEXIST) if n < 10_000 => continue,
                 Err(e) => {
@@ -381,11 +352,11 @@ fn create_file(
         move |e: Errno| (p, what, io_err(e))
     };
     step();
-    let fd = nix::fcntl::openat(
+    let fd = safe::open(
         root,
-        temp.as_path(),
-        OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW,
-        Mode::from_bits_truncate(0o600),
+        &temp,
+        OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL,
+        0o600,
     )
     .map_err(at(&temp, "cannot create file"))?;
     let file = std::fs::File::from(fd);
@@ -400,14 +371,8 @@ fn create_file(
     done.map_err(|e| (temp.clone(), "cannot write", e))?;
     if size > 0 {
         step();
-        renameat2(
-            root,
-            temp.as_path(),
-            root,
-            path,
-            RenameFlags::RENAME_NOREPLACE,
-        )
-        .map_err(at(path, "cannot rename into place"))?;
+        safe::rename_noreplace(root, &temp, root, path)
+            .map_err(at(path, "cannot rename into place"))?;
     }
     Ok(())
 }
@@ -418,13 +383,7 @@ fn create_file(
 /// as done, so a rerun after a crash at any point finishes the move.
 fn move_message(root: &OwnedFd, m: &MessageMove) -> Result<(), (PathBuf, &'static str, io::Error)> {
     step();
-    match linkat(
-        root,
-        m.from.as_path(),
-        root,
-        m.to.as_path(),
-        AtFlags::empty(),
-    ) {
+    match safe::link(root, &m.from, root, &m.to) {
         Ok(()) => {}
         Err(Errno::EEXIST) if same_file(root, &m.from, &m.to) => {}
         Err(Errno::EEXIST) => {
@@ -447,7 +406,7 @@ fn move_message(root: &OwnedFd, m: &MessageMove) -> Result<(), (PathBuf, &'stati
     }
     if m.from != m.to {
         step();
-        match unlinkat(root, m.from.as_path(), UnlinkatFlags::NoRemoveDir) {
+        match safe::unlink(root, &m.from) {
             Ok(()) | Err(Errno::ENOENT) => {}
             Err(e) => {
                 return Err((
@@ -469,11 +428,11 @@ pub fn move_file(
     to: &Path,
 ) -> Result<(), (PathBuf, &'static str, io::Error)> {
     step();
-    match renameat2(root, from, root, to, RenameFlags::RENAME_NOREPLACE) {
+    match safe::rename_noreplace(root, from, root, to) {
         Ok(()) | Err(Errno::ENOENT) => Ok(()),
         Err(Errno::EEXIST) if same_file(root, from, to) => {
             step();
-            unlinkat(root, from, UnlinkatFlags::NoRemoveDir)
+            safe::unlink(root, from)
                 .or_else(|e| if e == Errno::ENOENT { Ok(()) } else { Err(e) })
                 .map_err(|e| (from.to_owned(), "cannot remove the old name", io_err(e)))
         }

@@ -3,8 +3,22 @@
 //! threads; then `bounce`; then the strays, looked at a second time.
 //!
 //! Memory holds one bucket per worker, never the queue's list of messages.
+//!
+//! What counts as a stray: a file in info, local, remote, todo, intd or
+//! bounce whose `mess` file exists in no numeric subdirectory (looked up in
+//! the expected one first, then in every other), or an entry that is not a
+//! regular file or not a message name. A message is its `mess` file, so:
+//! - `intd` without `todo` but with its `mess` is an injection in progress
+//!   (or one that died): never a stray. qmail-send's own cleanup removes
+//!   such a message once its `mess` is 36 hours old, exactly as upstream.
+//! - `mess` alone (no intd/todo/info) is the first step of an injection:
+//!   left alone for the same reason.
+//! - every candidate gets a second look after all buckets are done (a
+//!   worker may have moved its message meanwhile, or qmail-clean may have
+//!   finished deleting a message), and in a live queue (checked, or changed
+//!   with --force) candidates younger than 36 hours are left for qmail-send.
 
-use super::apply::{Applier, Mode3};
+use super::apply::{Applier, RunMode};
 use super::observe::{list_with_stats, open_dir_at, split_subdirs, stat_at, Found};
 use super::plan::{plan_bounce_file, plan_bucket, Action, Bucket, MessIndex, Plan, StrayCandidate};
 use crate::queue::layout::{self, MESS, MESSAGE_DIRS};
@@ -123,7 +137,7 @@ pub fn check(c: &MessageCheck, applier: &Applier) -> io::Result<usize> {
     buckets.dedup();
     let index = RealIndex::open(c.root, c.split)?;
     let first_error = Mutex::new(None::<io::Error>);
-    let threads = if applier.mode == Mode3::Ask {
+    let threads = if applier.mode == RunMode::Ask {
         1
     } else {
         c.threads.max(1)

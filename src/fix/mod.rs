@@ -12,10 +12,11 @@ pub mod messages;
 pub mod observe;
 pub mod plan;
 pub mod retire;
+pub mod safe;
 
 use crate::queue::layout::{Kind, PID, QUARANTINE};
 use crate::queue::users::{self, Ids, Owners};
-use apply::{Applier, Mode3};
+use apply::{Applier, RunMode};
 use nix::errno::Errno;
 use nix::sys::stat::Mode;
 use observe::{io_err, open_dir_at, stat_at, Found};
@@ -40,7 +41,7 @@ pub mod status {
 /// The parsed command line.
 #[derive(Clone, Debug)]
 pub struct Options {
-    pub mode: Mode3,
+    pub mode: RunMode,
     pub verbose: bool,
     pub qmta: bool,
     pub ratelimit: bool,
@@ -147,7 +148,7 @@ fn fix_base(
     };
     for (n, held) in &orphans {
         let q = base.join(format!("queue{n}"));
-        if retire && opts.mode != Mode3::DryRun {
+        if retire && opts.mode != RunMode::DryRun {
             total.add(retire::retire_queue(&q, base, &range, opts, ids));
         } else {
             eprintln!(
@@ -165,7 +166,7 @@ fn fix_base(
             total.problems += 1;
         }
     }
-    if retire && opts.mode != Mode3::DryRun {
+    if retire && opts.mode != RunMode::DryRun {
         // Markers of moves that finished just before a crash.
         if let Err(e) = retire::finish_markers(base, &range, opts.split) {
             total.add(fatal(base, "cannot clear retire markers", e));
@@ -192,35 +193,22 @@ pub fn fix_queue(queue: &Path, opts: &Options, ids: &Ids) -> Outcome {
             )
         }
     };
-    let mut mode = opts.mode;
-    let refuse = live && !opts.force && mode != Mode3::DryRun;
-    if refuse {
-        mode = Mode3::DryRun;
-    }
-    let applier = Applier::new(
+    let refuse = live && !opts.force && opts.mode != RunMode::DryRun;
+    // A refused live queue is only counted: the refusal below says what to
+    // do, and nothing runs.
+    let (mode, verbose) = if refuse {
+        (RunMode::CountOnly, false)
+    } else {
+        (opts.mode, opts.verbose)
+    };
+    let applier = &Applier::new(
         Some(&root),
         queue,
         mode,
-        opts.verbose && !refuse,
+        verbose,
         opts.delete_strays,
         want_of(&QUARANTINE, ids, opts.qmta),
     );
-    // Dry-run output of a refused live queue goes nowhere: the refusal
-    // message says what to do.
-    let quiet_applier;
-    let applier = if refuse {
-        quiet_applier = Applier::new(
-            None,
-            queue,
-            Mode3::Apply,
-            false,
-            opts.delete_strays,
-            applier.quarantine,
-        );
-        &quiet_applier
-    } else {
-        &applier
-    };
     let mut plan = Plan::default();
     for (path, want) in &wants {
         let have = if path == Path::new(".") {
@@ -340,7 +328,7 @@ fn create_queue(queue: &Path, opts: &Options, ids: &Ids) -> Outcome {
     let Some(name) = queue.file_name().map(OsString::from) else {
         return fatal(queue, "cannot create the queue", "no directory name");
     };
-    let parent_fd = match open_dir_at(nix::fcntl::AT_FDCWD, &parent) {
+    let parent_fd = match observe::open_named_dir(nix::fcntl::AT_FDCWD, &parent) {
         Ok(Some(fd)) => fd,
         Ok(None) => {
             return fatal(
@@ -352,11 +340,11 @@ fn create_queue(queue: &Path, opts: &Options, ids: &Ids) -> Outcome {
         Err(e) => return fatal(&parent, "cannot open", e),
     };
     let wants = wanted(ids, opts.qmta, opts.split, opts.ratelimit);
-    if opts.mode == Mode3::DryRun {
+    if opts.mode == RunMode::DryRun {
         let applier = Applier::new(
             None,
             queue,
-            Mode3::DryRun,
+            RunMode::DryRun,
             true,
             false,
             want_of(&QUARANTINE, ids, opts.qmta),

@@ -105,6 +105,25 @@ pub fn open_dir_at(
     }
 }
 
+/// Opens a directory the operator named (a queue, its parent, the base),
+/// following symlinks: queues are often links to other disks. `None` when
+/// it does not exist.
+pub fn open_named_dir(
+    dir: impl AsFd,
+    path: &(impl AsRef<OsStr> + ?Sized),
+) -> io::Result<Option<OwnedFd>> {
+    match nix::fcntl::openat(
+        dir,
+        Path::new(path.as_ref()),
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    ) {
+        Ok(fd) => Ok(Some(fd)),
+        Err(Errno::ENOENT) => Ok(None),
+        Err(e) => Err(io_err(e)),
+    }
+}
+
 /// Calls `each(name)` for every entry of the directory `fd` except `.` and
 /// `..`, streaming (the listing is never held whole).
 pub fn for_each_name(

@@ -14,18 +14,17 @@
 //! Destinations are chosen by inode (`inode % count`), after looking for
 //! a destination the message already went to.
 
-use super::apply::{step, Mode3};
+use super::apply::{step, RunMode};
 use super::messages::count_messages;
 use super::observe::{io_err, open_dir_at, split_subdirs, stat_at, Found, Stat};
 use super::plan::want_file;
+use super::safe;
 use super::{fatal, lock, Options, Outcome};
 use crate::queue::layout::{self, MESS, PID};
 use crate::queue::name::{parse_inode, split_index};
 use crate::queue::users::Ids;
 use nix::errno::Errno;
-use nix::fcntl::{renameat, AtFlags, OFlag};
-use nix::sys::stat::Mode;
-use nix::unistd::{linkat, unlinkat, UnlinkatFlags};
+use nix::fcntl::OFlag;
 use std::ffi::OsString;
 use std::fs::File;
 use std::io;
@@ -42,7 +41,7 @@ pub const TEMP_PREFIX: &str = "retire-tmp.";
 /// Every `queueN` under `base` outside `range` that holds mail, with its
 /// message count, sorted by N.
 pub fn find_orphans(base: &Path, range: &Range<u32>) -> io::Result<Vec<(u32, u64)>> {
-    let fd = open_dir_at(nix::fcntl::AT_FDCWD, base)?
+    let fd = super::observe::open_named_dir(nix::fcntl::AT_FDCWD, base)?
         .ok_or_else(|| io::Error::other("not a directory"))?;
     let mut found = Vec::new();
     super::observe::for_each_name(&fd, |name| {
@@ -56,7 +55,7 @@ pub fn find_orphans(base: &Path, range: &Range<u32>) -> io::Result<Vec<(u32, u64
         if range.contains(&n) {
             return Ok(());
         }
-        if let Some(q) = open_dir_at(&fd, name)? {
+        if let Some(q) = super::observe::open_named_dir(&fd, name).ok().flatten() {
             let held = count_messages(&q).map_err(|e| {
                 io::Error::new(e.kind(), format!("{}: {e}", base.join(name).display()))
             })?;
@@ -97,7 +96,7 @@ pub fn retire_queue(
     let mut dests = Vec::new();
     for n in range.clone() {
         let path = base.join(format!("queue{n}"));
-        let root = match open_dir_at(nix::fcntl::AT_FDCWD, &path) {
+        let root = match super::observe::open_named_dir(nix::fcntl::AT_FDCWD, &path) {
             Ok(Some(fd)) => fd,
             Ok(None) => return fatal(&path, "cannot retire into it", "no such queue"),
             Err(e) => return fatal(&path, "cannot open", e),
@@ -113,7 +112,7 @@ pub fn retire_queue(
         };
         dests.push(Dest { n, root, dev });
     }
-    let src = match open_dir_at(nix::fcntl::AT_FDCWD, queue) {
+    let src = match super::observe::open_named_dir(nix::fcntl::AT_FDCWD, queue) {
         Ok(Some(fd)) => fd,
         Ok(None) => return Outcome::default(),
         Err(e) => return fatal(queue, "cannot open", e),
@@ -129,7 +128,7 @@ pub fn retire_queue(
         return outcome;
     }
     outcome.problems += 1;
-    if opts.mode == Mode3::Ask && !super::apply::ask(super::plan::ActionKind::Retire) {
+    if opts.mode == RunMode::Ask && !super::apply::ask(super::plan::ActionKind::Retire) {
         return outcome;
     }
     let mover = Mover {
@@ -147,7 +146,7 @@ pub fn retire_queue(
         eprintln!("queue-fix: fatal: {}: {what}: {e}", p.display());
         outcome.fatal = true;
     }
-    if opts.mode != Mode3::DryRun {
+    if opts.mode != RunMode::DryRun {
         if let Err(e) = clear_finished_markers(base, &dests, opts.split) {
             outcome.add(fatal(base, "cannot clear retire markers", e));
         }
@@ -286,7 +285,7 @@ impl Mover<'_> {
     fn move_same_fs(&self, d: &Dest, ino: u64) -> Result<(), Failure> {
         let mess = rel(MESS, ino, self.split);
         step();
-        match linkat(self.src, &mess, &d.root, &mess, AtFlags::empty()) {
+        match safe::link(self.src, &mess, &d.root, &mess) {
             Ok(()) => {}
             Err(Errno::EEXIST) if matches!(stat_at(&d.root, &mess), Ok(Some(x)) if x.ino == ino && x.dev == d.dev) =>
                 {}
@@ -300,20 +299,23 @@ impl Mover<'_> {
         for dir in OTHERS {
             let p = rel(dir, ino, self.split);
             step();
-            match nix::fcntl::renameat2(
-                self.src,
-                &p,
-                &d.root,
-                &p,
-                nix::fcntl::RenameFlags::RENAME_NOREPLACE,
-            ) {
+            match safe::rename_noreplace(self.src, &p, &d.root, &p) {
                 Ok(()) | Err(Errno::ENOENT) => {}
-                Err(Errno::EEXIST) => {
-                    // Already there from an earlier run: same inode, or a
-                    // copy of it; the source name goes.
+                Err(Errno::EEXIST) if same_file(self.src, &p, &d.root, &p) => {
+                    // Moved by an earlier run and relinked? No: a rename
+                    // leaves one name. Same inode means the source name is
+                    // a leftover; it goes.
                     step();
-                    unlinkat(self.src, &p, UnlinkatFlags::NoRemoveDir)
+                    safe::unlink(self.src, &p)
                         .map_err(at(&self.shown.join(&p), "cannot remove"))?;
+                }
+                Err(Errno::EEXIST) => {
+                    // Another file under this message's name in the
+                    // destination: its own message (this inode number's
+                    // earlier owner) is gone, so it is a stray; ours wins.
+                    step();
+                    safe::rename(self.src, &p, &d.root, &p)
+                        .map_err(at(&self.shown.join(&p), "cannot move into the destination"))?;
                 }
                 Err(e) => {
                     return Err(at(&self.shown.join(&p), "cannot move into the destination")(e))
@@ -321,7 +323,7 @@ impl Mover<'_> {
             }
         }
         step();
-        match unlinkat(self.src, &mess, UnlinkatFlags::NoRemoveDir) {
+        match safe::unlink(self.src, &mess) {
             Ok(()) | Err(Errno::ENOENT) => Ok(()),
             Err(e) => Err(at(&self.shown.join(&mess), "cannot remove")(e)),
         }
@@ -337,7 +339,7 @@ impl Mover<'_> {
             }
             Ok(Some(_)) => {
                 step();
-                unlinkat(&d.root, &marker, UnlinkatFlags::NoRemoveDir)
+                safe::unlink(&d.root, &marker)
                     .map_err(at(&dshown.join(&marker), "cannot remove"))?;
                 None
             }
@@ -348,14 +350,7 @@ impl Mover<'_> {
             let want = want_file(layout::entry(MESS), self.ids, self.qmta);
             let j = self.copy_file(&src_mess, d, &marker, &want, false)?;
             step();
-            linkat(
-                &d.root,
-                &marker,
-                &d.root,
-                &rel(MESS, j, self.split),
-                AtFlags::empty(),
-            )
-            .map_err(at(
+            safe::link(&d.root, &marker, &d.root, &rel(MESS, j, self.split)).map_err(at(
                 &dshown.join(rel(MESS, j, self.split)),
                 "cannot link the new message",
             ))?;
@@ -376,25 +371,24 @@ impl Mover<'_> {
             self.copy_file(&from, d, &temp, &want, true)?;
             let to = rel(dir, j, self.split);
             step();
-            renameat(&d.root, &temp, &d.root, &to)
+            safe::rename(&d.root, &temp, &d.root, &to)
                 .map_err(at(&dshown.join(&to), "cannot rename into place"))?;
         }
         for dir in OTHERS {
             let p = rel(dir, ino, self.split);
             step();
-            match unlinkat(self.src, &p, UnlinkatFlags::NoRemoveDir) {
+            match safe::unlink(self.src, &p) {
                 Ok(()) | Err(Errno::ENOENT) => {}
                 Err(e) => return Err(at(&self.shown.join(&p), "cannot remove")(e)),
             }
         }
         step();
-        match unlinkat(self.src, &src_mess, UnlinkatFlags::NoRemoveDir) {
+        match safe::unlink(self.src, &src_mess) {
             Ok(()) | Err(Errno::ENOENT) => {}
             Err(e) => return Err(at(&self.shown.join(&src_mess), "cannot remove")(e)),
         }
         step();
-        unlinkat(&d.root, &marker, UnlinkatFlags::NoRemoveDir)
-            .map_err(at(&dshown.join(&marker), "cannot remove"))
+        safe::unlink(&d.root, &marker).map_err(at(&dshown.join(&marker), "cannot remove"))
     }
 
     /// Copies a source file to `to` in the destination (created fresh,
@@ -409,22 +403,17 @@ impl Mover<'_> {
         replace: bool,
     ) -> Result<u64, Failure> {
         let dshown = self.base.join(format!("queue{}", d.n));
-        let input = nix::fcntl::openat(
-            self.src,
-            from,
-            OFlag::O_RDONLY | OFlag::O_CLOEXEC,
-            Mode::empty(),
-        )
-        .map_err(at(&self.shown.join(from), "cannot open"))?;
-        let mut flags = OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW;
+        let input = safe::open(self.src, from, OFlag::O_RDONLY, 0)
+            .map_err(at(&self.shown.join(from), "cannot open"))?;
+        let mut flags = OFlag::O_WRONLY | OFlag::O_CREAT;
         flags |= if replace {
             OFlag::O_TRUNC
         } else {
             OFlag::O_EXCL
         };
         step();
-        let out = nix::fcntl::openat(&d.root, to, flags, Mode::from_bits_truncate(0o600))
-            .map_err(at(&dshown.join(to), "cannot create"))?;
+        let out =
+            safe::open(&d.root, to, flags, 0o600).map_err(at(&dshown.join(to), "cannot create"))?;
         let (mut input, mut out) = (File::from(input), File::from(out));
         let done = (|| -> io::Result<u64> {
             io::copy(&mut input, &mut out)?;
@@ -441,7 +430,9 @@ impl Mover<'_> {
 pub fn finish_markers(base: &Path, range: &Range<u32>, split: u32) -> io::Result<()> {
     let mut dests = Vec::new();
     for n in range.clone() {
-        if let Some(root) = open_dir_at(nix::fcntl::AT_FDCWD, &base.join(format!("queue{n}")))? {
+        if let Some(root) =
+            super::observe::open_named_dir(nix::fcntl::AT_FDCWD, &base.join(format!("queue{n}")))?
+        {
             dests.push(Dest { n, root, dev: 0 });
         }
     }
@@ -477,7 +468,7 @@ fn clear_finished_markers(base: &Path, dests: &[Dest], split: u32) -> io::Result
             };
             if finished {
                 step();
-                match unlinkat(&pid, name.as_os_str(), UnlinkatFlags::NoRemoveDir) {
+                match safe::unlink(&pid, Path::new(&name)) {
                     Ok(()) | Err(Errno::ENOENT) => {}
                     Err(e) => return Err(io_err(e)),
                 }
@@ -485,4 +476,11 @@ fn clear_finished_markers(base: &Path, dests: &[Dest], split: u32) -> io::Result
         }
     }
     Ok(())
+}
+
+fn same_file(a_root: &OwnedFd, a: &Path, b_root: &OwnedFd, b: &Path) -> bool {
+    match (stat_at(a_root, a), stat_at(b_root, b)) {
+        (Ok(Some(x)), Ok(Some(y))) => (x.dev, x.ino) == (y.dev, y.ino),
+        _ => false,
+    }
 }
