@@ -11,8 +11,11 @@
 //! `multi-bench inject COUNT DEPOSITOR QMAIL_MULTI BASE` — COUNT injections
 //! straight into the depositor (QUEUEDIR=BASE/queue1) against COUNT through
 //! qmail-multi (QUEUE_BASE=BASE) and through qmail-multi with
-//! FILTERARGS=cat, interleaved in blocks so drift hits all alike; real
-//! pipes on descriptors 0 and 1, the depositor fsyncs as qmail-queue does.
+//! FILTERARGS=cat, alternating one by one so drift hits all alike; real
+//! pipes on descriptors 0 and 1, the depositor fsyncs as qmail-queue does
+//! (`SYNC=0` in the environment turns that off). `BENCH_QUEUE_COUNT=1`
+//! makes qmail-multi use queue1 only, like the direct path. A fourth path,
+//! the depositor behind `/usr/bin/env`, prices one bare extra exec.
 
 use qmail_multi::multi::select::{choose, FsProbe, Random, SplitMix};
 use std::io::Write;
@@ -137,6 +140,12 @@ fn inject(count: usize, depositor: PathBuf, multi: PathBuf, base: PathBuf) {
     direct
         .env("QUEUEDIR", base.join("queue1"))
         .env("CONFSPLIT", &split);
+    // The same, but behind one extra exec of a small C program: the least
+    // any exec-ing multiplexer can cost.
+    let mut shim = Command::new("/usr/bin/env");
+    shim.arg(&depositor)
+        .env("QUEUEDIR", base.join("queue1"))
+        .env("CONFSPLIT", &split);
     let mut through = Command::new(&multi);
     through
         .env_remove("QUEUEDIR")
@@ -152,48 +161,73 @@ fn inject(count: usize, depositor: PathBuf, multi: PathBuf, base: PathBuf) {
         .env("QMAILHOME", "/")
         .env("CONFSPLIT", &split)
         .env("FILTERARGS", "cat");
-    let mut spent = [Duration::ZERO; 3];
-    let block = 100;
-    let mut done = 0;
-    while done < count {
-        let n = block.min(count - done);
-        for (i, cmd) in [&mut direct, &mut through, &mut filtered]
+    if let Ok(n) = std::env::var("BENCH_QUEUE_COUNT") {
+        through.env("QUEUE_COUNT", &n);
+        filtered.env("QUEUE_COUNT", &n);
+    }
+    // Alternating injection by injection, so disk and load drift hit the
+    // three paths alike; medians, as fsync has a long tail.
+    let mut spent: [Vec<Duration>; 4] = Default::default();
+    for _ in 0..count {
+        for (i, cmd) in [&mut direct, &mut through, &mut filtered, &mut shim]
             .into_iter()
             .enumerate()
         {
             let t = Instant::now();
-            for _ in 0..n {
-                inject_once(cmd, &message, envelope);
-            }
-            spent[i] += t.elapsed();
+            inject_once(cmd, &message, envelope);
+            spent[i].push(t.elapsed());
         }
-        done += n;
     }
-    let per = |d: Duration| d.as_secs_f64() * 1e6 / count as f64;
+    let stats = |v: &mut Vec<Duration>| {
+        v.sort();
+        let mean = v.iter().sum::<Duration>().as_secs_f64() * 1e6 / v.len() as f64;
+        (v[v.len() / 2].as_secs_f64() * 1e6, mean)
+    };
+    let [d, t, f, e] = spent.each_mut().map(stats);
     println!(
-        "(b) {count} injections each, message {} bytes, depositor fsyncs:",
-        message.len()
+        "(b) {count} injections each, message {} bytes, depositor {} (median / mean µs):",
+        message.len(),
+        if std::env::var("SYNC").is_ok_and(|v| v == "0") {
+            "does not fsync (SYNC=0)"
+        } else {
+            "fsyncs"
+        }
     );
     println!(
-        "    straight into the depositor : {:8.1} µs/injection",
-        per(spent[0])
+        "    straight into the depositor : {:8.1} / {:8.1}",
+        d.0, d.1
     );
     println!(
-        "    through qmail-multi         : {:8.1} µs/injection",
-        per(spent[1])
+        "    through qmail-multi         : {:8.1} / {:8.1}",
+        t.0, t.1
     );
     println!(
-        "    ratio                       : {:8.3}",
-        per(spent[1]) / per(spent[0])
-    );
-    println!("(c) through qmail-multi, FILTERARGS=cat:");
-    println!(
-        "    with the filter             : {:8.1} µs/injection",
-        per(spent[2])
+        "    ratio                       : {:8.3} / {:8.3}",
+        t.0 / d.0,
+        t.1 / d.1
     );
     println!(
-        "    ratio to the depositor      : {:8.3}",
-        per(spent[2]) / per(spent[0])
+        "    behind /usr/bin/env instead : {:8.1} / {:8.1}",
+        e.0, e.1
+    );
+    println!(
+        "    ratio, env to the depositor : {:8.3} / {:8.3}",
+        e.0 / d.0,
+        e.1 / d.1
+    );
+    println!(
+        "    qmail-multi's cost in execs of env: {:.2}",
+        (t.0 - d.0) / (e.0 - d.0)
+    );
+    println!("(c) through qmail-multi with FILTERARGS=cat:");
+    println!(
+        "    with the filter             : {:8.1} / {:8.1}",
+        f.0, f.1
+    );
+    println!(
+        "    ratio to the depositor      : {:8.3} / {:8.3}",
+        f.0 / d.0,
+        f.1 / d.1
     );
 }
 

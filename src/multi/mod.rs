@@ -56,6 +56,16 @@ pub fn inject(args: Vec<OsString>) -> i32 {
     }
 }
 
+/// Where the message will go, known before the filter runs.
+enum Destination {
+    Fixed(PathBuf),
+    Select {
+        probe: FsProbe,
+        start: u64,
+        count: u32,
+    },
+}
+
 fn run(args: Vec<OsString>) -> Result<(), Fatal> {
     let config = Config::from_env(|name| std::env::var_os(name))
         .map_err(|e| Fatal::new(QueueExit::CannotReadConfig, e.to_string()))?;
@@ -68,9 +78,17 @@ fn run(args: Vec<OsString>) -> Result<(), Fatal> {
             ),
         )
     })?;
-    let base = match &config.target {
-        Target::Select { base, .. } => Some(resolve_base(base)?),
-        Target::Fixed(_) => None,
+    // Resolved before any filter runs, so a configuration error costs nothing.
+    let destination = match &config.target {
+        Target::Fixed(dir) => Destination::Fixed(dir.clone()),
+        Target::Select { base, start, count } => Destination::Select {
+            probe: FsProbe {
+                base: resolve_base(base)?,
+                min_free: config.min_free,
+            },
+            start: *start,
+            count: *count,
+        },
     };
     if let Some(command) = &config.filter {
         match filter::run(command, config.make_seekable, &config.tmpdir)? {
@@ -91,14 +109,14 @@ fn run(args: Vec<OsString>) -> Result<(), Fatal> {
             }
         }
     }
-    let queue = match (&config.target, base) {
-        (Target::Fixed(dir), _) => dir.clone(),
-        (Target::Select { start, count, .. }, Some(base)) => {
-            let mut probe = FsProbe {
-                base,
-                min_free: config.min_free,
-            };
-            let choice = select::choose(*start, *count, &mut probe, &mut SplitMix::from_os())
+    let queue = match destination {
+        Destination::Fixed(dir) => dir,
+        Destination::Select {
+            mut probe,
+            start,
+            count,
+        } => {
+            let choice = select::choose(start, count, &mut probe, &mut SplitMix::from_os())
                 .map_err(|none| {
                     let why: Vec<String> = none
                         .skipped
@@ -117,7 +135,6 @@ fn run(args: Vec<OsString>) -> Result<(), Fatal> {
             }
             probe.path(choice.queue)
         }
-        (Target::Select { .. }, None) => unreachable!("the base is resolved for selection"),
     };
     if diag::on_stderr() {
         crate::diag!(
