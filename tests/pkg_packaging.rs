@@ -857,6 +857,12 @@ fn packages_install_provision_and_remove_on_real_services() {
         fs::write(&edited, "7\n").unwrap();
         let q9 = w.base().join("queue9");
         w.inject(MESSAGES..MESSAGES + 5, Some(&q9));
+        // A service the admin stopped stays stopped through the shrink.
+        let stopped = w.service("qmail-qmtpd.209");
+        run(Command::new("svc").arg("-d").arg(&stopped), "svc -d");
+        wait_for("qmail-qmtpd.209 down", 20, || {
+            w.pid("qmail-qmtpd.209").is_none()
+        });
         let said = configure_deb();
         assert!(
             said.contains(&edited.display().to_string()),
@@ -866,6 +872,18 @@ fn packages_install_provision_and_remove_on_real_services() {
         w.assert_seeded(2);
         w.assert_queues(2);
         w.assert_messages(2);
+        assert_eq!(
+            w.pid("qmail-qmtpd.209"),
+            None,
+            "a stopped service was started"
+        );
+        run(Command::new("svc").arg("-u").arg(&stopped), "svc -u");
+        wait_for("qmail-qmtpd.209 up", 20, || {
+            w.pid("qmail-qmtpd.209").is_some()
+        });
+        wait_for("qmail-qmtpd.209 to record 2 queues", 20, || {
+            World::env_has_count(&w.recorded("qmail-qmtpd.209"), 2)
+        });
 
         // Remove: single-queue front ends, qmail-send keeps its count.
         let before = w.pids();
