@@ -28,7 +28,7 @@ use std::ffi::OsStr;
 use std::io;
 use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
@@ -112,7 +112,7 @@ pub fn check(c: &MessageCheck, applier: &Applier) -> io::Result<usize> {
         .copied()
         .filter(|d| layout::entry(d).is_split())
     {
-        let Some(fd) = open_dir_at(c.root, dir)? else {
+        let Some(fd) = open_dir_at(c.root, dir).map_err(|e| named(dir, e))? else {
             continue;
         };
         let (subs, others) = split_subdirs(&fd).map_err(|e| named(dir, e))?;
@@ -121,7 +121,7 @@ pub fn check(c: &MessageCheck, applier: &Applier) -> io::Result<usize> {
             if parse_subdir(name.as_bytes()).is_some_and(|n| n < c.split) {
                 continue;
             }
-            if let Some(st) = stat_at(&fd, &name)? {
+            if let Some(st) = stat_at(&fd, &name).map_err(|e| named(dir, e))? {
                 strays.lock().unwrap().push(StrayCandidate {
                     path: Path::new(dir).join(&name),
                     name: None,
@@ -135,7 +135,7 @@ pub fn check(c: &MessageCheck, applier: &Applier) -> io::Result<usize> {
     }
     buckets.sort_unstable();
     buckets.dedup();
-    let index = RealIndex::open(c.root, c.split)?;
+    let index = RealIndex::open(c.root, c.split).map_err(|e| named(MESS, e))?;
     let first_error = Mutex::new(None::<io::Error>);
     let threads = if applier.mode == RunMode::Ask {
         1
@@ -222,7 +222,9 @@ fn check_bucket(
         dirs: Vec::with_capacity(dir_fds.len()),
     };
     for (dir, fd) in dir_fds {
-        let listing = match open_dir_at(fd, &name)? {
+        let listing = match open_dir_at(fd, &name)
+            .map_err(|e| named(&format!("{dir}/{name}"), e))?
+        {
             Some(sfd) => list_with_stats(&sfd).map_err(|e| named(&format!("{dir}/{name}"), e))?,
             None => Vec::new(),
         };
@@ -261,9 +263,4 @@ pub fn count_messages(root: &OwnedFd) -> io::Result<u64> {
         }
     }
     Ok(n)
-}
-
-/// Relative path of a message's file.
-pub fn rel(dir: &str, sub: u32, name: &str) -> PathBuf {
-    Path::new(dir).join(sub.to_string()).join(name)
 }

@@ -148,9 +148,7 @@ fn fix_base(
     };
     for (n, held) in &orphans {
         let q = base.join(format!("queue{n}"));
-        if retire && opts.mode != RunMode::DryRun {
-            total.add(retire::retire_queue(&q, base, &range, opts, ids));
-        } else {
+        if !(retire && opts.mode != RunMode::DryRun) {
             eprintln!(
                 "queue-fix: {}: orphan: holds {held} message{} outside queue{}..queue{}{}",
                 q.display(),
@@ -163,6 +161,11 @@ fn fix_base(
                     " (move them with --retire)"
                 }
             );
+        }
+        if retire {
+            // With -N: the plan of the retirement, nothing moved.
+            total.add(retire::retire_queue(&q, base, &range, opts, ids));
+        } else {
             total.problems += 1;
         }
     }

@@ -3,7 +3,7 @@
 //! Paths in actions are relative to the queue root.
 
 use super::observe::{Found, Stat};
-use crate::queue::layout::{self, Entry, Kind, MESS, MESSAGE_DIRS};
+use crate::queue::layout::{self, Entry, Kind, MESS};
 use crate::queue::name::{parse_inode, split_index};
 use crate::queue::users::Ids;
 use std::collections::HashMap;
@@ -273,7 +273,7 @@ pub trait MessIndex {
 pub struct Bucket {
     pub sub: u32,
     /// `(dir, entries)`: `mess` first, then the other split directories in
-    /// [`MESSAGE_DIRS`] order. A directory without this subdirectory is
+    /// [`layout::MESSAGE_DIRS`] order. A directory without this subdirectory is
     /// absent or empty.
     pub dirs: Vec<(&'static str, Vec<(OsString, Stat)>)>,
 }
@@ -456,11 +456,6 @@ pub fn plan_bounce_file(
     });
 }
 
-/// Whether a directory of [`MESSAGE_DIRS`] is split.
-pub fn is_split_dir(dir: &str) -> bool {
-    MESSAGE_DIRS.contains(&dir) && layout::entry(dir).is_split()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -634,6 +629,20 @@ mod tests {
                 to: "info/5/12".into()
             }]
         );
+    }
+
+    #[test]
+    fn wanted_expands_split_dirs_and_qmta_mode_uses_qmailq_everywhere() {
+        let w = wanted(&IDS, false, 5, false);
+        assert_eq!(w.len(), layout::entries(false).count() + 6 * 5);
+        let uid = |w: &[(PathBuf, Want)], p: &str| {
+            w.iter().find(|(x, _)| x == Path::new(p)).unwrap().1.uid
+        };
+        assert_eq!(uid(&w, "lock/tcpto"), 12);
+        assert_eq!(uid(&w, "info/4"), 11);
+        let m = wanted(&IDS, true, 5, true);
+        assert!(m.iter().all(|(_, want)| want.uid == 10 && want.gid == 20));
+        assert!(m.iter().any(|(p, _)| p == Path::new("ratelimit")));
     }
 
     #[test]

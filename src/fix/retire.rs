@@ -102,7 +102,7 @@ pub fn retire_queue(
             Err(e) => return fatal(&path, "cannot open", e),
         };
         match lock::is_live(&root) {
-            Ok(true) if !opts.force => return refuse(&path, queue),
+            Ok(true) if !opts.force && opts.mode != RunMode::DryRun => return refuse(&path, queue),
             Ok(_) => {}
             Err(e) => return fatal(&path, "cannot probe the lock", e),
         }
@@ -118,7 +118,7 @@ pub fn retire_queue(
         Err(e) => return fatal(queue, "cannot open", e),
     };
     match lock::is_live(&src) {
-        Ok(true) if !opts.force => return refuse(queue, queue),
+        Ok(true) if !opts.force && opts.mode != RunMode::DryRun => return refuse(queue, queue),
         Ok(_) => {}
         Err(e) => return fatal(queue, "cannot probe the lock", e),
     }
@@ -139,6 +139,7 @@ pub fn retire_queue(
         ids,
         qmta: opts.qmta,
         verbose: opts.verbose,
+        dry: opts.mode == RunMode::DryRun,
         shown: queue,
         base,
     };
@@ -184,6 +185,8 @@ struct Mover<'a> {
     ids: &'a Ids,
     qmta: bool,
     verbose: bool,
+    /// `-N`: say where each message would go, move nothing.
+    dry: bool,
     shown: &'a Path,
     base: &'a Path,
 }
@@ -228,6 +231,9 @@ impl Mover<'_> {
                 let healthy = st.kind == Found::File
                     && parse_inode(name.as_encoded_bytes()) == Some(st.ino)
                     && split_index(st.ino, self.split) == sub;
+                if !healthy && self.dry {
+                    continue; // the repair plan above lists its rename
+                }
                 if !healthy {
                     return Err((
                         self.shown.join(MESS).join(sub.to_string()).join(&name),
@@ -245,15 +251,16 @@ impl Mover<'_> {
         Path::new(PID).join(format!("{MARKER_PREFIX}{}.{ino}", self.qname))
     }
 
-    fn say(&self, d: &Dest, from: u64, to: u64) {
-        if self.verbose {
+    fn say(&self, d: &Dest, from: u64, to: Option<u64>) {
+        if self.verbose || self.dry {
+            let dest = self.base.join(format!("queue{}", d.n));
+            let target = match to {
+                Some(to) => dest.join(rel(MESS, to, self.split)).display().to_string(),
+                None => format!("{} (copied: a new inode there)", dest.join(MESS).display()),
+            };
             println!(
-                "retire {} -> {} as {to}",
+                "retire {} -> {target}",
                 self.shown.join(rel(MESS, from, self.split)).display(),
-                self.base
-                    .join(format!("queue{}", d.n))
-                    .join(rel(MESS, to, self.split))
-                    .display()
             );
         }
     }
@@ -274,8 +281,11 @@ impl Mover<'_> {
             .iter()
             .find(|d| same_fs(d) || marked(d))
             .unwrap_or(&self.dests[(ino % self.dests.len() as u64) as usize]);
-        if d.dev == st.dev {
-            self.say(d, ino, ino);
+        if self.dry {
+            self.say(d, ino, (d.dev == st.dev).then_some(ino));
+            Ok(())
+        } else if d.dev == st.dev {
+            self.say(d, ino, Some(ino));
             self.move_same_fs(d, ino)
         } else {
             self.copy_across(d, ino)
@@ -357,7 +367,7 @@ impl Mover<'_> {
             new_ino = Some(j);
         }
         let j = new_ino.unwrap_or_default();
-        self.say(d, ino, j);
+        self.say(d, ino, Some(j));
         for dir in OTHERS {
             let from = rel(dir, ino, self.split);
             let want = want_file(layout::entry(dir), self.ids, self.qmta);
