@@ -429,7 +429,7 @@ impl World {
     /// mtime and inode of every file under the scratch configuration
     /// targets and the state (supervise/ status files excluded: daemontools
     /// rewrites them).
-    fn snapshot(&self) -> BTreeMap<PathBuf, (i64, i64, u64)> {
+    fn snapshot(&self) -> Snapshot {
         fn walk(p: &Path, out: &mut BTreeMap<PathBuf, (i64, i64, u64)>) {
             let Ok(m) = fs::symlink_metadata(p) else {
                 return;
@@ -449,7 +449,9 @@ impl World {
             walk(&p, &mut out);
         }
         walk(Path::new("/var/lib/qmail-multi"), &mut out);
-        walk(Path::new("/etc/qmail-multi"), &mut out);
+        // The conffile, not its directory: dpkg and rpm put their copies
+        // of the shipped file next to it.
+        walk(Path::new(CONF), &mut out);
         out
     }
 
@@ -519,6 +521,18 @@ impl Drop for World {
     fn drop(&mut self) {
         self.stop_svscan();
     }
+}
+
+type Snapshot = BTreeMap<PathBuf, (i64, i64, u64)>;
+
+/// Fails naming every path added, removed or changed between snapshots.
+fn assert_unchanged(before: &Snapshot, after: &Snapshot, what: &str) {
+    let changed: Vec<&PathBuf> = before
+        .keys()
+        .chain(after.keys())
+        .filter(|p| before.get(*p) != after.get(*p))
+        .collect();
+    assert!(changed.is_empty(), "{what} changed {changed:?}");
 }
 
 /// Leaves no package, configuration or state behind, also when a step
@@ -608,14 +622,7 @@ fn grow_and_shrink(w: &mut World, configure: &dyn Fn() -> String) {
     let pids = w.pids();
     configure();
     assert_eq!(w.pids(), pids, "a second run restarted services");
-    let after = w.snapshot();
-    let changed: Vec<_> = files
-        .iter()
-        .filter(|(p, v)| after.get(*p) != Some(v))
-        .map(|(p, _)| p)
-        .collect();
-    assert!(changed.is_empty(), "a second run changed {changed:?}");
-    assert_eq!(files.len(), after.len(), "a second run created files");
+    assert_unchanged(&files, &w.snapshot(), "a second run");
 }
 
 #[test]
@@ -779,15 +786,7 @@ fn packages_install_provision_and_remove_on_real_services() {
     let started = Instant::now();
 
     // ---- Debian
-    sh_script("build-deb.sh", &[out_s]);
-    let deb = fs::read_dir(out.join("build"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .find(|p| {
-            let n = p.file_name().unwrap().to_string_lossy().into_owned();
-            n.starts_with("qmail-multi_") && n.ends_with(".deb")
-        })
-        .expect("the .deb");
+    let deb = PathBuf::from(sh_script("build-deb.sh", &[out_s]).lines().last().unwrap());
     eprintln!("built {} in {:?}", deb.display(), started.elapsed());
     {
         let _cleanup = SystemCleanup { rpmdb: None };
@@ -811,6 +810,24 @@ fn packages_install_provision_and_remove_on_real_services() {
         });
 
         grow_and_shrink(&mut w, &configure_deb);
+
+        // Upgrade to a newer build: the admin's count stays, nothing is
+        // written, nobody is restarted; the diversions stay.
+        let deb2 = PathBuf::from(
+            sh_script("build-deb.sh", &[out_s, "2"])
+                .lines()
+                .last()
+                .unwrap(),
+        );
+        let files = w.snapshot();
+        let pids = w.pids();
+        run(
+            clean("dpkg").args(["-i", "--force-confold"]).arg(&deb2),
+            "dpkg -i (upgrade to -2)",
+        );
+        assert_eq!(w.pids(), pids, "the upgrade restarted services");
+        assert_unchanged(&files, &w.snapshot(), "the upgrade");
+        assert_eq!(diversions(), 4);
 
         // A service that will not go down postpones the shrink; nothing
         // changes, the install step still succeeds.
@@ -982,7 +999,7 @@ fn packages_install_provision_and_remove_on_real_services() {
         let pids = w.pids();
         configure_rpm();
         assert_eq!(w.pids(), pids, "a second run restarted services");
-        assert_eq!(w.snapshot(), files, "a second run changed files");
+        assert_unchanged(&files, &w.snapshot(), "a second run");
 
         // Erase: %preun with 0 reverts; the %ghost state goes with it.
         let before = w.pids();

@@ -3,8 +3,11 @@
 # (sources.sh) and packaging/debian, then runs lintian (errors fail).
 # Uses Debian's own toolchain (cargo-web/rustc-web) when installed; else
 # rustup's cargo with dpkg-buildpackage -d (build dependencies unchecked).
+# usage: build-deb.sh OUT [REVISION]   (REVISION > 1: a changelog entry is
+# added, for upgrade tests). Prints the path of the .deb last.
 set -eu
 OUT=$(mkdir -p "$1" && cd "$1" && pwd)
+REV=${2:-1}
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 VERSION=$(sh "$(dirname "$0")/sources.sh" "$OUT")
 # The tree sits where build-rpm.sh unpacks its own (_builddir): the same
@@ -17,6 +20,14 @@ TREE=$DEB/qmail-multi-$VERSION
 tar -C "$DEB" -xf "$DEB/qmail-multi_$VERSION.orig.tar.xz"
 tar -C "$TREE" -xf "$OUT/vendor.tar.xz"
 cp -a "$ROOT/packaging/debian" "$TREE/debian"
+if [ "$REV" != 1 ]; then
+	{
+		printf 'qmail-multi (%s-%s) unstable; urgency=medium\n\n' "$VERSION" "$REV"
+		printf '  * Rebuild (upgrade test).\n\n'
+		printf ' -- qmail-multi developers <qmail-multi@packages.invalid>  %s\n\n' "$(date -R)"
+		cat "$ROOT/packaging/debian/changelog"
+	} >"$TREE/debian/changelog"
+fi
 
 if dpkg-query -W -f='${Status}' cargo-web 2>/dev/null | grep -q 'ok installed' ||
 	dpkg-query -W -f='${Status}' cargo 2>/dev/null | grep -q 'ok installed'; then
@@ -36,5 +47,8 @@ CARGO_TARGET_DIR=$OUT/cargo-target DEB_BUILD_OPTIONS="nocheck parallel=2" \
 	exit 1
 }
 cd "$DEB"
-lintian --fail-on error --tag-display-limit 0 qmail-multi_"$VERSION"-1_*.changes
+lintian --fail-on error --tag-display-limit 0 qmail-multi_"$VERSION-$REV"_*.changes
 echo "build-deb: lintian found no error"
+mkdir -p "$OUT/debs"
+for f in qmail-multi_"$VERSION-$REV"_*.deb; do cp "$f" "$OUT/debs/"; done
+echo "$OUT/debs/$(ls qmail-multi_"$VERSION-$REV"_*.deb | head -n 1)"
