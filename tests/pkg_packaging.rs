@@ -1,0 +1,1017 @@
+//! Packaging: the Debian and RPM packages built offline from this tree and
+//! installed for real over a scratch daemontools service directory watched
+//! by a real `svscan`, driven through install, grow, shrink, a postponed
+//! shrink, drift and orphans, idempotence, remove and purge (RPM: install,
+//! upgrade, reconfigure, erase); the OBS sources checked offline; the
+//! provisioning's configuration checks; the man pages.
+//!
+//! The scenarios install into the same system paths (/usr/sbin,
+//! /etc/qmail-multi, /var/lib/qmail-multi), so they run one after the other
+//! inside one test and never touch a real /service: the configuration
+//! points SERVICEDIR, QUEUE_BASE and CONTROLDIR at a scratch directory.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const SERVICES: [&str; 6] = [
+    "qmail-smtpd.25",
+    "qmail-smtpd.465",
+    "qmail-smtpd.587",
+    "qmail-send.25",
+    "qmail-qmqpd.628",
+    "qmail-qmtpd.209",
+];
+const CONF: &str = "/etc/qmail-multi/qmail-multi.conf";
+const STATE: &str = "/var/lib/qmail-multi/applied";
+const MULTI: &str = "/usr/sbin/qmail-multi";
+const QUEUE_FIX: &str = "/usr/bin/queue-fix";
+const PROVISION: &str = "/usr/libexec/qmail-multi/provision";
+/// Small, so queues are quick to create; every queue-fix call uses it.
+const SPLIT: &str = "7";
+const MESSAGES: usize = 3000;
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn script(name: &str) -> PathBuf {
+    repo().join("tests/packaging").join(name)
+}
+
+/// Build outputs and the vendored crates, reused between runs.
+fn out_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("pkg")
+}
+
+fn depositor() -> PathBuf {
+    let bin = PathBuf::from(env!("CARGO_BIN_EXE_qmail-multi"));
+    bin.parent().unwrap().join("examples/test-qmail-queue")
+}
+
+fn is_root() -> bool {
+    nix::unistd::geteuid().is_root()
+}
+
+fn have(tool: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", "command -v \"$0\" >/dev/null", tool])
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+fn missing(tools: &[&str]) -> Option<String> {
+    let m: Vec<&str> = tools.iter().copied().filter(|t| !have(t)).collect();
+    (!m.is_empty()).then(|| format!("missing tools: {}", m.join(" ")))
+}
+
+fn skip(test: &str, why: &str) {
+    eprintln!("SKIPPED {test}: {why}");
+}
+
+/// A command with only PATH, HOME and a C locale from the test's
+/// environment: cargo's own variables must not leak into the nested builds.
+fn clean(program: impl AsRef<std::ffi::OsStr>) -> Command {
+    let mut c = Command::new(program);
+    c.env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env(
+            "HOME",
+            std::env::var_os("HOME").unwrap_or_else(|| "/root".into()),
+        )
+        .env("LC_ALL", "C.UTF-8")
+        .env("DEBIAN_FRONTEND", "noninteractive");
+    c
+}
+
+fn show(o: &Output) -> String {
+    format!(
+        "status {:?}\n--- stdout\n{}--- stderr\n{}",
+        o.status,
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// Runs `c`, prints what it said, fails the test unless it succeeded.
+fn run_output(c: &mut Command, what: &str) -> Output {
+    let o = c
+        .output()
+        .unwrap_or_else(|e| panic!("{what}: cannot run: {e}"));
+    eprintln!("== {what}\n{}", show(&o));
+    assert!(o.status.success(), "{what} failed:\n{}", show(&o));
+    o
+}
+
+/// Like `run_output`; returns what it said on stdout and stderr.
+fn run(c: &mut Command, what: &str) -> String {
+    let o = run_output(c, what);
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// Runs a script of tests/packaging; returns its standard output.
+fn sh_script(name: &str, args: &[&str]) -> String {
+    let mut c = clean("sh");
+    c.arg(script(name)).args(args);
+    let o = run_output(&mut c, name);
+    String::from_utf8_lossy(&o.stdout).trim().to_string()
+}
+
+fn read(p: impl AsRef<Path>) -> String {
+    let p = p.as_ref();
+    fs::read_to_string(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}
+
+fn wait_for(what: &str, secs: u64, mut ok: impl FnMut() -> bool) {
+    let end = Instant::now() + Duration::from_secs(secs);
+    while !ok() {
+        assert!(
+            Instant::now() < end,
+            "timed out after {secs}s waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn qmail_ids() -> (u32, u32) {
+    let u = nix::unistd::User::from_name("qmailq")
+        .unwrap()
+        .expect("qmailq exists");
+    let g = nix::unistd::Group::from_name("qmail")
+        .unwrap()
+        .expect("qmail exists");
+    (u.uid.as_raw(), g.gid.as_raw())
+}
+
+/// The scratch world: SERVICEDIR with the six services (their run scripts
+/// `exec envdir ./variables` the environment recorder), QUEUE_BASE,
+/// CONTROLDIR, and the svscan watching SERVICEDIR.
+struct World {
+    dir: tempfile::TempDir,
+    svscan: Option<Child>,
+    expected: BTreeSet<usize>,
+}
+
+impl World {
+    fn new() -> World {
+        let dir = tempfile::Builder::new().prefix("pkg").tempdir().unwrap();
+        // qmail-multi and the depositor run as qmailq and must get through.
+        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+        let w = World {
+            dir,
+            svscan: None,
+            expected: BTreeSet::new(),
+        };
+        for d in ["service", "control", "records", "gone"] {
+            fs::create_dir(w.path(d)).unwrap();
+        }
+        let recorder = w.path("record-env.sh");
+        fs::copy(script("record-env.sh"), &recorder).unwrap();
+        for s in SERVICES {
+            let sd = w.service(s);
+            fs::create_dir_all(sd.join("variables")).unwrap();
+            // Left alone by the provisioning:
+            fs::write(sd.join("variables/OTHER"), "keep\n").unwrap();
+            // A stale QUEUEDIR would bypass the multiplexer: emptied.
+            fs::write(sd.join("variables/QUEUEDIR"), "/stale/queue\n").unwrap();
+            let run = format!(
+                "#!/bin/sh\nexec envdir ./variables /bin/sh {} {s} {}\n",
+                recorder.display(),
+                w.path("records").display()
+            );
+            fs::write(sd.join("run"), run).unwrap();
+            fs::set_permissions(sd.join("run"), fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        w
+    }
+
+    fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    fn service(&self, name: &str) -> PathBuf {
+        self.path("service").join(name)
+    }
+
+    fn base(&self) -> PathBuf {
+        self.path("queue")
+    }
+
+    fn defaultqueue(&self) -> PathBuf {
+        self.path("control/defaultqueue")
+    }
+
+    fn write_conf(&self, count: Option<u32>) {
+        let mut c = format!(
+            "# written by tests/pkg_packaging.rs\nSERVICEDIR={}\nQUEUE_BASE={}\nCONTROLDIR={}\nSPLIT={SPLIT}\nSTOP_TIMEOUT=5\n",
+            self.path("service").display(),
+            self.base().display(),
+            self.path("control").display()
+        );
+        if let Some(n) = count {
+            c += &format!("QUEUE_COUNT={n}\n");
+        }
+        fs::create_dir_all("/etc/qmail-multi").unwrap();
+        fs::write(CONF, c).unwrap();
+    }
+
+    fn start_svscan(&mut self) {
+        let child = Command::new("svscan")
+            .arg(self.path("service"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("svscan starts");
+        self.svscan = Some(child);
+        wait_for("the six services to run and record", 30, || {
+            SERVICES.iter().all(|s| {
+                self.pid(s).is_some() && self.path("records").join(format!("{s}.env")).exists()
+            })
+        });
+    }
+
+    /// svstat's pid of a service, when it is up.
+    fn pid(&self, name: &str) -> Option<u32> {
+        let o = Command::new("svstat")
+            .arg(self.service(name))
+            .output()
+            .ok()?;
+        let s = String::from_utf8_lossy(&o.stdout);
+        let rest = s.split("up (pid ").nth(1)?;
+        rest.split(')').next()?.parse().ok()
+    }
+
+    fn pids(&self) -> BTreeMap<&'static str, Option<u32>> {
+        SERVICES.iter().map(|s| (*s, self.pid(s))).collect()
+    }
+
+    fn recorded(&self, name: &str) -> BTreeMap<String, String> {
+        let p = self.path("records").join(format!("{name}.env"));
+        fs::read_to_string(p)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| l.split_once('='))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    /// Waits until every service runs under a new pid and recorded an
+    /// environment that `ok` accepts.
+    fn wait_restarted(
+        &self,
+        before: &BTreeMap<&'static str, Option<u32>>,
+        what: &str,
+        ok: impl Fn(&str, &BTreeMap<String, String>) -> bool,
+    ) {
+        wait_for(what, 30, || {
+            SERVICES.iter().all(|s| {
+                let now = self.pid(s);
+                now.is_some() && now != before[s] && ok(s, &self.recorded(s))
+            })
+        });
+    }
+
+    fn envdirs(&self) -> Vec<PathBuf> {
+        let mut v: Vec<PathBuf> = SERVICES
+            .iter()
+            .map(|s| self.service(s).join("variables"))
+            .collect();
+        v.push(self.defaultqueue());
+        v
+    }
+
+    /// Every seeded envdir holds the configuration, QUEUEDIR empty, the
+    /// unmanaged OTHER untouched.
+    fn assert_seeded(&self, count: u32) {
+        let base = format!("{}\n", self.base().display());
+        for d in self.envdirs() {
+            let var = |k: &str| read(d.join(k));
+            assert_eq!(var("QUEUE_BASE"), base, "{}", d.display());
+            assert_eq!(var("QUEUE_COUNT"), format!("{count}\n"), "{}", d.display());
+            assert_eq!(var("QUEUE_START"), "1\n", "{}", d.display());
+            assert_eq!(var("QMAILQUEUE"), format!("{MULTI}\n"), "{}", d.display());
+            assert_eq!(var("MIN_FREE"), "52428800\n", "{}", d.display());
+            assert_eq!(var("QUEUEDIR"), "", "{}: QUEUEDIR not emptied", d.display());
+            if d != self.defaultqueue() {
+                assert_eq!(var("OTHER"), "keep\n", "{}", d.display());
+            }
+        }
+    }
+
+    fn env_has_count(env: &BTreeMap<String, String>, count: u32) -> bool {
+        env.get("QUEUE_COUNT") == Some(&count.to_string())
+            && env.get("QMAILQUEUE").map(String::as_str) == Some(MULTI)
+            && !env.contains_key("QUEUEDIR")
+            && env.get("OTHER").map(String::as_str) == Some("keep")
+    }
+
+    /// QUEUE_BASE is root:qmail 0755 and queue1..queueN pass queue-fix -N
+    /// (orphans included: --base reports them).
+    fn assert_queues(&self, count: u32) {
+        let m = fs::metadata(self.base()).unwrap();
+        assert_eq!(
+            (m.uid(), m.gid(), m.mode() & 0o7777),
+            (0, qmail_ids().1, 0o755)
+        );
+        let mut c = Command::new(QUEUE_FIX);
+        c.args(["-N", "-s", SPLIT, "--base"])
+            .arg(self.base())
+            .args(["--count", &count.to_string(), "--start", "1"]);
+        run(&mut c, &format!("queue-fix -N --base, {count} queues"));
+    }
+
+    /// Injects messages `ids` through the installed qmail-multi, as qmailq,
+    /// with the defaultqueue environment (what sendmail would get), or
+    /// straight into `queuedir` with the depositor.
+    fn inject(&mut self, ids: std::ops::Range<usize>, queuedir: Option<&Path>) {
+        let (uid, gid) = qmail_ids();
+        let mut vars: Vec<(String, String)> = Vec::new();
+        for e in fs::read_dir(self.defaultqueue()).unwrap() {
+            let e = e.unwrap();
+            let v = read(e.path());
+            if let Some(line) = v.lines().next().filter(|l| !l.is_empty()) {
+                vars.push((e.file_name().into_string().unwrap(), line.to_string()));
+            }
+        }
+        let envelope = self.path("envelope");
+        fs::write(&envelope, b"Fsender@example.org\0Trcpt@example.org\0\0").unwrap();
+        let message = self.path("message");
+        for i in ids {
+            fs::write(
+                &message,
+                format!(
+                    "From: sender@example.org\nTo: rcpt@example.org\nX-Test-Id: {i}\n\nbody {i}\n"
+                ),
+            )
+            .unwrap();
+            let mut c = match queuedir {
+                None => {
+                    let mut c = Command::new(MULTI);
+                    c.env_clear().envs(vars.iter().cloned());
+                    c
+                }
+                Some(q) => {
+                    let mut c = Command::new(depositor());
+                    c.env_clear().env("QUEUEDIR", q);
+                    c
+                }
+            };
+            let o = c
+                .env("QUEUEPROG", depositor())
+                .env("CONFSPLIT", SPLIT)
+                .env("SYNC", "0")
+                .env("QMAILHOME", self.dir.path())
+                .env("CONTROLDIR", self.path("control"))
+                .stdin(fs::File::open(&message).unwrap())
+                .stdout(fs::File::open(&envelope).unwrap())
+                .uid(uid)
+                .gid(gid)
+                .output()
+                .unwrap();
+            assert!(o.status.success(), "injecting message {i}:\n{}", show(&o));
+            self.expected.insert(i);
+        }
+    }
+
+    /// Test ids of the messages in each queueN (from their mess files).
+    fn messages(&self) -> BTreeMap<u32, Vec<usize>> {
+        let mut out: BTreeMap<u32, Vec<usize>> = BTreeMap::new();
+        for q in fs::read_dir(self.base()).unwrap() {
+            let q = q.unwrap();
+            let name = q.file_name().into_string().unwrap();
+            let Some(n) = name.strip_prefix("queue").and_then(|n| n.parse().ok()) else {
+                continue;
+            };
+            let ids = out.entry(n).or_default();
+            for sub in fs::read_dir(q.path().join("mess")).unwrap() {
+                for f in fs::read_dir(sub.unwrap().path()).unwrap() {
+                    let text = read(f.unwrap().path());
+                    let id = text
+                        .lines()
+                        .find_map(|l| l.strip_prefix("X-Test-Id: "))
+                        .expect("a test message")
+                        .parse()
+                        .unwrap();
+                    ids.push(id);
+                }
+            }
+        }
+        out
+    }
+
+    /// Every injected message is present exactly once, in queue1..queueN.
+    fn assert_messages(&self, count: u32) {
+        let mut seen = Vec::new();
+        for (n, ids) in self.messages() {
+            if n > count {
+                assert!(
+                    ids.is_empty(),
+                    "queue{n} is retired but holds {} messages",
+                    ids.len()
+                );
+            }
+            seen.extend(ids);
+        }
+        seen.sort_unstable();
+        let want: Vec<usize> = self.expected.iter().copied().collect();
+        assert_eq!(seen.len(), want.len(), "message count");
+        assert_eq!(seen, want, "every message exactly once");
+    }
+
+    /// mtime and inode of every file under the scratch configuration
+    /// targets and the state (supervise/ status files excluded: daemontools
+    /// rewrites them).
+    fn snapshot(&self) -> Snapshot {
+        fn walk(p: &Path, out: &mut BTreeMap<PathBuf, (i64, i64, u64)>) {
+            let Ok(m) = fs::symlink_metadata(p) else {
+                return;
+            };
+            out.insert(p.to_path_buf(), (m.mtime(), m.mtime_nsec(), m.ino()));
+            if m.is_dir() {
+                for e in fs::read_dir(p).unwrap() {
+                    let e = e.unwrap();
+                    if e.file_name() != "supervise" {
+                        walk(&e.path(), out);
+                    }
+                }
+            }
+        }
+        let mut out = BTreeMap::new();
+        for p in [self.path("service"), self.path("control"), self.base()] {
+            walk(&p, &mut out);
+        }
+        walk(Path::new("/var/lib/qmail-multi"), &mut out);
+        // The conffile, not its directory: dpkg and rpm put their copies
+        // of the shipped file next to it.
+        walk(Path::new(CONF), &mut out);
+        out
+    }
+
+    /// After removal: front ends inject into queue1 only, without the
+    /// multiplexer; qmail-send keeps `send_count`.
+    fn assert_reverted(&self, send_count: u32) {
+        let single = format!("{}/queue1", self.base().display());
+        for d in self.envdirs() {
+            assert_eq!(read(d.join("QMAILQUEUE")), "", "{}", d.display());
+            if d.ends_with("qmail-send.25/variables") {
+                assert_eq!(read(d.join("QUEUEDIR")), "", "{}", d.display());
+                assert_eq!(read(d.join("QUEUE_COUNT")), format!("{send_count}\n"));
+            } else {
+                assert_eq!(
+                    read(d.join("QUEUEDIR")),
+                    format!("{single}\n"),
+                    "{}",
+                    d.display()
+                );
+            }
+        }
+    }
+
+    fn wait_reverted(&self, before: &BTreeMap<&'static str, Option<u32>>, send_count: u32) {
+        let single = format!("{}/queue1", self.base().display());
+        self.wait_restarted(before, "services restarted single-queue", |s, env| {
+            !env.contains_key("QMAILQUEUE")
+                && if s == "qmail-send.25" {
+                    env.get("QUEUE_COUNT") == Some(&send_count.to_string())
+                } else {
+                    env.get("QUEUEDIR") == Some(&single)
+                }
+        });
+    }
+
+    fn stop_svscan(&mut self) {
+        let Some(mut child) = self.svscan.take() else {
+            return;
+        };
+        // svscan restarts supervise while a service directory exists: move
+        // the services out of its sight first, then stop each supervise.
+        for s in SERVICES {
+            let gone = self.path("gone").join(s);
+            if fs::rename(self.service(s), &gone).is_ok() {
+                let _ = Command::new("svc").arg("-dx").arg(&gone).status();
+                let _ = Command::new("svc").arg("-k").arg(&gone).status();
+            }
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        for s in SERVICES {
+            let gone = self.path("gone").join(s);
+            let end = Instant::now() + Duration::from_secs(10);
+            while Command::new("svok")
+                .arg(&gone)
+                .status()
+                .is_ok_and(|s| s.success())
+                && Instant::now() < end
+            {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+    }
+}
+
+impl Drop for World {
+    fn drop(&mut self) {
+        self.stop_svscan();
+    }
+}
+
+type Snapshot = BTreeMap<PathBuf, (i64, i64, u64)>;
+
+/// Fails naming every path added, removed or changed between snapshots.
+fn assert_unchanged(before: &Snapshot, after: &Snapshot, what: &str) {
+    let changed: Vec<&PathBuf> = before
+        .keys()
+        .chain(after.keys())
+        .filter(|p| before.get(*p) != after.get(*p))
+        .collect();
+    assert!(changed.is_empty(), "{what} changed {changed:?}");
+}
+
+/// Leaves no package, configuration or state behind, also when a step
+/// failed half-way.
+struct SystemCleanup {
+    rpmdb: Option<PathBuf>,
+}
+
+impl Drop for SystemCleanup {
+    fn drop(&mut self) {
+        let _ = Command::new("dpkg")
+            .args(["-P", "qmail-multi"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+        if let Some(db) = &self.rpmdb {
+            let _ = Command::new("rpm")
+                .arg("--dbpath")
+                .arg(db)
+                .args(["-e", "--nodeps", "--noscripts", "qmail-multi"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
+        let _ = fs::remove_dir_all("/etc/qmail-multi");
+        let _ = fs::remove_dir_all("/var/lib/qmail-multi");
+    }
+}
+
+fn configure_deb() -> String {
+    let mut c = clean("dpkg-reconfigure");
+    c.args(["-fnoninteractive", "qmail-multi"]);
+    run(&mut c, "dpkg-reconfigure qmail-multi")
+}
+
+/// How many paths qmail-multi diverts (IndiMail's own copies).
+fn diversions() -> usize {
+    let o = Command::new("dpkg-divert").arg("--list").output().unwrap();
+    String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .filter(|l| l.ends_with(" by qmail-multi"))
+        .count()
+}
+
+fn already_installed() -> Option<String> {
+    let dpkg = Command::new("dpkg-query")
+        .args(["-W", "-f=${Status}", "qmail-multi"])
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("installed"));
+    let files = [MULTI, QUEUE_FIX, CONF]
+        .iter()
+        .any(|p| Path::new(p).exists());
+    (dpkg || files).then(|| {
+        "qmail-multi is already installed on this machine (package or files); refusing to replace it"
+            .to_string()
+    })
+}
+
+/// Grow 5 → 10 and shrink 10 → 3 through `configure`, with 3,000 messages.
+fn grow_and_shrink(w: &mut World, configure: &dyn Fn() -> String) {
+    w.inject(0..MESSAGES, None);
+    w.assert_messages(5);
+    let spread = w.messages();
+    assert!(
+        (1..=5).all(|n| spread[&n].len() > MESSAGES / 10),
+        "mail spread over the five queues: {:?}",
+        spread.iter().map(|(n, v)| (n, v.len())).collect::<Vec<_>>()
+    );
+
+    for count in [10, 3] {
+        w.write_conf(Some(count));
+        let before = w.pids();
+        configure();
+        w.assert_queues(count);
+        w.assert_seeded(count);
+        w.assert_messages(count);
+        w.wait_restarted(
+            &before,
+            &format!("services restarted with {count} queues"),
+            |_, env| World::env_has_count(env, count),
+        );
+        assert_eq!(read(STATE), format!("{} 1 {count}\n", w.base().display()));
+    }
+
+    // Idempotence: nothing written, nobody restarted.
+    let files = w.snapshot();
+    let pids = w.pids();
+    configure();
+    assert_eq!(w.pids(), pids, "a second run restarted services");
+    assert_unchanged(&files, &w.snapshot(), "a second run");
+}
+
+#[test]
+fn provision_rejects_a_bad_configuration_naming_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("qmail-multi.conf");
+    let state = dir.path().join("state");
+    let services = dir.path().join("service");
+    fs::create_dir(&services).unwrap();
+    let cases = [
+        ("QUEUE_COUNT=0\n", "QUEUE_COUNT"),
+        ("QUEUE_COUNT=abc\n", "QUEUE_COUNT"),
+        ("QUEUE_COUNT=007\n", "QUEUE_COUNT"),
+        ("QUEUE_START=-1\n", "QUEUE_START"),
+        ("QUEUE_BASE=relative/queue\n", "QUEUE_BASE"),
+        ("QUEUE_BASE=/var/$(reboot)\n", "QUEUE_BASE"),
+        ("MIN_FREE=1e9\n", "MIN_FREE"),
+        ("SPLIT=152\n", "SPLIT"),
+        ("STOP_TIMEOUT=0\n", "STOP_TIMEOUT"),
+        ("SERVICES=\"qmail-send.25 ../etc\"\n", "SERVICES"),
+        ("QUEUE_COUNT=5\nQUEUE_COUNT=6\n", "QUEUE_COUNT is set twice"),
+        ("QUEUECOUNT=5\n", "unknown key 'QUEUECOUNT'"),
+        ("just words\n", "expected KEY=value"),
+    ];
+    for (text, key) in cases {
+        let body = format!("SERVICEDIR={}\n{text}", services.display());
+        fs::write(&conf, &body).unwrap();
+        for cmd in ["check-config", "configure"] {
+            let o = Command::new("sh")
+                .arg(repo().join("service/provision"))
+                .arg(cmd)
+                .env("QMAIL_MULTI_CONF", &conf)
+                .env("QMAIL_MULTI_STATEDIR", &state)
+                .output()
+                .unwrap();
+            let err = String::from_utf8_lossy(&o.stderr);
+            assert_eq!(
+                o.status.code(),
+                Some(1),
+                "{cmd} with {text:?}: {}",
+                show(&o)
+            );
+            assert!(
+                err.contains(key),
+                "{cmd} with {text:?} does not name {key}: {err}"
+            );
+            assert!(err.contains("nothing changed"), "{err}");
+            assert!(!state.exists(), "{cmd} with {text:?} wrote state");
+            assert_eq!(fs::read_dir(&services).unwrap().count(), 0);
+        }
+    }
+    // Quotes and spaces around '=' are accepted; nothing is expanded.
+    fs::write(&conf, "QUEUE_COUNT = \"7\"\nQUEUE_BASE='/srv/q'\n").unwrap();
+    let o = Command::new("sh")
+        .arg(repo().join("service/provision"))
+        .arg("check-config")
+        .env("QMAIL_MULTI_CONF", &conf)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", show(&o));
+    assert!(String::from_utf8_lossy(&o.stdout)
+        .contains("QUEUE_BASE=/srv/q QUEUE_START=1 QUEUE_COUNT=7"));
+}
+
+#[test]
+fn man_pages_render() {
+    if let Some(why) = missing(&["man"]) {
+        return skip("man_pages_render", &why);
+    }
+    for (page, words) in [
+        (
+            "qmail-multi.8",
+            ["QUEUE_COUNT", "dpkg-reconfigure qmail-multi", "EXIT STATUS"],
+        ),
+        ("queue-fix.8", ["--retire", "EXIT STATUS", "orphan"]),
+    ] {
+        let o = Command::new("man")
+            .args(["--warnings", "-l"])
+            .arg(repo().join("doc").join(page))
+            .env("MANWIDTH", "80")
+            .env("LC_ALL", "C.UTF-8")
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{page}: {}", show(&o));
+        assert!(o.stderr.is_empty(), "{page} warnings: {}", show(&o));
+        // Overstrike (bold, underline) and hyphens as typeset.
+        let mut text = String::new();
+        for c in String::from_utf8_lossy(&o.stdout).chars() {
+            match c {
+                '\u{8}' => {
+                    text.pop();
+                }
+                '\u{2010}' | '\u{2212}' => text.push('-'),
+                c => text.push(c),
+            }
+        }
+        let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
+        for w in words {
+            assert!(text.contains(w), "{page} lacks {w}:\n{text}");
+        }
+    }
+}
+
+#[test]
+fn obs_sources_build_a_source_package_offline() {
+    if let Some(why) = missing(&["dpkg-source", "rpmspec", "python3", "xz", "cargo"]) {
+        return skip("obs_sources_build_a_source_package_offline", &why);
+    }
+    let _lock = system_lock();
+    let out = sh_script("obs-check.sh", &[out_dir().to_str().unwrap()]);
+    assert!(out.contains("dpkg-source built and unpacked"), "{out}");
+}
+
+/// The build outputs directory is shared by the tests of this binary.
+fn system_lock() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+#[test]
+fn packages_install_provision_and_remove_on_real_services() {
+    let name = "packages_install_provision_and_remove_on_real_services";
+    if !is_root() {
+        return skip(
+            name,
+            "needs root (installs packages, creates users, runs svscan)",
+        );
+    }
+    let tools = [
+        "dpkg-buildpackage",
+        "lintian",
+        "dpkg",
+        "dpkg-reconfigure",
+        "rpmbuild",
+        "rpmlint",
+        "rpm",
+        "svscan",
+        "svc",
+        "svok",
+        "svstat",
+        "envdir",
+        "xz",
+        "cargo",
+        "useradd",
+    ];
+    if let Some(why) = missing(&tools) {
+        return skip(name, &why);
+    }
+    if let Some(why) = already_installed() {
+        return skip(name, &why);
+    }
+    if !depositor().exists() {
+        return skip(
+            name,
+            "target/<profile>/examples/test-qmail-queue is not built (cargo build --examples)",
+        );
+    }
+    let _lock = system_lock();
+    let out = out_dir();
+    let out_s = out.to_str().unwrap();
+    let started = Instant::now();
+
+    // ---- Debian
+    let deb = PathBuf::from(sh_script("build-deb.sh", &[out_s]).lines().last().unwrap());
+    eprintln!("built {} in {:?}", deb.display(), started.elapsed());
+    {
+        let _cleanup = SystemCleanup { rpmdb: None };
+        let mut w = World::new();
+        w.start_svscan();
+        w.write_conf(None);
+        let before = w.pids();
+        let mut c = clean("dpkg");
+        c.args(["-i", "--force-confold"]).arg(&deb);
+        run(&mut c, "dpkg -i");
+        assert!(Path::new(MULTI).exists() && Path::new(QUEUE_FIX).exists());
+        assert_eq!(
+            diversions(),
+            4,
+            "IndiMail's qmail-multi, queue-fix and man pages diverted"
+        );
+        w.assert_queues(5);
+        w.assert_seeded(5);
+        w.wait_restarted(&before, "services restarted after install", |_, env| {
+            World::env_has_count(env, 5)
+        });
+
+        grow_and_shrink(&mut w, &configure_deb);
+
+        // Upgrade to a newer build: the admin's count stays, nothing is
+        // written, nobody is restarted; the diversions stay.
+        let deb2 = PathBuf::from(
+            sh_script("build-deb.sh", &[out_s, "2"])
+                .lines()
+                .last()
+                .unwrap(),
+        );
+        let files = w.snapshot();
+        let pids = w.pids();
+        run(
+            clean("dpkg").args(["-i", "--force-confold"]).arg(&deb2),
+            "dpkg -i (upgrade to -2)",
+        );
+        assert_eq!(w.pids(), pids, "the upgrade restarted services");
+        assert_unchanged(&files, &w.snapshot(), "the upgrade");
+        assert_eq!(diversions(), 4);
+
+        // A service that will not go down postpones the shrink; nothing
+        // changes, the install step still succeeds.
+        let stubborn = w.service("qmail-smtpd.25");
+        fs::write(stubborn.join("stubborn"), "").unwrap();
+        let old = w.pid("qmail-smtpd.25");
+        run(Command::new("svc").arg("-k").arg(&stubborn), "svc -k");
+        wait_for("the stubborn service", 20, || {
+            let p = w.pid("qmail-smtpd.25");
+            p.is_some() && p != old
+        });
+        w.write_conf(Some(2));
+        let said = configure_deb();
+        assert!(
+            said.contains("shrink postponed") && said.contains("qmail-smtpd.25"),
+            "{said}"
+        );
+        w.assert_seeded(3);
+        w.assert_queues(3);
+        w.assert_messages(3);
+        assert_eq!(read(STATE), format!("{} 1 3\n", w.base().display()));
+        wait_for("every service up again", 20, || {
+            SERVICES.iter().all(|s| w.pid(s).is_some())
+        });
+
+        // Once it stops normally, the same step shrinks.
+        fs::remove_file(stubborn.join("stubborn")).unwrap();
+        run(Command::new("svc").arg("-k").arg(&stubborn), "svc -k");
+        wait_for("the service to restart", 20, || {
+            w.pid("qmail-smtpd.25").is_some()
+        });
+        let before = w.pids();
+        configure_deb();
+        w.assert_seeded(2);
+        w.assert_queues(2);
+        w.assert_messages(2);
+        w.wait_restarted(&before, "services restarted with 2 queues", |_, env| {
+            World::env_has_count(env, 2)
+        });
+
+        // Drift (a hand-edited service) and orphans (mail in queue9) are
+        // reported by name, then put right.
+        let edited = w.service("qmail-smtpd.587").join("variables/QUEUE_COUNT");
+        fs::write(&edited, "7\n").unwrap();
+        let q9 = w.base().join("queue9");
+        w.inject(MESSAGES..MESSAGES + 5, Some(&q9));
+        // A service the admin stopped stays stopped through the shrink.
+        let stopped = w.service("qmail-qmtpd.209");
+        run(Command::new("svc").arg("-d").arg(&stopped), "svc -d");
+        wait_for("qmail-qmtpd.209 down", 20, || {
+            w.pid("qmail-qmtpd.209").is_none()
+        });
+        let said = configure_deb();
+        assert!(
+            said.contains(&edited.display().to_string()),
+            "drift not named: {said}"
+        );
+        assert!(said.contains("queue9"), "orphan not named: {said}");
+        w.assert_seeded(2);
+        w.assert_queues(2);
+        w.assert_messages(2);
+        assert_eq!(
+            w.pid("qmail-qmtpd.209"),
+            None,
+            "a stopped service was started"
+        );
+        run(Command::new("svc").arg("-u").arg(&stopped), "svc -u");
+        wait_for("qmail-qmtpd.209 up", 20, || {
+            w.pid("qmail-qmtpd.209").is_some()
+        });
+        wait_for("qmail-qmtpd.209 to record 2 queues", 20, || {
+            World::env_has_count(&w.recorded("qmail-qmtpd.209"), 2)
+        });
+
+        // Remove: single-queue front ends, qmail-send keeps its count.
+        let before = w.pids();
+        run(clean("dpkg").args(["-r", "qmail-multi"]), "dpkg -r");
+        assert!(!Path::new(MULTI).exists(), "{MULTI} left behind");
+        assert_eq!(diversions(), 0, "diversions left behind");
+        w.assert_reverted(2);
+        w.wait_reverted(&before, 2);
+        assert!(Path::new(CONF).exists() && Path::new(STATE).exists());
+        w.assert_messages(2);
+
+        // Purge: configuration and state gone, queues and mail kept.
+        run(clean("dpkg").args(["-P", "qmail-multi"]), "dpkg -P");
+        assert!(!Path::new("/etc/qmail-multi").exists());
+        assert!(!Path::new("/var/lib/qmail-multi").exists());
+        w.assert_messages(2);
+    }
+    eprintln!("Debian scenario done at {:?}", started.elapsed());
+
+    // ---- RPM: %post $1=1, upgrade ($1=2, new default count), erase ($1=0)
+    let rpm1 = PathBuf::from(
+        sh_script("build-rpm.sh", &[out_s, "1", "5"])
+            .lines()
+            .last()
+            .unwrap(),
+    );
+    let rpm2 = PathBuf::from(
+        sh_script("build-rpm.sh", &[out_s, "2", "8"])
+            .lines()
+            .last()
+            .unwrap(),
+    );
+    {
+        let mut w = World::new();
+        let db = w.path("rpmdb");
+        let _cleanup = SystemCleanup {
+            rpmdb: Some(db.clone()),
+        };
+        let rpm = |args: &[&str], pkg: Option<&Path>, what: &str| {
+            let mut c = clean("rpm");
+            c.arg("--dbpath").arg(&db).args(args);
+            if let Some(p) = pkg {
+                c.arg(p);
+            }
+            run(&mut c, what)
+        };
+        rpm(&["--initdb"], None, "rpm --initdb");
+        // No svscan running yet: the install seeds, says it restarted
+        // nothing, and succeeds; the services start with the seeded values.
+        w.write_conf(None);
+        let said = rpm(&["-i", "--nodeps"], Some(&rpm1), "rpm -i (release 1)");
+        assert!(
+            said.contains("not supervised (no svscan running): not restarted"),
+            "{said}"
+        );
+        w.assert_queues(5);
+        w.assert_seeded(5);
+        w.start_svscan();
+        for s in SERVICES {
+            assert!(
+                World::env_has_count(&w.recorded(s), 5),
+                "{s}: {:?}",
+                w.recorded(s)
+            );
+        }
+        w.inject(0..MESSAGES, None);
+        w.assert_messages(5);
+
+        // Upgrade: the new %post applies the new default (8); the old
+        // %preun runs with 1 and must not revert anything.
+        let before = w.pids();
+        rpm(
+            &["-U", "--nodeps"],
+            Some(&rpm2),
+            "rpm -U (release 2, default 8)",
+        );
+        w.assert_queues(8);
+        w.assert_seeded(8);
+        w.assert_messages(8);
+        w.wait_restarted(&before, "services restarted with 8 queues", |_, env| {
+            World::env_has_count(env, 8)
+        });
+
+        // The documented reconfigure step on RPM systems: shrink to 3.
+        let configure_rpm = || run(clean(PROVISION).arg("configure"), "provision configure");
+        w.write_conf(Some(3));
+        let before = w.pids();
+        configure_rpm();
+        w.assert_queues(3);
+        w.assert_seeded(3);
+        w.assert_messages(3);
+        w.wait_restarted(&before, "services restarted with 3 queues", |_, env| {
+            World::env_has_count(env, 3)
+        });
+        let files = w.snapshot();
+        let pids = w.pids();
+        configure_rpm();
+        assert_eq!(w.pids(), pids, "a second run restarted services");
+        assert_unchanged(&files, &w.snapshot(), "a second run");
+
+        // Erase: %preun with 0 reverts; the %ghost state goes with it.
+        let before = w.pids();
+        rpm(&["-e", "--nodeps", "qmail-multi"], None, "rpm -e");
+        let mut c = clean("rpm");
+        c.arg("--dbpath").arg(&db).args(["-q", "qmail-multi"]);
+        assert!(!c.output().unwrap().status.success(), "still installed");
+        assert!(!Path::new(MULTI).exists(), "{MULTI} left behind");
+        assert!(!Path::new(STATE).exists(), "{STATE} (%ghost) left behind");
+        w.assert_reverted(3);
+        w.wait_reverted(&before, 3);
+        w.assert_messages(3);
+    }
+    eprintln!("packaging scenarios took {:?}", started.elapsed());
+}
