@@ -88,21 +88,12 @@ pub fn stat_at(dir: impl AsFd, path: &(impl AsRef<OsStr> + ?Sized)) -> io::Resul
 }
 
 /// Opens a directory below `dir` for reading and for `*at` calls; `None`
-/// when it does not exist (or is not a directory).
+/// when it does not exist (or is not a directory, or is a symlink).
 pub fn open_dir_at(
     dir: impl AsFd,
     path: &(impl AsRef<OsStr> + ?Sized),
 ) -> io::Result<Option<OwnedFd>> {
-    match nix::fcntl::openat(
-        dir,
-        Path::new(path.as_ref()),
-        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
-        Mode::empty(),
-    ) {
-        Ok(fd) => Ok(Some(fd)),
-        Err(Errno::ENOENT | Errno::ENOTDIR | Errno::ELOOP) => Ok(None),
-        Err(e) => Err(io_err(e)),
-    }
+    open_dir(dir, path.as_ref(), false)
 }
 
 /// Opens a directory the operator named (a queue, its parent, the base),
@@ -112,14 +103,20 @@ pub fn open_named_dir(
     dir: impl AsFd,
     path: &(impl AsRef<OsStr> + ?Sized),
 ) -> io::Result<Option<OwnedFd>> {
-    match nix::fcntl::openat(
-        dir,
-        Path::new(path.as_ref()),
-        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
-        Mode::empty(),
-    ) {
+    open_dir(dir, path.as_ref(), true)
+}
+
+fn open_dir(dir: impl AsFd, path: &OsStr, follow: bool) -> io::Result<Option<OwnedFd>> {
+    let mut flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
+    if !follow {
+        flags |= OFlag::O_NOFOLLOW;
+    }
+    match nix::fcntl::openat(dir, Path::new(path), flags, Mode::empty()) {
         Ok(fd) => Ok(Some(fd)),
         Err(Errno::ENOENT) => Ok(None),
+        // Inside a queue, a non-directory or a symlink in a directory's
+        // place counts as missing; the layout check reports its type.
+        Err(Errno::ENOTDIR | Errno::ELOOP) if !follow => Ok(None),
         Err(e) => Err(io_err(e)),
     }
 }

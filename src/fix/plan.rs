@@ -409,9 +409,7 @@ pub fn plan_bucket(
                     }
                     continue;
                 }
-                (Found::File, Some(_)) => "no mess file of that name",
-                (Found::File, None) => "not a message name",
-                _ => "not a regular file",
+                _ => stray_cause(st.kind, n),
             };
             strays.push(StrayCandidate {
                 path,
@@ -444,9 +442,7 @@ pub fn plan_bounce_file(
             plan_permissions(&path, &want, st, plan);
             return;
         }
-        (Found::File, Some(_)) => "no mess file of that name",
-        (Found::File, None) => "not a message name",
-        _ => "not a regular file",
+        _ => stray_cause(st.kind, n),
     };
     strays.push(StrayCandidate {
         path,
@@ -454,6 +450,15 @@ pub fn plan_bounce_file(
         stat: *st,
         cause,
     });
+}
+
+/// Why a file that belongs to no known message is a stray candidate.
+fn stray_cause(kind: Found, name: Option<u64>) -> &'static str {
+    match (kind, name) {
+        (Found::File, Some(_)) => "no mess file of that name",
+        (Found::File, None) => "not a message name",
+        _ => "not a regular file",
+    }
 }
 
 #[cfg(test)]
