@@ -103,6 +103,20 @@ fn retire_moves_every_message_once_into_the_range_and_empties_orphans() {
     expect(&base_args(&base, "2", &["-N"]), 0);
 }
 
+/// Starts a process that takes the queue's lock and returns once it says
+/// "locked", so the probe never races a holder that is still starting.
+fn hold_lock(cmd: &mut Command, locker: &str) -> std::process::Child {
+    let mut holder = cmd.stdout(Stdio::piped()).spawn().unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(holder.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    assert_eq!(line, "locked\n", "{locker}: the lock holder failed");
+    holder
+}
+
 #[test]
 fn a_live_queue_is_checked_but_changed_only_with_force() {
     let (_t, dir) = scratch();
@@ -148,19 +162,7 @@ fn a_live_queue_is_checked_but_changed_only_with_force() {
             );
             continue;
         }
-        let mut holder = Command::new("sh")
-            .args(["-c", &script])
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        // Wait until the lock is really held: the holder says so.
-        let mut line = String::new();
-        std::io::BufRead::read_line(
-            &mut std::io::BufReader::new(holder.stdout.take().unwrap()),
-            &mut line,
-        )
-        .unwrap();
-        assert_eq!(line, "locked\n", "{locker}: the lock holder failed");
+        let mut holder = hold_lock(Command::new("sh").args(["-c", &script]), locker);
         assert_ne!(code(&run(&[INV, "-s", "7", "-N", s(&q)])), 0);
         let snap = snapshot(&q);
         let o = expect(&[INV, "-s", "7", s(&q)], 112);
@@ -177,25 +179,17 @@ fn a_live_queue_is_checked_but_changed_only_with_force() {
     if Command::new("flock").arg("--version").output().is_err() {
         return skip("forced repair of a live queue", "flock(1) is not installed");
     }
-    let mut holder = Command::new("flock")
-        .args([
+    let mut holder = hold_lock(
+        Command::new("flock").args([
             "--no-fork",
             "-x",
             s(&q.join("lock/sendmutex")),
             "sh",
             "-c",
             "echo locked; exec sleep 30",
-        ])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(holder.stdout.take().unwrap()),
-        &mut line,
-    )
-    .unwrap();
-    assert_eq!(line, "locked\n", "the lock holder failed");
+        ]),
+        "flock",
+    );
     expect(&[INV, "-s", "7", s(&q)], 112);
     // In a live queue a young file without its mess may be qmail-send's
     // work in progress: left alone; one older than 36 hours is a stray.
