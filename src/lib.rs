@@ -7,8 +7,11 @@
 //!   execs the real queue program.
 //! - `queue-fix` ([`fix`]) creates, checks, repairs and retires those
 //!   queues against the one layout table in [`queue::layout`].
+//! - `queue-stat` ([`stat`]) shows every queue at a glance (depth, ages,
+//!   space, health) for people and for monitoring, changing nothing.
 
 pub mod exit;
 pub mod fix;
 pub mod multi;
 pub mod queue;
+pub mod stat;

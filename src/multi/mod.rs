@@ -149,7 +149,7 @@ fn run(args: Vec<OsString>) -> Result<(), Fatal> {
 
 /// `QUEUE_BASE`, or the first line of `control/queue_base`, or
 /// `QMAILHOME/queue`.
-fn resolve_base(base: &Base) -> Result<PathBuf, Fatal> {
+pub fn resolve_base(base: &Base) -> Result<PathBuf, Fatal> {
     match base {
         Base::Given(path) => Ok(path.clone()),
         Base::Fallback {

@@ -1,0 +1,144 @@
+//! Is qmail-send running on a queue? It holds an exclusive lock on
+//! `lock/sendmutex` while it runs (`flock` on Linux builds, `fcntl` on
+//! others). queue-stat must never take or wait for that lock, not even
+//! for a moment (a starting qmail-send would block behind it), so unlike
+//! queue-fix's probe it only looks:
+//! - `/proc/locks` lists every lock of this pid namespace, of any kind,
+//!   by device and inode;
+//! - `F_GETLK` on a read-only descriptor reports a conflicting POSIX or
+//!   OFD lock without taking one (and sees holders in other namespaces).
+
+use crate::fix::observe::{io_err, stat_at, Found};
+use crate::queue::layout::SENDMUTEX;
+use nix::errno::Errno;
+use nix::fcntl::{fcntl, FcntlArg, OFlag};
+use nix::libc;
+use nix::sys::stat::Mode;
+use std::io::{self, BufRead};
+use std::os::fd::OwnedFd;
+
+/// The locked files listed in `/proc/locks`: (major, minor, inode).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LockTable(Vec<(u32, u32, u64)>);
+
+impl LockTable {
+    /// Reads `/proc/locks` once per run; empty when it cannot be read
+    /// (then only `F_GETLK` answers).
+    pub fn read() -> LockTable {
+        let Ok(f) = std::fs::File::open("/proc/locks") else {
+            return LockTable::default();
+        };
+        let mut t = LockTable::default();
+        for line in io::BufReader::new(f).lines().map_while(Result::ok) {
+            t.add_line(&line);
+        }
+        t
+    }
+
+    /// One line: `1: FLOCK  ADVISORY  WRITE 1234 fd:01:5678 0 EOF`; a
+    /// waiter (`1: -> FLOCK ...`) is no holder.
+    pub fn add_line(&mut self, line: &str) {
+        let mut words = line.split_whitespace().skip(1);
+        let Some(kind) = words.next() else { return };
+        if kind == "->" {
+            return;
+        }
+        // kind, advisory/mandatory, read/write, pid, then the file.
+        let Some(file) = words.nth(3) else { return };
+        let mut parts = file.split(':');
+        let (Some(maj), Some(min), Some(ino), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return;
+        };
+        if let (Ok(maj), Ok(min), Ok(ino)) = (
+            u32::from_str_radix(maj, 16),
+            u32::from_str_radix(min, 16),
+            ino.parse::<u64>(),
+        ) {
+            self.0.push((maj, min, ino));
+        }
+    }
+
+    pub fn holds(&self, dev: u64, ino: u64) -> bool {
+        let (maj, min) = (libc::major(dev), libc::minor(dev));
+        self.0.contains(&(maj, min, ino))
+    }
+}
+
+/// `Some(true)` when something holds a lock on the queue's
+/// `lock/sendmutex`; `Some(false)` also when there is no such file;
+/// `None` when it cannot be told (no permission to look).
+pub fn is_live(root: &OwnedFd, locks: &LockTable) -> Option<bool> {
+    let st = match stat_at(root, SENDMUTEX) {
+        Ok(Some(st)) if st.kind == Found::File => st,
+        Ok(_) => return Some(false),
+        Err(_) => return None,
+    };
+    if locks.holds(st.dev, st.ino) {
+        return Some(true);
+    }
+    match posix_lock_held(root, st.ino) {
+        Ok(held) => Some(held),
+        // Not allowed to open it: the lock table was all there was to see.
+        Err(e) if e.raw_os_error() == Some(Errno::EACCES as i32) => {
+            if locks.0.is_empty() {
+                None
+            } else {
+                Some(false)
+            }
+        }
+        Err(_) => None,
+    }
+}
+
+/// Asks the kernel whether a write lock would conflict, without taking one.
+fn posix_lock_held(root: &OwnedFd, ino: u64) -> io::Result<bool> {
+    let fd = nix::fcntl::openat(
+        root,
+        SENDMUTEX,
+        OFlag::O_RDONLY
+            | OFlag::O_CLOEXEC
+            | OFlag::O_NOFOLLOW
+            | OFlag::O_NONBLOCK
+            | OFlag::O_NOCTTY,
+        Mode::empty(),
+    )
+    .map_err(io_err)?;
+    let st = nix::sys::stat::fstat(&fd).map_err(io_err)?;
+    if st.st_ino != ino {
+        // Replaced between the two looks: whatever holds the new one is
+        // reported by the next run.
+        return Ok(false);
+    }
+    let mut probe = libc::flock {
+        l_type: libc::F_WRLCK as libc::c_short,
+        l_whence: libc::SEEK_SET as libc::c_short,
+        l_start: 0,
+        l_len: 0,
+        l_pid: 0,
+    };
+    fcntl(&fd, FcntlArg::F_GETLK(&mut probe)).map_err(io_err)?;
+    Ok(probe.l_type != libc::F_UNLCK as libc::c_short)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_holders_and_skips_waiters() {
+        let mut t = LockTable::default();
+        t.add_line("1: FLOCK  ADVISORY  WRITE 1234 fd:01:5678 0 EOF");
+        t.add_line("2: POSIX  ADVISORY  WRITE 99 00:2a:18446744073709551615 0 EOF");
+        t.add_line("2: -> FLOCK  ADVISORY  WRITE 1235 08:03:77 0 EOF");
+        t.add_line("3: OFDLCK ADVISORY  READ  -1 103:02:42 0 EOF");
+        t.add_line("garbage");
+        t.add_line("");
+        assert_eq!(t.0, [(0xfd, 1, 5678), (0, 0x2a, u64::MAX), (0x103, 2, 42)]);
+        let dev = libc::makedev(0xfd, 1);
+        assert!(t.holds(dev, 5678));
+        assert!(!t.holds(dev, 5679));
+        assert!(!t.holds(libc::makedev(8, 3), 77), "a waiter holds nothing");
+    }
+}

@@ -1,0 +1,363 @@
+//! queue-stat: every queue at a glance, read-only.
+//!
+//! The queues come from qmail-multi's own configuration (its environment
+//! and `control/queue_base`) or the command line; each is judged by
+//! qmail-multi's health probe, [`live`] tells whether qmail-send runs on
+//! it, [`scan`] reads its directories with queue-fix's walking, and the
+//! orphans are queue-fix's. What was found is a plain [`model::Snapshot`];
+//! [`table`], [`prom`] and [`check`] turn it into text.
+
+pub mod check;
+pub mod live;
+pub mod model;
+pub mod prom;
+pub mod scan;
+pub mod table;
+
+use crate::fix::observe::open_named_dir;
+use crate::fix::retire::find_orphans;
+use crate::multi::config::{queue_path, Base, Config, Target as MultiTarget};
+use crate::multi::select::{FsProbe, Health};
+use model::{Orphan, QueueStat, Snapshot, Space};
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+/// Exit statuses outside `--check` (also in `queue-stat --help`).
+pub mod status {
+    pub const USAGE: i32 = 100;
+    /// The configuration is wrong, or a queue (or the orphan search) could
+    /// not be read: the output is incomplete.
+    pub const FATAL: i32 = 111;
+}
+
+/// Which queues.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Range {
+    /// Each unset: from the environment as qmail-multi reads it.
+    pub base: Option<PathBuf>,
+    pub count: Option<u32>,
+    pub start: Option<u64>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Target {
+    Range(Range),
+    /// Exactly these queue directories, no orphan search.
+    Queues(Vec<PathBuf>),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Output {
+    Table,
+    Prometheus,
+    Check(check::Thresholds),
+}
+
+#[derive(Clone, Debug)]
+pub struct Options {
+    pub target: Target,
+    pub output: Output,
+    pub threads: usize,
+}
+
+/// The queues to read, resolved.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Plan {
+    pub title: String,
+    /// (label, path)
+    pub queues: Vec<(String, PathBuf)>,
+    /// Where to look for orphans, and the range they are outside of.
+    pub orphans_of: Option<(PathBuf, std::ops::Range<u64>)>,
+    pub min_free: Option<u64>,
+}
+
+/// Resolves the queues as qmail-multi would: the command line first, then
+/// `QUEUEDIR`, `QUEUE_BASE`/`QUEUE_COUNT`/`QUEUE_START`, `control/queue_base`.
+pub fn plan<F>(target: &Target, var: F) -> Result<Plan, String>
+where
+    F: Fn(&str) -> Option<OsString>,
+{
+    let config = Config::from_env(var).map_err(|e| e.to_string())?;
+    let (base, start, count) = match (target, &config.target) {
+        (Target::Queues(qs), _) => {
+            return Ok(Plan {
+                title: "queues".into(),
+                queues: qs
+                    .iter()
+                    .map(|q| (q.display().to_string(), q.clone()))
+                    .collect(),
+                orphans_of: None,
+                min_free: config.min_free,
+            })
+        }
+        (Target::Range(r), MultiTarget::Fixed(dir)) if *r == Range::default() => {
+            return Ok(Plan {
+                title: format!("QUEUEDIR={}", dir.display()),
+                queues: vec![(dir.display().to_string(), dir.clone())],
+                orphans_of: None,
+                min_free: config.min_free,
+            })
+        }
+        (Target::Range(r), MultiTarget::Select { base, start, count }) => (
+            r.base.clone().map_or_else(|| resolve(base), Ok)?,
+            r.start.unwrap_or(*start),
+            r.count.unwrap_or(*count),
+        ),
+        (Target::Range(r), MultiTarget::Fixed(_)) => {
+            // The command line chose a range: QUEUEDIR does not apply.
+            let fallback = Base::Fallback {
+                controldir: PathBuf::from(crate::multi::config::DEFAULT_CONTROLDIR),
+                qmailhome: config.qmail_home.clone(),
+            };
+            (
+                r.base.clone().map_or_else(|| resolve(&fallback), Ok)?,
+                r.start.unwrap_or(crate::multi::config::DEFAULT_START),
+                r.count.unwrap_or(crate::multi::config::DEFAULT_COUNT),
+            )
+        }
+    };
+    let end = start
+        .checked_add(u64::from(count))
+        .ok_or_else(|| format!("queue{start} + {count} queues is past the largest queue number"))?;
+    Ok(Plan {
+        title: format!("{}: queue{start}..queue{}", base.display(), end - 1),
+        queues: (start..end)
+            .map(|n| (format!("queue{n}"), queue_path(&base, n)))
+            .collect(),
+        orphans_of: Some((base, start..end)),
+        min_free: config.min_free,
+    })
+}
+
+fn resolve(base: &Base) -> Result<PathBuf, String> {
+    crate::multi::resolve_base(base).map_err(|f| f.what)
+}
+
+/// Reads every queue of the plan, and the orphans.
+pub fn gather(plan: &Plan, threads: usize) -> Snapshot {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    let locks = live::LockTable::read();
+    let queues = plan
+        .queues
+        .iter()
+        .map(|(label, path)| one(label, path, plan.min_free, now, threads, &locks))
+        .collect();
+    let (orphans, orphan_error) = match &plan.orphans_of {
+        Some((base, range)) if base.is_dir() => orphans(base, range),
+        _ => (Vec::new(), None),
+    };
+    Snapshot {
+        title: plan.title.clone(),
+        queues,
+        orphans,
+        orphan_error,
+    }
+}
+
+fn one(
+    label: &str,
+    path: &std::path::Path,
+    min_free: Option<u64>,
+    now: i64,
+    threads: usize,
+    locks: &live::LockTable,
+) -> QueueStat {
+    // qmail-multi's own judgement, so the two never disagree.
+    let health = FsProbe::examine(path, min_free);
+    let mut q = QueueStat {
+        label: label.to_owned(),
+        path: path.to_owned(),
+        health,
+        live: None,
+        space: None,
+        counts: None,
+        error: None,
+    };
+    match health {
+        Health::Missing | Health::NotADirectory => return q,
+        Health::Unreachable(e) => {
+            q.error = Some(e.desc().to_owned());
+            return q;
+        }
+        _ => {}
+    }
+    let root = match open_named_dir(nix::fcntl::AT_FDCWD, path) {
+        Ok(Some(fd)) => fd,
+        Ok(None) => {
+            q.health = Health::Missing;
+            return q;
+        }
+        Err(e) => {
+            q.error = Some(e.to_string());
+            return q;
+        }
+    };
+    if let Ok(vfs) = nix::sys::statvfs::fstatvfs(&root) {
+        q.space = Some(Space {
+            free_bytes: vfs.blocks_available().saturating_mul(vfs.fragment_size()),
+            free_inodes: (vfs.files() != 0).then(|| vfs.files_available()),
+        });
+    }
+    q.live = live::is_live(&root, locks);
+    match scan::scan(&root, now, threads) {
+        Ok(c) => q.counts = Some(c),
+        Err(e) => q.error = Some(e.to_string()),
+    }
+    q
+}
+
+fn orphans(base: &std::path::Path, range: &std::ops::Range<u64>) -> (Vec<Orphan>, Option<String>) {
+    // Queue numbers are u32 in queue-fix; a range beyond that has no
+    // orphans it could name.
+    let (Ok(start), Ok(end)) = (u32::try_from(range.start), u32::try_from(range.end)) else {
+        return (Vec::new(), None);
+    };
+    match find_orphans(base, &(start..end)) {
+        Ok(found) => (
+            found
+                .into_iter()
+                .map(|(n, messages)| Orphan {
+                    label: format!("queue{n}"),
+                    messages,
+                })
+                .collect(),
+            None,
+        ),
+        Err(e) => (Vec::new(), Some(format!("{}: {e}", base.display()))),
+    }
+}
+
+/// Runs queue-stat and returns the exit status.
+pub fn run(opts: &Options) -> i32 {
+    let checking = matches!(opts.output, Output::Check(_));
+    let plan = match plan(&opts.target, |v| std::env::var_os(v)) {
+        Ok(p) => p,
+        Err(e) => {
+            if checking {
+                println!("QMAIL-QUEUE UNKNOWN - {}", table::printable(&e));
+                return check::Status::Unknown.code();
+            }
+            eprintln!("queue-stat: fatal: {e}");
+            return status::FATAL;
+        }
+    };
+    let snap = gather(&plan, opts.threads);
+    let text = match &opts.output {
+        Output::Check(t) => {
+            let (st, line) = check::check(&snap, t);
+            println!("{line}");
+            return st.code();
+        }
+        Output::Table => table::render(&snap),
+        Output::Prometheus => prom::render(&snap),
+    };
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        eprintln!("queue-stat: fatal: writing the output: {e}");
+        return status::FATAL;
+    }
+    if snap.incomplete() {
+        for q in snap.queues.iter().filter(|q| q.error.is_some()) {
+            eprintln!(
+                "queue-stat: {}: cannot read: {}",
+                table::printable(&q.path.display().to_string()),
+                table::printable(q.error.as_deref().unwrap_or_default())
+            );
+        }
+        if let Some(e) = &snap.orphan_error {
+            eprintln!(
+                "queue-stat: orphans: cannot search: {}",
+                table::printable(e)
+            );
+        }
+        return status::FATAL;
+    }
+    0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn plan_with(target: Target, vars: &[(&str, &str)]) -> Result<Plan, String> {
+        let map: HashMap<String, OsString> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), OsString::from(v)))
+            .collect();
+        plan(&target, |n| map.get(n).cloned())
+    }
+
+    #[test]
+    fn the_range_comes_from_qmail_multis_environment_then_the_command_line() {
+        let p = plan_with(
+            Target::Range(Range::default()),
+            &[
+                ("QUEUE_BASE", "/q"),
+                ("QUEUE_COUNT", "3"),
+                ("QUEUE_START", "0"),
+                ("MIN_FREE", "5"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(
+            p.queues,
+            [
+                ("queue0".to_string(), PathBuf::from("/q/queue0")),
+                ("queue1".to_string(), PathBuf::from("/q/queue1")),
+                ("queue2".to_string(), PathBuf::from("/q/queue2"))
+            ]
+        );
+        assert_eq!(p.orphans_of, Some((PathBuf::from("/q"), 0..3)));
+        assert_eq!(p.min_free, Some(5));
+        let r = Range {
+            base: Some("/b".into()),
+            count: Some(2),
+            start: Some(7),
+        };
+        let p = plan_with(
+            Target::Range(r),
+            &[("QUEUE_BASE", "/q"), ("QUEUEDIR", "/x")],
+        )
+        .unwrap();
+        assert_eq!(
+            p.queues[1],
+            ("queue8".to_string(), PathBuf::from("/b/queue8"))
+        );
+        assert_eq!(p.queues.len(), 2);
+    }
+
+    #[test]
+    fn queuedir_alone_means_that_queue() {
+        let p = plan_with(Target::Range(Range::default()), &[("QUEUEDIR", "/x/q")]).unwrap();
+        assert_eq!(p.queues, [("/x/q".to_string(), PathBuf::from("/x/q"))]);
+        assert_eq!(p.orphans_of, None);
+    }
+
+    #[test]
+    fn defaults_and_errors_are_qmail_multis() {
+        let t = tempfile::tempdir().unwrap();
+        let home = t.path().to_str().unwrap();
+        let p = plan_with(
+            Target::Range(Range::default()),
+            &[("QMAILHOME", home), ("CONTROLDIR", home)],
+        )
+        .unwrap();
+        assert_eq!(p.queues.len(), 10);
+        assert_eq!(p.queues[0].1, t.path().join("queue/queue1"));
+        std::fs::write(t.path().join("queue_base"), "/elsewhere\n").unwrap();
+        let p = plan_with(Target::Range(Range::default()), &[("CONTROLDIR", home)]).unwrap();
+        assert_eq!(p.queues[9].1, PathBuf::from("/elsewhere/queue10"));
+        let e = plan_with(Target::Range(Range::default()), &[("QUEUE_COUNT", "0")]).unwrap_err();
+        assert!(e.starts_with("QUEUE_COUNT="), "{e}");
+        let r = Range {
+            start: Some(u64::MAX),
+            count: Some(2),
+            base: Some("/q".into()),
+        };
+        assert!(plan_with(Target::Range(r), &[]).is_err());
+    }
+}

@@ -1,0 +1,195 @@
+//! The Prometheus text exposition format, for node_exporter's textfile
+//! collector: one family per quantity, every sample labelled with its
+//! queue.
+
+use super::model::{health_word, Counts, QueueStat, Snapshot, AGE_BOUNDS, HEALTH_WORDS};
+use std::fmt::Write;
+
+/// A label value: backslash, double quote and newline escaped.
+fn label(v: &str) -> String {
+    let mut s = String::with_capacity(v.len());
+    for c in v.chars() {
+        match c {
+            '\\' => s.push_str("\\\\"),
+            '"' => s.push_str("\\\""),
+            '\n' => s.push_str("\\n"),
+            c => s.push(c),
+        }
+    }
+    s
+}
+
+fn family(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} {kind}");
+}
+
+/// One gauge family over the queues for which `value` has a figure.
+fn gauge(
+    out: &mut String,
+    s: &Snapshot,
+    name: &str,
+    help: &str,
+    value: impl Fn(&QueueStat) -> Option<u64>,
+) {
+    family(out, name, "gauge", help);
+    for q in &s.queues {
+        if let Some(v) = value(q) {
+            let _ = writeln!(out, "{name}{{queue=\"{}\"}} {v}", label(&q.label));
+        }
+    }
+}
+
+fn counted(q: &QueueStat, f: impl Fn(&Counts) -> u64) -> Option<u64> {
+    q.counts.as_ref().map(f)
+}
+
+pub fn render(s: &Snapshot) -> String {
+    let mut out = String::new();
+    let o = &mut out;
+    gauge(
+        o,
+        s,
+        "qmail_queue_messages",
+        "Messages in the queue (files in mess/).",
+        |q| counted(q, |c| c.messages),
+    );
+    gauge(
+        o,
+        s,
+        "qmail_queue_unpreprocessed_messages",
+        "Messages qmail-send has not preprocessed yet (in todo/ or intd/).",
+        |q| counted(q, |c| c.preprocess),
+    );
+    gauge(
+        o,
+        s,
+        "qmail_queue_local_pending_messages",
+        "Messages with local deliveries pending (files in local/).",
+        |q| counted(q, |c| c.local),
+    );
+    gauge(
+        o,
+        s,
+        "qmail_queue_remote_pending_messages",
+        "Messages with remote deliveries pending (files in remote/).",
+        |q| counted(q, |c| c.remote),
+    );
+    gauge(
+        o,
+        s,
+        "qmail_queue_bounce_pending_messages",
+        "Messages with a bounce pending (files in bounce/).",
+        |q| counted(q, |c| c.bounces),
+    );
+    gauge(
+        o,
+        s,
+        "qmail_queue_mess_bytes",
+        "Total size of the files in mess/.",
+        |q| counted(q, |c| c.bytes),
+    );
+    gauge(
+        o,
+        s,
+        "qmail_queue_oldest_message_age_seconds",
+        "Age of the oldest message (its info file, else its mess file); 0 when empty.",
+        |q| counted(q, |c| c.oldest.unwrap_or(0)),
+    );
+    let name = "qmail_queue_message_age_seconds";
+    family(
+        o,
+        name,
+        "histogram",
+        "Ages of the messages (from info, else mess), qshape's doubling buckets.",
+    );
+    for q in &s.queues {
+        let Some(c) = &q.counts else { continue };
+        let l = label(&q.label);
+        let mut cumulative = 0;
+        for (i, bound) in AGE_BOUNDS.iter().enumerate() {
+            cumulative += c.ages[i];
+            let _ = writeln!(
+                o,
+                "{name}_bucket{{queue=\"{l}\",le=\"{bound}\"}} {cumulative}"
+            );
+        }
+        let _ = writeln!(
+            o,
+            "{name}_bucket{{queue=\"{l}\",le=\"+Inf\"}} {}",
+            c.messages
+        );
+        let _ = writeln!(o, "{name}_sum{{queue=\"{l}\"}} {}", c.age_sum);
+        let _ = writeln!(o, "{name}_count{{queue=\"{l}\"}} {}", c.messages);
+    }
+    gauge(
+        o,
+        s,
+        "qmail_queue_filesystem_free_bytes",
+        "Bytes available to unprivileged writers on the queue's filesystem.",
+        |q| q.space.map(|sp| sp.free_bytes),
+    );
+    gauge(
+        o,
+        s,
+        "qmail_queue_filesystem_free_inodes",
+        "Inodes available on the queue's filesystem (absent where it counts none).",
+        |q| q.space.and_then(|sp| sp.free_inodes),
+    );
+    let name = "qmail_queue_health";
+    family(
+        o,
+        name,
+        "gauge",
+        "The queue's health as qmail-multi judges it: 1 for the current state.",
+    );
+    for q in &s.queues {
+        let now = health_word(q.health);
+        for w in HEALTH_WORDS {
+            let _ = writeln!(
+                o,
+                "{name}{{queue=\"{}\",state=\"{w}\"}} {}",
+                label(&q.label),
+                u8::from(*w == now)
+            );
+        }
+    }
+    gauge(
+        o,
+        s,
+        "qmail_queue_live",
+        "1 when qmail-send holds the queue's lock/sendmutex (absent when it cannot be told).",
+        |q| q.live.map(u64::from),
+    );
+    gauge(
+        o,
+        s,
+        "qmail_queue_readable",
+        "1 when every directory of the queue could be read.",
+        |q| Some(u64::from(q.counts.is_some() && q.error.is_none())),
+    );
+    let name = "qmail_queue_orphan_messages";
+    family(
+        o,
+        name,
+        "gauge",
+        "Messages in a queue directory outside the configured range (stranded).",
+    );
+    for orphan in &s.orphans {
+        let _ = writeln!(
+            o,
+            "{name}{{queue=\"{}\"}} {}",
+            label(&orphan.label),
+            orphan.messages
+        );
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn label_values_are_escaped() {
+        assert_eq!(super::label("a\\b\"c\nd"), "a\\\\b\\\"c\\nd");
+    }
+}
