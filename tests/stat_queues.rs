@@ -1,0 +1,631 @@
+//! queue-stat through the real binary, on queues whose contents are known
+//! exactly: messages placed by the test depositor, moved on as qmail-send
+//! would, backdated with `touch -d`; a missing queue, an orphan, a live
+//! queue, a full tmpfs; the table, `--prometheus` (through promtool when
+//! installed) and `--check` at each threshold.
+
+mod multi_support;
+
+use multi_support::{is_root, make_queue, make_queues, Tmpfs, SPLIT};
+use qmail_multi::queue::deposit::{deposit, DepositOptions, Envelope};
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::BufRead;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::Instant;
+
+fn queue_stat(args: &[&str], env: &[(&str, &str)]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_queue-stat"))
+        .env_clear()
+        .env("PATH", "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin")
+        .envs(env.iter().copied())
+        .args(args)
+        .output()
+        .expect("running queue-stat")
+}
+
+fn text(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+#[track_caller]
+fn expect_status(o: &Output, code: i32) {
+    assert_eq!(
+        o.status.code(),
+        Some(code),
+        "stdout:\n{}\nstderr:\n{}",
+        text(o),
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+/// Deposits one message whose `mess` file is `size` bytes; its inode.
+fn put(queue: &Path, size: usize) -> u64 {
+    let env = Envelope {
+        sender: b"sender@example.org".to_vec(),
+        recipients: vec![b"rcpt@example.net".to_vec()],
+    };
+    let opts = DepositOptions {
+        split: SPLIT,
+        sync: false,
+        received_line: false,
+    };
+    let body = vec![b'x'; size];
+    deposit(queue, &mut body.as_slice(), &env, opts).expect("deposit")
+}
+
+fn file(queue: &Path, dir: &str, ino: u64) -> PathBuf {
+    let p = queue.join(dir);
+    if dir == "bounce" {
+        p.join(ino.to_string())
+    } else {
+        p.join((ino % u64::from(SPLIT)).to_string())
+            .join(ino.to_string())
+    }
+}
+
+/// `touch -d <when>` (GNU date syntax, e.g. "3 hours ago").
+fn touch(path: &Path, when: &str) {
+    let ok = Command::new("touch")
+        .args(["-d", when])
+        .arg(path)
+        .status()
+        .unwrap();
+    assert!(ok.success(), "touch -d {when} {}", path.display());
+}
+
+/// What qmail-send does with a message from `todo`: drops intd and todo,
+/// writes info and one file per kind of pending delivery.
+fn preprocess(queue: &Path, ino: u64, deliveries: &[&str]) {
+    fs::remove_file(file(queue, "intd", ino)).unwrap();
+    fs::remove_file(file(queue, "todo", ino)).unwrap();
+    fs::write(file(queue, "info", ino), "Fsender@example.org\0").unwrap();
+    for d in deliveries {
+        fs::write(file(queue, d, ino), "Trcpt@example.net\0").unwrap();
+    }
+}
+
+/// The samples of a Prometheus text, `name{labels}` → value.
+fn samples(prom: &str) -> BTreeMap<String, u64> {
+    prom.lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .map(|l| {
+            let (k, v) = l.rsplit_once(' ').unwrap();
+            (k.to_string(), v.parse().unwrap())
+        })
+        .collect()
+}
+
+#[track_caller]
+fn sample(m: &BTreeMap<String, u64>, key: &str) -> u64 {
+    *m.get(key)
+        .unwrap_or_else(|| panic!("no sample {key} in {m:#?}"))
+}
+
+/// The base of the known-contents tests:
+/// - queue1: three fresh messages of 10, 20 and 30 bytes, the last two
+///   backdated 7 and 15 minutes (mess only: no info yet);
+/// - queue2: four messages. a: mess 5 hours old but info 30 minutes
+///   (qmail-send dates by info), remote pending; b: info 3 hours, local
+///   and remote; c: an injection in progress (intd, no todo); d: info 1
+///   hour, local, and a bounce;
+/// - queue3: empty; queue4: missing;
+/// - queue7: an orphan with 2 messages; queue9: outside the range, empty.
+struct Known {
+    _dir: tempfile::TempDir,
+    base: PathBuf,
+}
+
+fn known() -> Known {
+    let dir = tempfile::Builder::new()
+        .prefix("stat-test")
+        .tempdir()
+        .unwrap();
+    let base = dir.path().to_path_buf();
+    let q = make_queues(&base, 1, 4);
+    fs::remove_dir_all(&q[3]).unwrap();
+    let m1 = [put(&q[0], 10), put(&q[0], 20), put(&q[0], 30)];
+    touch(&file(&q[0], "mess", m1[1]), "7 minutes ago");
+    touch(&file(&q[0], "mess", m1[2]), "15 minutes ago");
+
+    let [a, b, c, d] = [
+        put(&q[1], 100),
+        put(&q[1], 200),
+        put(&q[1], 300),
+        put(&q[1], 400),
+    ];
+    preprocess(&q[1], a, &["remote"]);
+    preprocess(&q[1], b, &["local", "remote"]);
+    fs::remove_file(file(&q[1], "todo", c)).unwrap();
+    preprocess(&q[1], d, &["local", "bounce"]);
+    touch(&file(&q[1], "mess", a), "5 hours ago");
+    touch(&file(&q[1], "info", a), "30 minutes ago");
+    touch(&file(&q[1], "info", b), "3 hours ago");
+    touch(&file(&q[1], "info", d), "1 hour ago");
+
+    let orphan = base.join("queue7");
+    make_queue(&orphan);
+    put(&orphan, 5);
+    put(&orphan, 5);
+    make_queue(&base.join("queue9"));
+    Known { _dir: dir, base }
+}
+
+#[test]
+fn known_queues_give_exact_figures_in_every_format() {
+    let started = Instant::now();
+    let k = known();
+    let base = k.base.to_str().unwrap();
+    let o = queue_stat(
+        &["--prometheus"],
+        &[("QUEUE_BASE", base), ("QUEUE_COUNT", "4")],
+    );
+    // Every queue that exists was read: a missing one is reported, not an error.
+    expect_status(&o, 0);
+    let prom = text(&o);
+    let m = samples(&prom);
+    let slack = started.elapsed().as_secs() + 2;
+    let q =
+        |n: u32, metric: &str| sample(&m, &format!("qmail_queue_{metric}{{queue=\"queue{n}\"}}"));
+
+    assert_eq!(
+        [q(1, "messages"), q(2, "messages"), q(3, "messages")],
+        [3, 4, 0]
+    );
+    assert_eq!(q(1, "unpreprocessed_messages"), 3);
+    assert_eq!(
+        q(2, "unpreprocessed_messages"),
+        1,
+        "c (intd only) is counted once"
+    );
+    assert_eq!(q(2, "local_pending_messages"), 2);
+    assert_eq!(q(2, "remote_pending_messages"), 2);
+    assert_eq!(q(2, "bounce_pending_messages"), 1);
+    assert_eq!(q(1, "mess_bytes"), 60);
+    assert_eq!(q(2, "mess_bytes"), 1000);
+    assert_eq!(q(3, "mess_bytes"), 0);
+    let oldest1 = q(1, "oldest_message_age_seconds");
+    assert!((900..=900 + slack).contains(&oldest1), "{oldest1}");
+    // b's info (3 hours), not a's mess (5 hours): dated as qmail-send does.
+    let oldest2 = q(2, "oldest_message_age_seconds");
+    assert!((10_800..=10_800 + slack).contains(&oldest2), "{oldest2}");
+    assert_eq!(q(3, "oldest_message_age_seconds"), 0);
+
+    // The age histogram, cumulative: queue1 has one message in each of
+    // 0-5, 5-10, 10-20 minutes; queue2 has c (fresh), a (30 min), d (1 h),
+    // b (3 h, beyond 160 min).
+    let bucket = |n: u32, le: &str| {
+        sample(
+            &m,
+            &format!("qmail_queue_message_age_seconds_bucket{{queue=\"queue{n}\",le=\"{le}\"}}"),
+        )
+    };
+    let les = ["300", "600", "1200", "2400", "4800", "9600", "+Inf"];
+    assert_eq!(les.map(|le| bucket(1, le)), [1, 2, 3, 3, 3, 3, 3]);
+    assert_eq!(les.map(|le| bucket(2, le)), [1, 1, 1, 2, 3, 3, 4]);
+    assert_eq!(les.map(|le| bucket(3, le)), [0; 7]);
+    assert_eq!(
+        sample(
+            &m,
+            "qmail_queue_message_age_seconds_count{queue=\"queue2\"}"
+        ),
+        4
+    );
+    let sum = sample(&m, "qmail_queue_message_age_seconds_sum{queue=\"queue2\"}");
+    let expected = 1800 + 10_800 + 3600;
+    assert!((expected..=expected + 4 * slack).contains(&sum), "{sum}");
+
+    // Health as qmail-multi judges it; queue4 is missing, read as such.
+    let health = |n: u32, state: &str| {
+        sample(
+            &m,
+            &format!("qmail_queue_health{{queue=\"queue{n}\",state=\"{state}\"}}"),
+        )
+    };
+    assert_eq!(
+        [
+            health(1, "usable"),
+            health(2, "usable"),
+            health(3, "usable")
+        ],
+        [1, 1, 1]
+    );
+    assert_eq!([health(4, "usable"), health(4, "missing")], [0, 1]);
+    assert!(!m.contains_key("qmail_queue_messages{queue=\"queue4\"}"));
+    assert_eq!(q(4, "readable"), 0);
+    assert_eq!(q(1, "live"), 0, "nothing holds lock/sendmutex");
+    // The filesystem figures are statvfs's (the same tmp filesystem).
+    let vfs = nix::sys::statvfs::statvfs(k.base.as_path()).unwrap();
+    let free = q(1, "filesystem_free_bytes");
+    let now_free = vfs.blocks_available() * vfs.fragment_size();
+    assert!(free.abs_diff(now_free) < 64 << 20, "{free} vs {now_free}");
+    // Orphans exactly as queue-fix --base names them: queue7 with 2.
+    assert_eq!(
+        sample(&m, "qmail_queue_orphan_messages{queue=\"queue7\"}"),
+        2
+    );
+    assert!(
+        !prom.contains("queue9"),
+        "an empty queue outside the range is no orphan"
+    );
+
+    match Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+    {
+        Err(e) => eprintln!("skipped: promtool check metrics: promtool not installed ({e})"),
+        Ok(mut p) => {
+            use std::io::Write;
+            p.stdin.take().unwrap().write_all(prom.as_bytes()).unwrap();
+            let r = p.wait_with_output().unwrap();
+            assert!(
+                r.status.success(),
+                "promtool: {}{}",
+                String::from_utf8_lossy(&r.stdout),
+                String::from_utf8_lossy(&r.stderr)
+            );
+        }
+    }
+
+    // The same figures in the table, with the same configuration given
+    // on the command line.
+    let o = queue_stat(&["--base", base, "--count", "4"], &[]);
+    expect_status(&o, 0);
+    let t = text(&o);
+    let row = |label: &str| -> Vec<String> {
+        t.lines()
+            .find(|l| l.split_whitespace().next() == Some(label))
+            .unwrap_or_else(|| panic!("no row {label} in\n{t}"))
+            .split_whitespace()
+            .map(String::from)
+            .collect()
+    };
+    assert_eq!(
+        row("queue1")[..7],
+        ["queue1", "3", "3", "0", "0", "0", "60B"]
+    );
+    assert_eq!(
+        row("queue2")[..7],
+        ["queue2", "4", "1", "2", "2", "1", "1000B"]
+    );
+    assert_eq!(
+        row("queue3")[..8],
+        ["queue3", "0", "0", "0", "0", "0", "0B", "-"]
+    );
+    assert_eq!(
+        row("total")[..7],
+        ["total", "7", "4", "2", "2", "1", "1.0K"]
+    );
+    assert!(row("queue4").contains(&"(missing)".to_string()), "{t}");
+    assert!(t.contains("orphan: queue7 holds 2 messages"), "{t}");
+    // The second table: health, send, and the age buckets.
+    let ages: Vec<String> = t
+        .lines()
+        .filter(|l| l.starts_with("queue2 ") && l.contains("usable"))
+        .flat_map(|l| {
+            l.split_whitespace()
+                .skip(5)
+                .map(String::from)
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    assert_eq!(ages, ["1", "0", "0", "1", "1", "0", "1"], "{t}");
+}
+
+#[test]
+fn the_table_fits_80_columns_for_ten_queues_with_a_bar_per_queue() {
+    let dir = tempfile::tempdir().unwrap();
+    let q = make_queues(dir.path(), 1, 10);
+    // queue5 holds twice as many as queue1..4, the others none.
+    for (i, n) in [(0, 4), (1, 4), (2, 4), (3, 4), (4, 8)] {
+        for _ in 0..n {
+            put(&q[i], 1);
+        }
+    }
+    let o = queue_stat(&[], &[("QUEUE_BASE", dir.path().to_str().unwrap())]);
+    expect_status(&o, 0);
+    let t = text(&o);
+    for line in t.lines() {
+        assert!(
+            line.chars().count() < 80,
+            "{} columns: {line:?}",
+            line.len()
+        );
+    }
+    let bar = |label: &str| {
+        t.lines()
+            .find(|l| l.starts_with(&format!("{label} ")))
+            .unwrap()
+            .chars()
+            .filter(|&c| c == '#')
+            .count()
+    };
+    let full = bar("queue5");
+    assert!(full >= 10, "{t}");
+    assert_eq!(bar("queue1"), full.div_ceil(2), "{t}");
+    assert_eq!(bar("queue6"), 0, "{t}");
+    assert_eq!(
+        t.lines().filter(|l| l.starts_with("queue")).count(),
+        22,
+        "{t}"
+    );
+}
+
+#[test]
+fn queues_named_on_the_command_line_or_by_queuedir() {
+    let k = known();
+    let q2 = k.base.join("queue2");
+    let q3 = k.base.join("queue3");
+    let o = queue_stat(
+        &["--prometheus", q2.to_str().unwrap(), q3.to_str().unwrap()],
+        &[],
+    );
+    expect_status(&o, 0);
+    let m = samples(&text(&o));
+    assert_eq!(
+        sample(
+            &m,
+            &format!("qmail_queue_messages{{queue=\"{}\"}}", q2.display())
+        ),
+        4
+    );
+    assert_eq!(
+        m.keys()
+            .filter(|k| k.starts_with("qmail_queue_messages"))
+            .count(),
+        2
+    );
+    assert!(
+        !m.keys().any(|k| k.contains("orphan")),
+        "no orphan search for named queues"
+    );
+    let o = queue_stat(&["--prometheus"], &[("QUEUEDIR", q2.to_str().unwrap())]);
+    expect_status(&o, 0);
+    let m = samples(&text(&o));
+    assert_eq!(
+        m.keys()
+            .filter(|k| k.starts_with("qmail_queue_messages"))
+            .count(),
+        1
+    );
+    // A bad setting is named, as qmail-multi names it.
+    let o = queue_stat(&[], &[("QUEUE_COUNT", "ten")]);
+    expect_status(&o, 111);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("QUEUE_COUNT=\"ten\""));
+    let o = queue_stat(&["--bogus"], &[]);
+    expect_status(&o, 100);
+}
+
+#[test]
+fn check_exit_codes_at_each_threshold() {
+    let k = known();
+    let base = k.base.to_str().unwrap();
+    // queue1..3 exist; queue2 holds 4 messages, the oldest 3 hours old.
+    let check = |extra: &[&str], code: i32| -> String {
+        let mut args = vec!["--check", "--base", base, "--count", "3"];
+        args.extend_from_slice(extra);
+        let o = queue_stat(&args, &[]);
+        expect_status(&o, code);
+        let out = text(&o);
+        assert_eq!(out.lines().count(), 1, "one status line: {out}");
+        let want = ["OK", "WARNING", "CRITICAL", "UNKNOWN"][code as usize];
+        assert!(out.starts_with(&format!("QMAIL-QUEUE {want} - ")), "{out}");
+        assert!(out.contains(" | messages=7;"), "perfdata: {out}");
+        out
+    };
+    // The orphan queue7 alone is a warning; without it everything is OK.
+    let out = check(&[], 1);
+    assert!(out.contains("orphan queue7 holds 2 messages"), "{out}");
+    fs::remove_dir_all(k.base.join("queue7")).unwrap();
+    let out = check(&[], 0);
+    assert!(
+        out.contains("3 queues usable, 7 messages, oldest 3h00m"),
+        "{out}"
+    );
+
+    // Age: 3 hours old (a few seconds more by now).
+    check(&["--warn-age", "4h", "--crit-age", "1d"], 0);
+    let out = check(&["--warn-age", "2h", "--crit-age", "1d"], 1);
+    assert!(out.contains("queue2 oldest message 3h00m"), "{out}");
+    check(&["--warn-age", "7200", "--crit-age", "170m"], 2);
+    // Depth: queue2 holds 4; a threshold alerts above its value.
+    check(&["--warn-depth", "4"], 0);
+    let out = check(&["--warn-depth", "3", "--crit-depth", "5"], 1);
+    assert!(out.contains("queue2 holds 4 messages"), "{out}");
+    assert!(out.contains("'queue2_messages'=4;3;5;0;"), "{out}");
+    check(&["--warn-depth", "1", "--crit-depth", "3"], 2);
+    // Free space and inodes: alert below the value.
+    check(&["--warn-free", "1", "--warn-inodes", "1"], 0);
+    check(&["--warn-free", "16383T"], 1);
+    check(&["--warn-free", "1", "--crit-free", "16383T"], 2);
+    check(&["--crit-inodes", "18446744073709551615"], 2);
+    // qmail-send is not running on any of them.
+    let out = check(&["--need-live"], 2);
+    assert!(out.contains("queue1: qmail-send is not running"), "{out}");
+    // Unknown: a bad threshold, a bad configuration.
+    let o = queue_stat(&["--check", "--warn-age", "5x"], &[]);
+    expect_status(&o, 3);
+    let o = queue_stat(&["--check", "--bogus"], &[]);
+    expect_status(&o, 3);
+    let o = queue_stat(&["--check"], &[("QUEUE_START", "-1")]);
+    expect_status(&o, 3);
+    assert!(
+        text(&o).starts_with("QMAIL-QUEUE UNKNOWN - QUEUE_START="),
+        "{}",
+        text(&o)
+    );
+
+    // A missing queue is a warning (qmail-multi routes around it); no
+    // usable queue at all is critical.
+    let o = queue_stat(&["--check", "--base", base, "--count", "4"], &[]);
+    expect_status(&o, 1);
+    assert!(text(&o).contains("queue4 does not exist"), "{}", text(&o));
+    let o = queue_stat(
+        &["--check", "--base", base, "--start", "20", "--count", "2"],
+        &[],
+    );
+    expect_status(&o, 2);
+    assert!(text(&o).contains("no queue is usable"), "{}", text(&o));
+}
+
+/// Starts a lock holder and returns once it says "locked".
+fn hold(cmd: &mut Command) -> std::process::Child {
+    let mut child = cmd.stdout(Stdio::piped()).spawn().unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line, "locked\n", "the lock holder failed");
+    child
+}
+
+#[test]
+fn a_live_queue_is_told_by_its_lock_without_touching_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let q = make_queues(dir.path(), 1, 2);
+    put(&q[1], 1);
+    let mutex = q[1].join("lock/sendmutex");
+    let lockers: [(&str, String); 2] = [
+        (
+            "flock",
+            format!(
+                "exec flock --no-fork -x {} sh -c 'echo locked; exec sleep 30'",
+                mutex.display()
+            ),
+        ),
+        (
+            "python3",
+            format!(
+                "exec python3 -c 'import fcntl,time; f=open(\"{}\",\"r+\"); fcntl.lockf(f, fcntl.LOCK_EX); print(\"locked\", flush=True); time.sleep(30)'",
+                mutex.display()
+            ),
+        ),
+    ];
+    for (tool, script) in lockers {
+        if Command::new(tool).arg("--version").output().is_err() {
+            eprintln!("skipped: live queue held by {tool}: {tool} is not installed");
+            continue;
+        }
+        let mut holder = hold(Command::new("sh").args(["-c", &script]));
+        let o = queue_stat(
+            &[
+                "--prometheus",
+                "--base",
+                dir.path().to_str().unwrap(),
+                "--count",
+                "2",
+            ],
+            &[],
+        );
+        expect_status(&o, 0);
+        let m = samples(&text(&o));
+        assert_eq!(
+            sample(&m, "qmail_queue_live{queue=\"queue1\"}"),
+            0,
+            "{tool}"
+        );
+        assert_eq!(
+            sample(&m, "qmail_queue_live{queue=\"queue2\"}"),
+            1,
+            "{tool}"
+        );
+        let o = queue_stat(
+            &[
+                "--check",
+                "--need-live",
+                dir.path().join("queue2").to_str().unwrap(),
+            ],
+            &[],
+        );
+        expect_status(&o, 0);
+        // The holder still holds it and is still running: nothing was taken.
+        assert!(
+            holder.try_wait().unwrap().is_none(),
+            "{tool}: the holder died"
+        );
+        let _ = holder.kill();
+        let _ = holder.wait();
+    }
+}
+
+#[test]
+fn a_full_tmpfs_queue_is_judged_as_qmail_multi_judges_it() {
+    if !is_root() {
+        eprintln!("skipped: a full tmpfs queue: mounting a tmpfs needs root");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let q = make_queues(dir.path(), 1, 2);
+    fs::remove_dir_all(&q[1]).unwrap();
+    let mount = match Tmpfs::mount(&q[1], "size=1m,nr_inodes=400,mode=0750") {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!("skipped: a full tmpfs queue: {e}");
+            return;
+        }
+    };
+    make_queue(&q[1]);
+    for _ in 0..5 {
+        put(&q[1], 1000);
+    }
+    // Fill the bytes, then the inodes, to the last one.
+    let trash = q[1].join("trash");
+    {
+        use std::io::Write;
+        let mut f = fs::File::create(trash.join("filler")).unwrap();
+        let chunk = vec![0u8; 4096];
+        while f.write_all(&chunk).is_ok() {}
+    }
+    let mut made = 0;
+    while fs::File::create(trash.join(format!("inode{made}"))).is_ok() {
+        made += 1;
+    }
+    assert!(made > 0);
+    let args = [
+        "--prometheus",
+        "--base",
+        dir.path().to_str().unwrap(),
+        "--count",
+        "2",
+    ];
+    let run = |env: &[(&str, &str)]| {
+        let o = queue_stat(&args, env);
+        expect_status(&o, 0);
+        samples(&text(&o))
+    };
+    let m = run(&[]);
+    let g = |m: &BTreeMap<String, u64>, k: &str| sample(m, &format!("qmail_queue_{k}"));
+    assert_eq!(g(&m, "messages{queue=\"queue2\"}"), 5);
+    assert_eq!(g(&m, "mess_bytes{queue=\"queue2\"}"), 5000);
+    assert_eq!(g(&m, "filesystem_free_bytes{queue=\"queue2\"}"), 0);
+    assert_eq!(g(&m, "filesystem_free_inodes{queue=\"queue2\"}"), 0);
+    assert_eq!(g(&m, "health{queue=\"queue2\",state=\"no-inodes\"}"), 1);
+    assert_eq!(g(&m, "health{queue=\"queue1\",state=\"usable\"}"), 1);
+    // Inodes back, bytes still gone: usable without MIN_FREE, below it with.
+    for i in 0..made {
+        fs::remove_file(trash.join(format!("inode{i}"))).unwrap();
+    }
+    let m = run(&[]);
+    assert_eq!(g(&m, "health{queue=\"queue2\",state=\"usable\"}"), 1);
+    assert_eq!(g(&m, "filesystem_free_bytes{queue=\"queue2\"}"), 0);
+    let m = run(&[("MIN_FREE", "1")]);
+    assert_eq!(g(&m, "health{queue=\"queue2\",state=\"low-space\"}"), 1);
+    assert_eq!(g(&m, "health{queue=\"queue1\",state=\"usable\"}"), 1);
+    let o = queue_stat(
+        &[
+            "--check",
+            "--base",
+            dir.path().to_str().unwrap(),
+            "--count",
+            "2",
+        ],
+        &[("MIN_FREE", "1")],
+    );
+    expect_status(&o, 1);
+    assert!(text(&o).contains("below MIN_FREE=1"), "{}", text(&o));
+    drop(mount);
+}
