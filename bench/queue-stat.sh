@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# queue-stat benchmark: one queue grown to 200,000 and then 1,000,000
+# messages (mess + info + remote each, as qmail-send leaves them, ages
+# spread over 5 hours), and at each size, in the same run:
+#   - `queue-stat QUEUE` against the shell way of getting depth, sizes and
+#     the oldest age: find QUEUE/mess -type f -printf '%T@ %s\n' | sort -n | wc -l
+#     (best of 3 each, interleaved, after one warm-up; goal: ratio <= 0.5);
+#   - the peak RSS of queue-stat (goal: < 16 MB and the same at both sizes).
+# Usage: bench/queue-stat.sh [SMALL [BIG]]   (default 200000 1000000).
+# Data goes under $BENCH_DIR (default /dev/shm, a tmpfs on most Linux
+# systems: about 3 GB of kernel memory at 1,000,000 messages) and is
+# deleted afterwards. Needs GNU time (/usr/bin/time, Debian package `time`).
+set -euo pipefail
+SMALL=${1:-200000}
+BIG=${2:-1000000}
+cd "$(dirname "$0")/.."
+cargo build --release --locked --quiet --bin queue-stat --bin queue-fix --example stat-bench-fill
+QS=$PWD/target/release/queue-stat
+QF=$PWD/target/release/queue-fix
+FILL=$PWD/target/release/examples/stat-bench-fill
+WORK=$(mktemp -d "${BENCH_DIR:-/dev/shm}/queue-stat-bench.XXXXXX")
+trap 'rm -rf "$WORK"' EXIT INT TERM
+Q=$WORK/queue1
+"$QF" --as-invoker "$Q" >/dev/null || true
+"$QF" --as-invoker -N "$Q" >/dev/null
+echo "queue $Q on $(stat -f -c %T "$WORK"), $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg)"
+
+# Wall seconds of one run of a shell command line, output discarded.
+wall() {
+  local t0 t1
+  t0=$(date +%s%N)
+  sh -c "$1" >/dev/null
+  t1=$(date +%s%N)
+  echo $(((t1 - t0) / 1000))
+}
+best() { # best of 3, in microseconds
+  local b=""
+  for _ in 1 2 3; do
+    local t
+    t=$(wall "$1")
+    if [ -z "$b" ] || [ "$t" -lt "$b" ]; then b=$t; fi
+  done
+  echo "$b"
+}
+secs() { awk -v u="$1" 'BEGIN { printf "%.3f", u / 1e6 }'; }
+
+have=0
+declare -A RSS
+for n in "$SMALL" "$BIG"; do
+  t0=$(date +%s)
+  "$FILL" "$Q" $((n - have)) 151
+  have=$n
+  echo "filled to $n messages in $(($(date +%s) - t0)) s"
+  # Both must see every message.
+  got=$("$QS" --prometheus "$Q" | awk '/^qmail_queue_messages\{/ { print $2 }')
+  found=$(find "$Q/mess" -type f -printf '%T@ %s\n' | sort -n | wc -l)
+  [ "$got" = "$n" ] && [ "$found" = "$n" ] || { echo "count mismatch: queue-stat $got, find $found, expected $n"; exit 1; }
+  STAT="'$QS' '$Q'"
+  FIND="find '$Q/mess' -type f -printf '%T@ %s\n' | sort -n | wc -l"
+  wall "$STAT" >/dev/null
+  wall "$FIND" >/dev/null
+  ts=$(best "$STAT")
+  tf=$(best "$FIND")
+  RSS[$n]=$(/usr/bin/time -f %M "$QS" "$Q" 2>&1 >/dev/null | tail -n1)
+  echo "$n messages: queue-stat $(secs "$ts") s, find|sort|wc $(secs "$tf") s, ratio $(awk -v a="$ts" -v b="$tf" 'BEGIN { printf "%.2f", a / b }') (goal <= 0.5); queue-stat peak RSS ${RSS[$n]} KiB"
+done
+echo "peak RSS of queue-stat: ${RSS[$SMALL]} KiB at $SMALL messages, ${RSS[$BIG]} KiB at $BIG (ratio $(awk -v a="${RSS[$BIG]}" -v b="${RSS[$SMALL]}" 'BEGIN { printf "%.2f", a / b }'), goal < 16384 KiB and flat)"
