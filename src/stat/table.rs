@@ -206,7 +206,7 @@ pub fn render(s: &Snapshot) -> String {
     }
     for o in &s.orphans {
         notes.push(format!(
-            "orphan: {} holds {} message{} outside the range (move them with queue-fix --base ... --retire)",
+            "orphan: {} holds {} message{} (queue-fix --base --retire moves them)",
             printable(&o.label),
             o.messages,
             if o.messages == 1 { "" } else { "s" }
