@@ -629,3 +629,50 @@ fn a_full_tmpfs_queue_is_judged_as_qmail_multi_judges_it() {
     assert!(text(&o).contains("below MIN_FREE=1"), "{}", text(&o));
     drop(mount);
 }
+
+#[test]
+fn messages_delivered_during_the_scan_are_no_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let q = make_queues(dir.path(), 1, 1).remove(0);
+    let inodes: Vec<u64> = (0..4000).map(|_| put(&q, 1)).collect();
+    for &i in inodes.iter().step_by(2) {
+        preprocess(&q, i, &["remote"]);
+    }
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let runs = std::thread::scope(|s| {
+        s.spawn(|| {
+            // qmail-clean's order: the envelope files, then mess.
+            for &i in &inodes {
+                for d in ["info", "remote", "intd", "todo", "mess"] {
+                    let _ = fs::remove_file(file(&q, d, i));
+                }
+            }
+            done.store(true, std::sync::atomic::Ordering::SeqCst);
+        });
+        let mut runs = 0;
+        while !done.load(std::sync::atomic::Ordering::SeqCst) {
+            let o = queue_stat(&["--prometheus", q.to_str().unwrap()], &[]);
+            expect_status(&o, 0);
+            assert!(
+                o.stderr.is_empty(),
+                "{}",
+                String::from_utf8_lossy(&o.stderr)
+            );
+            runs += 1;
+        }
+        runs
+    });
+    eprintln!("{runs} scans while the queue emptied");
+    assert!(runs >= 1);
+    let m = samples(&text(&queue_stat(
+        &["--prometheus", q.to_str().unwrap()],
+        &[],
+    )));
+    assert_eq!(
+        sample(
+            &m,
+            &format!("qmail_queue_messages{{queue=\"{}\"}}", q.display())
+        ),
+        0
+    );
+}
