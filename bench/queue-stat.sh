@@ -4,7 +4,8 @@
 # spread over 5 hours), and at each size, in the same run:
 #   - `queue-stat QUEUE` against the shell way of getting depth, sizes and
 #     the oldest age: find QUEUE/mess -type f -printf '%T@ %s\n' | sort -n | wc -l
-#     (best of 3 each, interleaved, after one warm-up; goal: ratio <= 0.5);
+#     (best of 3 each after one warm-up; goal: ratio <= 0.5), wall time and
+#     CPU time (user + system, the figure least disturbed by other load);
 #   - the peak RSS of queue-stat (goal: < 16 MB and the same at both sizes).
 # Usage: bench/queue-stat.sh [SMALL [BIG]]   (default 200000 1000000).
 # Data goes under $BENCH_DIR (default /dev/shm, a tmpfs on most Linux
@@ -25,24 +26,17 @@ Q=$WORK/queue1
 "$QF" --as-invoker -N "$Q" >/dev/null
 echo "queue $Q on $(stat -f -c %T "$WORK"), $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg)"
 
-# Wall seconds of one run of a shell command line, output discarded.
-wall() {
-  local t0 t1
-  t0=$(date +%s%N)
-  sh -c "$1" >/dev/null
-  t1=$(date +%s%N)
-  echo $(((t1 - t0) / 1000))
+# One run of a shell command line under GNU time, output discarded:
+# "wall cpu" in seconds (cpu = user + system of it and everything it ran).
+run() {
+  /usr/bin/time -f '%e %U %S' sh -c "$1" 2>&1 >/dev/null | tail -n1 | awk '{ printf "%s %.2f\n", $1, $2 + $3 }'
 }
-best() { # best of 3, in microseconds
-  local b=""
-  for _ in 1 2 3; do
-    local t
-    t=$(wall "$1")
-    if [ -z "$b" ] || [ "$t" -lt "$b" ]; then b=$t; fi
-  done
-  echo "$b"
+# Best of 3 (wall and cpu each their minimum): load from other processes
+# only ever adds time.
+best() {
+  for _ in 1 2 3; do run "$1"; done | sort -n | awk 'NR == 1 { w = $1 } { c = (NR == 1 || $2 < c) ? $2 : c } END { print w, c }'
 }
-secs() { awk -v u="$1" 'BEGIN { printf "%.3f", u / 1e6 }'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 
 have=0
 declare -A RSS
@@ -57,11 +51,12 @@ for n in "$SMALL" "$BIG"; do
   [ "$got" = "$n" ] && [ "$found" = "$n" ] || { echo "count mismatch: queue-stat $got, find $found, expected $n"; exit 1; }
   STAT="'$QS' '$Q'"
   FIND="find '$Q/mess' -type f -printf '%T@ %s\n' | sort -n | wc -l"
-  wall "$STAT" >/dev/null
-  wall "$FIND" >/dev/null
-  ts=$(best "$STAT")
-  tf=$(best "$FIND")
+  run "$STAT" >/dev/null
+  run "$FIND" >/dev/null
+  read -r ws cs <<<"$(best "$STAT")"
+  read -r wf cf <<<"$(best "$FIND")"
   RSS[$n]=$(/usr/bin/time -f %M "$QS" "$Q" 2>&1 >/dev/null | tail -n1)
-  echo "$n messages: queue-stat $(secs "$ts") s, find|sort|wc $(secs "$tf") s, ratio $(awk -v a="$ts" -v b="$tf" 'BEGIN { printf "%.2f", a / b }') (goal <= 0.5); queue-stat peak RSS ${RSS[$n]} KiB"
+  echo "$n messages: queue-stat $ws s, find|sort|wc $wf s, ratio $(ratio "$ws" "$wf") (goal <= 0.5);" \
+    "CPU time $cs s vs $cf s, ratio $(ratio "$cs" "$cf"); queue-stat peak RSS ${RSS[$n]} KiB"
 done
 echo "peak RSS of queue-stat: ${RSS[$SMALL]} KiB at $SMALL messages, ${RSS[$BIG]} KiB at $BIG (ratio $(awk -v a="${RSS[$BIG]}" -v b="${RSS[$SMALL]}" 'BEGIN { printf "%.2f", a / b }'), goal < 16384 KiB and flat)"

@@ -603,7 +603,7 @@ fn a_full_tmpfs_queue_is_judged_as_qmail_multi_judges_it() {
     assert_eq!(g(&m, "mess_bytes{queue=\"queue2\"}"), 5000);
     assert_eq!(g(&m, "filesystem_free_bytes{queue=\"queue2\"}"), 0);
     assert_eq!(g(&m, "filesystem_free_inodes{queue=\"queue2\"}"), 0);
-    assert_eq!(g(&m, "health{queue=\"queue2\",state=\"no-inodes\"}"), 1);
+    assert_eq!(g(&m, "health{queue=\"queue2\",state=\"low-inodes\"}"), 1);
     assert_eq!(g(&m, "health{queue=\"queue1\",state=\"usable\"}"), 1);
     // Inodes back, bytes still gone: usable without MIN_FREE, below it with.
     for i in 0..made {

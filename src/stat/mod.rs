@@ -77,7 +77,7 @@ pub fn plan<F>(target: &Target, var: F) -> Result<Plan, String>
 where
     F: Fn(&str) -> Option<OsString>,
 {
-    let config = Config::from_env(var).map_err(|e| e.to_string())?;
+    let config = Config::from_env(&var).map_err(|e| e.to_string())?;
     let (base, start, count) = match (target, &config.target) {
         (Target::Queues(qs), _) => {
             return Ok(Plan {
@@ -105,8 +105,12 @@ where
         ),
         (Target::Range(r), MultiTarget::Fixed(_)) => {
             // The command line chose a range: QUEUEDIR does not apply.
+            let controldir = var("CONTROLDIR").filter(|v| !v.is_empty()).map_or_else(
+                || crate::multi::config::DEFAULT_CONTROLDIR.into(),
+                PathBuf::from,
+            );
             let fallback = Base::Fallback {
-                controldir: PathBuf::from(crate::multi::config::DEFAULT_CONTROLDIR),
+                controldir,
                 qmailhome: config.qmail_home.clone(),
             };
             (
@@ -335,6 +339,23 @@ mod tests {
         let p = plan_with(Target::Range(Range::default()), &[("QUEUEDIR", "/x/q")]).unwrap();
         assert_eq!(p.queues, [("/x/q".to_string(), PathBuf::from("/x/q"))]);
         assert_eq!(p.orphans_of, None);
+        // A range on the command line wins; the base still comes from
+        // CONTROLDIR's queue_base.
+        let t = tempfile::tempdir().unwrap();
+        std::fs::write(t.path().join("queue_base"), "/cq\n").unwrap();
+        let r = Range {
+            count: Some(2),
+            ..Range::default()
+        };
+        let p = plan_with(
+            Target::Range(r),
+            &[
+                ("QUEUEDIR", "/x/q"),
+                ("CONTROLDIR", t.path().to_str().unwrap()),
+            ],
+        )
+        .unwrap();
+        assert_eq!(p.queues[1].1, PathBuf::from("/cq/queue2"));
     }
 
     #[test]

@@ -137,7 +137,7 @@ pub const HEALTH_WORDS: &[&str] = &[
     "missing",
     "not-dir",
     "low-space",
-    "no-inodes",
+    "low-inodes",
     "error",
 ];
 
@@ -149,7 +149,7 @@ pub fn health_word(h: Health) -> &'static str {
         Health::Missing => "missing",
         Health::NotADirectory => "not-dir",
         Health::ShortOfSpace { .. } => "low-space",
-        Health::NoFreeInodes => "no-inodes",
+        Health::NoFreeInodes => "low-inodes",
         Health::Unreachable(_) => "error",
     }
 }

@@ -147,7 +147,7 @@ pub fn render(s: &Snapshot) -> String {
     // Health, space, and the ages of the messages (qshape's buckets).
     let _ = write!(
         out,
-        "{:<lw$} {:<9} {:<4} {:>6} {:>6}",
+        "{:<lw$} {:<10} {:<4} {:>6} {:>6}",
         "queue", "health", "send", "free", "inodes"
     );
     for h in AGE_HEADINGS {
@@ -174,7 +174,7 @@ pub fn render(s: &Snapshot) -> String {
         };
         let _ = write!(
             out,
-            "{:<lw$} {:<9} {:<4} {:>6} {:>6}",
+            "{:<lw$} {:<10} {:<4} {:>6} {:>6}",
             label,
             state_word(q),
             send_word(q),
@@ -185,7 +185,7 @@ pub fn render(s: &Snapshot) -> String {
     }
     let _ = write!(
         out,
-        "{:<lw$} {:<9} {:<4} {:>6} {:>6}",
+        "{:<lw$} {:<10} {:<4} {:>6} {:>6}",
         "total", "", "", "", ""
     );
     ages(&mut out, Some(&total));
