@@ -676,3 +676,64 @@ fn messages_delivered_during_the_scan_are_no_error() {
         0
     );
 }
+
+#[test]
+fn an_unreadable_queue_is_named_and_unknown_to_monitoring() {
+    if !is_root() {
+        eprintln!("skipped: an unreadable queue: switching to nobody needs root");
+        return;
+    }
+    if Command::new("setpriv").arg("--version").output().is_err() {
+        eprintln!("skipped: an unreadable queue: setpriv is not installed");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let q = make_queues(dir.path(), 1, 1).remove(0);
+    put(&q, 1);
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    let as_nobody = |extra: &[&str]| {
+        Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(env!("CARGO_BIN_EXE_queue-stat"))
+            .args(extra)
+            .arg(&q)
+            .env_clear()
+            .output()
+            .unwrap()
+    };
+    let o = as_nobody(&[]);
+    expect_status(&o, 111);
+    let t = text(&o);
+    let row = t
+        .lines()
+        .find(|l| l.contains("unreadable") && l.contains('?'))
+        .unwrap_or_else(|| panic!("{t}"));
+    let fields: Vec<&str> = row.split_whitespace().collect();
+    assert!(
+        fields[3] != "-" && fields[4] != "-",
+        "free space is still known: {row}"
+    );
+    assert!(String::from_utf8_lossy(&o.stderr).contains(q.to_str().unwrap()));
+    let o = as_nobody(&["--check"]);
+    expect_status(&o, 3);
+    assert!(
+        text(&o).contains("cannot be read: Permission denied"),
+        "{}",
+        text(&o)
+    );
+    let o = as_nobody(&["--prometheus"]);
+    expect_status(&o, 111);
+    let m = samples(&text(&o));
+    assert_eq!(
+        sample(
+            &m,
+            &format!("qmail_queue_readable{{queue=\"{}\"}}", q.display())
+        ),
+        0
+    );
+    assert!(m.contains_key(&format!(
+        "qmail_queue_filesystem_free_bytes{{queue=\"{}\"}}",
+        q.display()
+    )));
+}

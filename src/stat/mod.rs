@@ -187,6 +187,13 @@ fn one(
         }
         _ => {}
     }
+    // By path, like the probe: it needs no permission inside the queue.
+    if let Ok(vfs) = nix::sys::statvfs::statvfs(path) {
+        q.space = Some(Space {
+            free_bytes: vfs.blocks_available().saturating_mul(vfs.fragment_size()),
+            free_inodes: (vfs.files() != 0).then(|| vfs.files_available()),
+        });
+    }
     let root = match open_named_dir(nix::fcntl::AT_FDCWD, path) {
         Ok(Some(fd)) => fd,
         Ok(None) => {
@@ -198,12 +205,6 @@ fn one(
             return q;
         }
     };
-    if let Ok(vfs) = nix::sys::statvfs::fstatvfs(&root) {
-        q.space = Some(Space {
-            free_bytes: vfs.blocks_available().saturating_mul(vfs.fragment_size()),
-            free_inodes: (vfs.files() != 0).then(|| vfs.files_available()),
-        });
-    }
     q.live = live::is_live(&root, locks);
     match scan::scan(&root, now, threads) {
         Ok(c) => q.counts = Some(c),

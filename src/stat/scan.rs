@@ -72,16 +72,15 @@ pub fn scan(root: &OwnedFd, now: i64, threads: usize) -> io::Result<Counts> {
 /// Subdirectory `sub` of every split directory.
 fn bucket(dirs: &Dirs, sub: u32, now: i64, c: &mut Counts) -> io::Result<()> {
     let name = sub.to_string();
-    let at = |i: usize| format!("{}/{name}", SPLIT_DIRS[i]);
+    let at = |dir: &str| format!("{dir}/{name}");
     let mut fds: [Option<OwnedFd>; 6] = Default::default();
-    for (i, slot) in fds.iter_mut().enumerate() {
-        if let Some(dir) = &dirs.0[i] {
+    for ((slot, parent), dir) in fds.iter_mut().zip(&dirs.0).zip(SPLIT_DIRS) {
+        if let Some(parent) = parent {
             // A bucket removed meanwhile is an empty one.
-            *slot = open_dir_at(dir, &name).map_err(|e| named(&at(i), e))?;
+            *slot = open_dir_at(parent, &name).map_err(|e| named(&at(dir), e))?;
         }
     }
     let [mess, info, todo, intd, local, remote] = &fds;
-    let (mi, ti, ii, li, ri) = (0, 2, 3, 4, 5);
     if let Some(m) = mess {
         for_each_name(m, |file| {
             let Some(st) = stat_at(m, file)? else {
@@ -102,10 +101,10 @@ fn bucket(dirs: &Dirs, sub: u32, now: i64, c: &mut Counts) -> io::Result<()> {
             c.add_message(st.size, now.saturating_sub(born).max(0) as u64);
             Ok(())
         })
-        .map_err(|e| named(&at(mi), e))?;
+        .map_err(|e| named(&at(MESS), e))?;
     }
     if let Some(t) = todo {
-        c.preprocess += count_names(t).map_err(|e| named(&at(ti), e))?;
+        c.preprocess += count_names(t).map_err(|e| named(&at(TODO), e))?;
     }
     if let Some(i) = intd {
         // intd and todo are two links of one envelope: count a message once.
@@ -119,13 +118,13 @@ fn bucket(dirs: &Dirs, sub: u32, now: i64, c: &mut Counts) -> io::Result<()> {
             }
             Ok(())
         })
-        .map_err(|e| named(&at(ii), e))?;
+        .map_err(|e| named(&at(INTD), e))?;
     }
     if let Some(l) = local {
-        c.local += count_names(l).map_err(|e| named(&at(li), e))?;
+        c.local += count_names(l).map_err(|e| named(&at(LOCAL), e))?;
     }
     if let Some(r) = remote {
-        c.remote += count_names(r).map_err(|e| named(&at(ri), e))?;
+        c.remote += count_names(r).map_err(|e| named(&at(REMOTE), e))?;
     }
     Ok(())
 }
