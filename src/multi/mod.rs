@@ -11,6 +11,7 @@ pub mod config;
 pub mod diag;
 pub mod filter;
 pub mod guard;
+pub mod health;
 pub mod select;
 
 use crate::exit::QueueExit;
