@@ -76,7 +76,7 @@ impl fmt::Display for Health {
                 f,
                 "has {available} free inodes on its filesystem, fewer than the {needed} a message needs"
             ),
-            Health::Disabled => f.write_str("is disabled (queue-fix --enable brings it back)"),
+            Health::Disabled => f.write_str("is disabled"),
             Health::Unreachable(e) => write!(f, "cannot be examined: {}", e.desc()),
         }
     }
