@@ -194,11 +194,7 @@ fn arguments_name_the_queue_program_and_its_arguments() {
         .var("QUEUEPROG", t.path().join("never-run"))
         .var("QMAILHOME", "/")
         .var("RECORD", &record);
-    inj.args = vec![
-        recorder(t.path()).into(),
-        "-x".into(),
-        "two words".into(),
-    ];
+    inj.args = vec![recorder(t.path()).into(), "-x".into(), "two words".into()];
     inj.run().assert_exit(0);
     assert_eq!(
         fs::read_to_string(&record).unwrap(),
@@ -221,7 +217,11 @@ fn arguments_name_the_queue_program_and_its_arguments() {
     inj.args = vec![t.path().join("no-such-qqf").into()];
     let r = inj.run();
     r.assert_exit(120);
-    assert!(r.stderr_text().contains("no-such-qqf"), "{}", r.stderr_text());
+    assert!(
+        r.stderr_text().contains("no-such-qqf"),
+        "{}",
+        r.stderr_text()
+    );
     assert_eq!(messages_in(&base.join("queue1")), 0);
 }
 

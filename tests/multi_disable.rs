@@ -70,7 +70,10 @@ fn a_disabled_queue_gets_no_mail_keeps_its_own_and_comes_back() {
         }
     }
     let c = counts(&queues);
-    assert_eq!(c[2], 5, "the disabled queue's own mail stays, none added: {c:?}");
+    assert_eq!(
+        c[2], 5,
+        "the disabled queue's own mail stays, none added: {c:?}"
+    );
     assert_eq!(c.iter().sum::<usize>(), 1005);
     assert!(
         c.iter().enumerate().all(|(i, &k)| i == 2 || k > 60),
@@ -80,11 +83,18 @@ fn a_disabled_queue_gets_no_mail_keeps_its_own_and_comes_back() {
     let out = queue_fix(&["--enable".as_ref(), queues[2].as_os_str()]);
     assert!(out.status.success(), "{out:?}");
     assert!(!queues[2].join("disabled").exists());
-    assert_eq!(fs::metadata(&queues[2]).unwrap().permissions().mode() & 0o1000, 0);
+    assert_eq!(
+        fs::metadata(&queues[2]).unwrap().permissions().mode() & 0o1000,
+        0
+    );
     for _ in 0..200 {
         inject(t.path(), 10).assert_exit(0);
     }
-    assert!(messages_in(&queues[2]) > 5, "enabled again: {:?}", counts(&queues));
+    assert!(
+        messages_in(&queues[2]) > 5,
+        "enabled again: {:?}",
+        counts(&queues)
+    );
 }
 
 #[test]
@@ -92,7 +102,9 @@ fn every_queue_disabled_is_a_temporary_failure_saying_so() {
     let t = tempfile::tempdir().unwrap();
     let queues = make_queues(t.path(), 1, 3);
     for q in &queues {
-        assert!(queue_fix(&["--disable".as_ref(), q.as_os_str()]).status.success());
+        assert!(queue_fix(&["--disable".as_ref(), q.as_os_str()])
+            .status
+            .success());
     }
     let r = inject(t.path(), 3);
     r.assert_exit(62);
@@ -124,7 +136,9 @@ fn checks_report_a_disabled_queue_as_disabled_not_as_a_problem() {
     let clean = run(&["-N"]);
     assert_eq!(clean.status.code(), Some(0), "{clean:?}");
     let q2 = base.join("queue2");
-    assert!(queue_fix(&["--disable".as_ref(), q2.as_os_str()]).status.success());
+    assert!(queue_fix(&["--disable".as_ref(), q2.as_os_str()])
+        .status
+        .success());
     for extra in [&["-N"][..], &[][..], &["-N"][..]] {
         let out = run(extra);
         assert_eq!(out.status.code(), Some(0), "{extra:?}: {out:?}");
@@ -134,14 +148,20 @@ fn checks_report_a_disabled_queue_as_disabled_not_as_a_problem() {
     }
     // The repair run kept both traces.
     assert!(q2.join("disabled").is_file());
-    assert_eq!(fs::metadata(&q2).unwrap().permissions().mode() & 0o1000, 0o1000);
+    assert_eq!(
+        fs::metadata(&q2).unwrap().permissions().mode() & 0o1000,
+        0o1000
+    );
     // A marker made by hand is honoured: the check adds the root's bit.
     let q3 = base.join("queue3");
     fs::write(q3.join("disabled"), "").unwrap();
     assert_eq!(run(&["-N"]).status.code(), Some(1));
     assert_eq!(run(&[]).status.code(), Some(1));
     assert_eq!(run(&["-N"]).status.code(), Some(0));
-    assert_eq!(fs::metadata(&q3).unwrap().permissions().mode() & 0o1000, 0o1000);
+    assert_eq!(
+        fs::metadata(&q3).unwrap().permissions().mode() & 0o1000,
+        0o1000
+    );
     // Something else under the marker's name is refused, not replaced.
     let q1 = base.join("queue1");
     fs::create_dir(q1.join("disabled")).unwrap();
