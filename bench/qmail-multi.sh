@@ -10,7 +10,9 @@
 #      built here with cc -O2 (reads the variables, stats the queues, sets
 #      QUEUEDIR, execs; with DYNAMIC_QUEUE it reads qscheduler's segments
 #      as upstream does), both in front of a trivial C queue program,
-#      paired and interleaved, for the no-filter path and DYNAMIC_QUEUE;
+#      paired and interleaved, for the no-filter path and DYNAMIC_QUEUE,
+#      for qmail-multi as the packages build it (static) and as a plain
+#      `cargo build` makes it (dynamic);
 #  (e) DYNAMIC_QUEUE selection over 10 and 100 queues against one injection.
 # (d, DYNAMIC_QUEUE) and (e) need root (qscheduler's segments are root's)
 # and no running qscheduler; they are skipped otherwise.
@@ -21,6 +23,11 @@ cd "$(dirname "$0")/.."
 cargo build --release --quiet --bins --examples
 target=$(cd "${CARGO_TARGET_DIR:-target}/release" && pwd)
 scratch=$(mktemp -d "${TMPDIR:-/tmp}/qmail-multi-bench.XXXXXX")
+# Both builds of qmail-multi: plain `cargo build` (dynamic) and the static
+# one the packages ship (packaging/debian/rules, the RPM spec).
+cp "$target/qmail-multi" "$scratch/qmail-multi-dynamic"
+cargo rustc --release --quiet --bin qmail-multi -- -C target-feature=+crt-static
+cp "$target/qmail-multi" "$scratch/qmail-multi-static"
 shm_made=
 cleanup() {
 	for f in $shm_made; do rm -f "$f"; done
@@ -34,7 +41,7 @@ bench="$target/examples/multi-bench"
 echo "qmail-multi benchmark: $(nproc) CPUs, scratch on $(df -P "$scratch" | awk 'NR==2 {print $1}')"
 "$bench" select "$scratch"
 CONFSPLIT=$split "$bench" inject "$count" \
-	"$target/examples/test-qmail-queue" "$target/qmail-multi" "$scratch"
+	"$target/examples/test-qmail-queue" "$scratch/qmail-multi-static" "$scratch"
 
 # (d) The C reference and a trivial queue program.
 cat > "$scratch/ref.c" <<'C'
@@ -133,7 +140,10 @@ cc -O2 -o "$scratch/qmail-multi-ref" "$scratch/ref.c"
 cc -O2 -o "$scratch/qq" "$scratch/qq.c"
 startups=$((count < 500 ? 500 : count))
 echo "(d) start-up per call, $startups pairs, in front of a trivial queue program (medians):"
-"$bench" startup "$startups" "$scratch/qq" "$target/qmail-multi" "$scratch/qmail-multi-ref" "$scratch" plain
+for build in static dynamic; do
+	echo "  qmail-multi as built $build:"
+	"$bench" startup "$startups" "$scratch/qq" "$scratch/qmail-multi-$build" "$scratch/qmail-multi-ref" "$scratch" plain
+done
 
 # qscheduler's segments, when we may make them: root-owned, mode 0644.
 segments() { # COUNT
@@ -154,12 +164,15 @@ elif [ -e /dev/shm/qscheduler ]; then
 	echo "    DYNAMIC_QUEUE     : skipped: /dev/shm/qscheduler exists (a qscheduler runs here)"
 else
 	segments 10
-	"$bench" startup "$startups" "$scratch/qq" "$target/qmail-multi" "$scratch/qmail-multi-ref" "$scratch" dynamic
+	for build in static dynamic; do
+		echo "  qmail-multi as built $build:"
+		"$bench" startup "$startups" "$scratch/qq" "$scratch/qmail-multi-$build" "$scratch/qmail-multi-ref" "$scratch" dynamic
+	done
 	echo "(e) DYNAMIC_QUEUE selection (read the segments, order, probe) in process:"
-	CONFSPLIT=$split "$bench" dynamic-cost 10 "$scratch" "$target/examples/test-qmail-queue" "$target/qmail-multi"
+	CONFSPLIT=$split "$bench" dynamic-cost 10 "$scratch" "$target/examples/test-qmail-queue" "$scratch/qmail-multi-static"
 	big="$scratch/hundred"
 	mkdir "$big"
 	"$bench" queues-n "$big" $split 100
 	segments 100
-	CONFSPLIT=$split "$bench" dynamic-cost 100 "$big" "$target/examples/test-qmail-queue" "$target/qmail-multi"
+	CONFSPLIT=$split "$bench" dynamic-cost 100 "$big" "$target/examples/test-qmail-queue" "$scratch/qmail-multi-static"
 fi
