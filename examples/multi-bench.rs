@@ -1,5 +1,13 @@
 //! Figures for `bench/qmail-multi.sh` (never packaged).
 //!
+//! `multi-bench startup COUNT TRIVIAL OURS CREF BASE plain|dynamic` — per
+//! call start-up: ours against the C reference multiplexer (both in front
+//! of a trivial queue program), paired and interleaved.
+//!
+//! `multi-bench dynamic-cost N BASE DEPOSITOR QMAIL_MULTI` — DYNAMIC_QUEUE
+//! selection over N queues against one injection (segments made by the
+//! script).
+//!
 //! `multi-bench queues BASE SPLIT` — creates BASE/queue1..queue10 from the
 //! layout table, owned by the invoking user.
 //!
@@ -231,11 +239,119 @@ fn inject(count: usize, depositor: PathBuf, multi: PathBuf, base: PathBuf) {
     );
 }
 
+/// Medians of paired, interleaved timings: `a` and `b` run back to back
+/// `count` times, which one goes first alternating, so drift and cache
+/// warmth hit both alike.
+fn paired(count: usize, a: &mut Command, b: &mut Command) -> (f64, f64, f64) {
+    let message = b"Subject: start-up\n\nhello\n";
+    let envelope = b"Fa@example.org\0Tb@example.net\0\0";
+    let (mut ta, mut tb, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+    for i in 0..count {
+        let time = |cmd: &mut Command| {
+            let t = Instant::now();
+            inject_once(cmd, message, envelope);
+            t.elapsed().as_secs_f64() * 1e6
+        };
+        let (x, y) = if i % 2 == 0 {
+            let x = time(a);
+            (x, time(b))
+        } else {
+            let y = time(b);
+            (time(a), y)
+        };
+        ta.push(x);
+        tb.push(y);
+        ratios.push(x / y);
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(|x, y| x.partial_cmp(y).unwrap());
+        v[v.len() / 2]
+    };
+    (median(&mut ta), median(&mut tb), median(&mut ratios))
+}
+
+/// Per-call start-up cost, ours against the C reference multiplexer, both
+/// in front of a trivial queue program; with `dynamic`, DYNAMIC_QUEUE set
+/// (the caller has made qscheduler's segments).
+fn startup(count: usize, trivial: &Path, ours: &Path, cref: &Path, base: &Path, dynamic: bool) {
+    let setup = |prog: &Path| {
+        let mut c = Command::new(prog);
+        c.env_clear()
+            .env("PATH", "/usr/bin:/bin")
+            .env("QUEUE_BASE", base)
+            .env("QUEUE_COUNT", COUNT.to_string())
+            .env("QUEUEPROG", trivial)
+            .env("QMAILHOME", "/");
+        if dynamic {
+            c.env("DYNAMIC_QUEUE", "1");
+        }
+        c
+    };
+    let (mut a, mut b) = (setup(ours), setup(cref));
+    let mut bare = Command::new(trivial);
+    bare.env_clear().env("QUEUEDIR", base.join("queue1"));
+    let (o, c, r) = paired(count, &mut a, &mut b);
+    let (_, e, _) = paired(count / 4 + 1, &mut a, &mut bare);
+    println!(
+        "    {:<18}: ours {o:7.1} µs, C {c:7.1} µs, bare exec {e:7.1} µs; ours/C {:.3} (median of pairs {r:.3})",
+        if dynamic { "DYNAMIC_QUEUE" } else { "no filter" },
+        o / c
+    );
+}
+
+/// What DYNAMIC_QUEUE's selection costs in process (read qscheduler's
+/// segments + choose with the health probe), over `n` queues made under
+/// `base`, against one whole injection through qmail-multi.
+fn dynamic_cost(n: u32, base: &Path, injection_us: f64) {
+    use qmail_multi::multi::dynamic;
+    let mut probe = FsProbe {
+        base: base.into(),
+        min_free: None,
+    };
+    let mut rng = SplitMix::from_os();
+    let rounds = 2000;
+    let t = Instant::now();
+    for _ in 0..rounds {
+        let loads = dynamic::read().expect("the bench made the segments");
+        assert_eq!(loads.len(), n as usize);
+        dynamic::choose(1, &loads, &mut probe, &mut rng).expect("a usable queue");
+    }
+    let us = t.elapsed().as_secs_f64() * 1e6 / f64::from(rounds);
+    println!(
+        "    selection over {n:3} queues: {us:7.1} µs = {:.1}% of one injection ({injection_us:.0} µs)",
+        100.0 * us / injection_us
+    );
+}
+
+/// Median µs of one whole injection into the depositor through qmail-multi.
+fn injection_us(count: usize, depositor: &Path, multi: &Path, base: &Path) -> f64 {
+    let message = b"From: a@example.org\nTo: b@example.net\nSubject: bench\n\nhello\n".repeat(20);
+    let envelope = b"Fa@example.org\0Tb@example.net\0\0";
+    let mut cmd = Command::new(multi);
+    cmd.env_remove("QUEUEDIR")
+        .env("QUEUE_BASE", base)
+        .env("QUEUEPROG", depositor)
+        .env("QMAILHOME", "/");
+    let mut v: Vec<f64> = (0..count)
+        .map(|_| {
+            let t = Instant::now();
+            inject_once(&mut cmd, &message, envelope);
+            t.elapsed().as_secs_f64() * 1e6
+        })
+        .collect();
+    v.sort_by(|x, y| x.partial_cmp(y).unwrap());
+    v[v.len() / 2]
+}
+
 /// Queues 1..=10 under `base`, as the invoking user, from the layout table.
 fn make_queues(base: &Path, split: u32) {
+    make_n_queues(base, split, COUNT)
+}
+
+fn make_n_queues(base: &Path, split: u32, count: u32) {
     use qmail_multi::queue::layout::{Kind, Presence, LAYOUT};
     use std::os::unix::fs::PermissionsExt;
-    for n in 1..=COUNT {
+    for n in 1..=count {
         let root = base.join(format!("queue{n}"));
         for e in LAYOUT.iter().filter(|e| e.presence == Presence::Always) {
             let path = if e.path == "." {
@@ -268,6 +384,23 @@ fn main() {
     {
         ["queues", base, split] => make_queues(Path::new(base), split.parse().expect("SPLIT")),
         ["select", base] => select(Path::new(base)),
+        ["startup", count, trivial, ours, cref, base, mode] => startup(
+            count.parse().expect("COUNT is a number"),
+            Path::new(trivial),
+            Path::new(ours),
+            Path::new(cref),
+            Path::new(base),
+            *mode == "dynamic",
+        ),
+        ["queues-n", base, split, n] => make_n_queues(
+            Path::new(base),
+            split.parse().expect("SPLIT"),
+            n.parse().expect("N"),
+        ),
+        ["dynamic-cost", n, base, depositor, multi] => {
+            let one = injection_us(300, Path::new(depositor), Path::new(multi), Path::new(base));
+            dynamic_cost(n.parse().expect("N"), Path::new(base), one)
+        }
         ["inject", count, depositor, multi, base] => inject(
             count.parse().expect("COUNT is a number"),
             depositor.into(),
@@ -275,7 +408,7 @@ fn main() {
             base.into(),
         ),
         _ => {
-            eprintln!("usage: multi-bench queues BASE SPLIT | select BASE | multi-bench inject COUNT DEPOSITOR QMAIL_MULTI BASE");
+            eprintln!("usage: multi-bench queues BASE SPLIT | queues-n BASE SPLIT N | select BASE | inject COUNT DEPOSITOR QMAIL_MULTI BASE | startup COUNT TRIVIAL OURS CREF BASE plain|dynamic | dynamic-cost N BASE DEPOSITOR QMAIL_MULTI");
             std::process::exit(2);
         }
     }

@@ -147,7 +147,7 @@ fn queuedir_bypasses_selection() {
 }
 
 #[test]
-fn queueprog_gets_our_argv_env_and_queuedir_in_qmailhome() {
+fn queueprog_gets_our_env_and_queuedir_in_qmailhome() {
     let t = tempfile::tempdir().unwrap();
     let base = t.path().join("base");
     let home = t.path().join("home");
@@ -161,12 +161,11 @@ fn queueprog_gets_our_argv_env_and_queuedir_in_qmailhome() {
         .var("QMAILHOME", &home)
         .var("RECORD", &record)
         .var("MARK", "kept");
-    inj.args = vec!["-x".into(), "two words".into()];
     inj.message = b"the message\n".to_vec();
     inj.run().assert_exit(0);
     let got = fs::read_to_string(&record).unwrap();
     let expected = format!(
-        "cwd={}\nQUEUEDIR={}\narg=-x\narg=two words\nMARK=kept\n",
+        "cwd={}\nQUEUEDIR={}\nMARK=kept\n",
         home.display(),
         base.join("queue1").display()
     );
@@ -179,6 +178,51 @@ fn queueprog_gets_our_argv_env_and_queuedir_in_qmailhome() {
         fs::read(record.with_extension("envelope")).unwrap(),
         envelope()
     );
+}
+
+/// Today's upstream: `qmail-multi QQF ARGS…` runs QQF with ARGS (QUEUEPROG
+/// ignored), still with the chosen queue's QUEUEDIR.
+#[test]
+fn arguments_name_the_queue_program_and_its_arguments() {
+    let t = tempfile::tempdir().unwrap();
+    let base = t.path().join("base");
+    make_queues(&base, 1, 1);
+    let record = t.path().join("record");
+    let mut inj = Injection::new(&[])
+        .var("QUEUE_BASE", &base)
+        .var("QUEUE_COUNT", "1")
+        .var("QUEUEPROG", t.path().join("never-run"))
+        .var("QMAILHOME", "/")
+        .var("RECORD", &record);
+    inj.args = vec![recorder(t.path()).into(), "-x".into(), "two words".into()];
+    inj.run().assert_exit(0);
+    assert_eq!(
+        fs::read_to_string(&record).unwrap(),
+        format!(
+            "cwd=/\nQUEUEDIR={}\narg=-x\narg=two words\n",
+            base.join("queue1").display()
+        )
+    );
+    assert_eq!(
+        fs::read(record.with_extension("envelope")).unwrap(),
+        envelope()
+    );
+    // A QQF that cannot run is 120, naming it.
+    let mut inj = Injection::new(&[])
+        .var("QUEUE_BASE", &base)
+        .var("QUEUE_COUNT", "1")
+        .var("QUEUEPROG", depositor())
+        .var("QMAILHOME", "/")
+        .var("QMAIL_MULTI_DEBUG", "1");
+    inj.args = vec![t.path().join("no-such-qqf").into()];
+    let r = inj.run();
+    r.assert_exit(120);
+    assert!(
+        r.stderr_text().contains("no-such-qqf"),
+        "{}",
+        r.stderr_text()
+    );
+    assert_eq!(messages_in(&base.join("queue1")), 0);
 }
 
 #[test]

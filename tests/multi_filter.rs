@@ -91,23 +91,26 @@ fn a_filter_that_reads_only_part_of_the_message_does_not_cut_off_the_caller() {
 #[test]
 fn status_2_blackholes_after_reading_the_envelope() {
     let s = setup();
-    let marker = s.path("filter-done");
-    // The caller writes the envelope only once the filter has finished,
-    // and only after giving qmail-multi a second to exit early.
-    let mut inj = s.injection(&format!(
-        "cat >/dev/null; touch {}; exit 2",
-        marker.display()
-    ));
-    inj.timing = EnvelopeTiming::AfterFilter;
-    inj.marker = Some(marker);
-    let r = inj.run();
-    r.assert_exit(0);
-    assert!(
-        r.envelope_write.is_ok(),
-        "caller saw {:?}",
-        r.envelope_write
-    );
-    s.nothing_queued();
+    // 99 is qmail-qfilter's blackhole code: the same as 2.
+    for status in [2, 99] {
+        let marker = s.path(&format!("filter-done-{status}"));
+        // The caller writes the envelope only once the filter has finished,
+        // and only after giving qmail-multi a second to exit early.
+        let mut inj = s.injection(&format!(
+            "cat >/dev/null; touch {}; exit {status}",
+            marker.display()
+        ));
+        inj.timing = EnvelopeTiming::AfterFilter;
+        inj.marker = Some(marker);
+        let r = inj.run();
+        r.assert_exit(0);
+        assert!(
+            r.envelope_write.is_ok(),
+            "status {status}: caller saw {:?}",
+            r.envelope_write
+        );
+        s.nothing_queued();
+    }
 
     // A blackhole that never reads its input: the caller's 1 MiB message
     // must still be taken in full.
@@ -130,6 +133,7 @@ fn refusing_statuses() {
     let s = setup();
     for (filter, code) in [
         ("cat >/dev/null; exit 100", 31),
+        ("cat >/dev/null; exit 31", 31),
         ("cat >/dev/null; exit 7", 71),
         ("exit 1", 71),
         ("cat >/dev/null; kill -9 $$", 123),

@@ -14,6 +14,11 @@ which qmail-send never reads; --delete-strays deletes strays instead.
 A file whose mess exists is never a stray (intd without todo is an injection
 in progress). Files in pid/ are reported, never touched.
 
+--disable QUEUE_DIR: qmail-multi sends the queue no new mail while qmail-send
+keeps delivering what it holds (marker QUEUE_DIR/disabled plus the sticky bit
+on QUEUE_DIR, which injecting users can see); checks report it as disabled,
+not as a problem. --enable QUEUE_DIR undoes it.
+
 Exit status:
   0        everything was already correct
   1..99    number of problems found (and, without -N, repaired), capped at 99
@@ -30,7 +35,8 @@ fn cli() -> Command {
         .about("Create, check, repair and retire qmail queues")
         .override_usage(
             "queue-fix [-i | -N] [-v] [-m] [-r] [-s SPLIT] [--force] [--delete-strays] [--as-invoker] QUEUE_DIR\n       \
-             queue-fix [-i | -N] [-v] [-m] [-r] [-s SPLIT] [--force] [--delete-strays] [--as-invoker] --base BASE [--count N] [--start N] [--retire]",
+             queue-fix [-i | -N] [-v] [-m] [-r] [-s SPLIT] [--force] [--delete-strays] [--as-invoker] --base BASE [--count N] [--start N] [--retire]\n       \
+             queue-fix --disable QUEUE_DIR | --enable QUEUE_DIR",
         )
         .after_help(AFTER_HELP)
         .arg(flag("ask", "Ask before each kind of change").short('i'))
@@ -51,8 +57,10 @@ fn cli() -> Command {
         .arg(Arg::new("count").long("count").value_name("N").requires("base").value_parser(value_parser!(u32).range(1..)).help("Number of queues [default: 10]"))
         .arg(Arg::new("start").long("start").value_name("N").requires("base").value_parser(value_parser!(u32)).help("First queue number [default: 1]"))
         .arg(flag("retire", "Move every message of the orphan queues into the range").long("retire").requires("base"))
+        .arg(Arg::new("disable").long("disable").value_name("QUEUE").value_parser(value_parser!(PathBuf)).help("Send QUEUE no new mail (qmail-send still delivers what it holds)"))
+        .arg(Arg::new("enable").long("enable").value_name("QUEUE").value_parser(value_parser!(PathBuf)).help("Undo --disable"))
         .arg(Arg::new("queue").value_name("QUEUE_DIR").help("The queue to create (its parent must exist), check or repair").value_parser(value_parser!(PathBuf)))
-        .group(ArgGroup::new("target").args(["queue", "base"]).required(true))
+        .group(ArgGroup::new("target").args(["queue", "base", "disable", "enable"]).required(true))
         .group(ArgGroup::new("how").args(["ask", "dry"]))
 }
 
@@ -63,6 +71,11 @@ fn main() {
         let _ = e.print();
         std::process::exit(code);
     });
+    for (id, disabled) in [("disable", true), ("enable", false)] {
+        if let Some(queue) = m.get_one::<PathBuf>(id) {
+            std::process::exit(disable(queue, disabled));
+        }
+    }
     let split = match m.get_one::<String>("split") {
         Some(s) => parse_split(s).unwrap_or_else(|e| usage(&format!("-s: {e}"))),
         None => match std::env::var("CONFSPLIT") {
@@ -117,6 +130,26 @@ fn main() {
         threads: std::thread::available_parallelism().map_or(2, |n| n.get().min(4)),
     };
     std::process::exit(run(&opts));
+}
+
+/// `--disable` / `--enable`: one queue, no other option applies.
+fn disable(queue: &std::path::Path, disabled: bool) -> i32 {
+    use qmail_multi::queue::disable::{set_disabled, Change};
+    let word = if disabled { "disabled" } else { "enabled" };
+    match set_disabled(queue, disabled) {
+        Ok(Change::Done) => {
+            println!("{}: {word}", queue.display());
+            0
+        }
+        Ok(Change::AlreadySo) => {
+            println!("{}: already {word}", queue.display());
+            0
+        }
+        Err(e) => {
+            eprintln!("queue-fix: fatal: {}: {e}", queue.display());
+            status::FATAL
+        }
+    }
 }
 
 fn usage(why: &str) -> ! {

@@ -180,12 +180,15 @@ fn fix_base(
 
 /// Creates, checks or repairs one queue.
 pub fn fix_queue(queue: &Path, opts: &Options, ids: &Ids) -> Outcome {
-    let wants = wanted(ids, opts.qmta, opts.split, opts.ratelimit);
+    let mut wants = wanted(ids, opts.qmta, opts.split, opts.ratelimit);
     let root = match open_queue(queue) {
         Ok(Some(fd)) => fd,
         Ok(None) => return create_queue(queue, opts, ids),
         Err(e) => return fatal(queue, "cannot open the queue", e),
     };
+    if crate::queue::disable::note_disabled(&root, queue) {
+        wants[0].1.mode = crate::queue::layout::root_mode(true);
+    }
     let live = match lock::is_live(&root) {
         Ok(l) => l,
         Err(e) => {

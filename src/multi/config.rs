@@ -18,6 +18,16 @@ pub const DEFAULT_START: u64 = 1;
 /// probe every one of them when most are unusable.
 pub const MAX_COUNT: u32 = 100_000;
 
+/// Set by qmail-multi in the environment of the program it runs: how many
+/// times this injection has passed through qmail-multi. A chain that comes
+/// back (QUEUEPROG naming qmail-multi by any path, a wrapper, a
+/// `qmail-queue` that is really qmail-multi) counts up and stops at
+/// [`MAX_PASSES`] instead of exec'ing forever.
+pub const PASSES_VARIABLE: &str = "QMAIL_MULTI_PASSES";
+/// Passes a legitimate chain may make: `qmail-multi qmail-dkim` whose
+/// qmail-dkim runs qmail-multi again is two; a loop reaches this at once.
+pub const MAX_PASSES: u32 = 4;
+
 /// Where the queue goes.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Target {
@@ -50,6 +60,10 @@ pub struct Config {
     pub filter: Option<OsString>,
     pub make_seekable: bool,
     pub tmpdir: PathBuf,
+    /// `DYNAMIC_QUEUE`: least-loaded choice from qscheduler's segments.
+    pub dynamic: bool,
+    /// Earlier qmail-multi passes of this injection ([`PASSES_VARIABLE`]).
+    pub passes: u32,
 }
 
 /// A variable whose value is not acceptable.
@@ -127,6 +141,12 @@ impl Config {
             });
         }
         let min_free = number("MIN_FREE", "a whole number of bytes", &|_| true)?;
+        let passes = number(
+            PASSES_VARIABLE,
+            "a whole number (qmail-multi sets it for the program it runs)",
+            &|n| n <= u64::from(u32::MAX),
+        )?
+        .map_or(0, |n| n as u32);
         let qmail_home = path("QMAILHOME", DEFAULT_QMAILHOME);
         let target = match get("QUEUEDIR") {
             Some(dir) => Target::Fixed(dir.into()),
@@ -150,6 +170,8 @@ impl Config {
             filter: get("FILTERARGS"),
             make_seekable: get("MAKE_SEEKABLE").is_some(),
             tmpdir: path("TMPDIR", DEFAULT_TMPDIR),
+            dynamic: get("DYNAMIC_QUEUE").is_some(),
+            passes,
         })
     }
 }
@@ -204,6 +226,8 @@ mod tests {
         assert_eq!(c.filter, None);
         assert!(!c.make_seekable);
         assert_eq!(c.tmpdir, PathBuf::from("/tmp"));
+        assert!(!c.dynamic);
+        assert_eq!(c.passes, 0);
     }
 
     #[test]
@@ -220,6 +244,8 @@ mod tests {
             "FILTERARGS",
             "MAKE_SEEKABLE",
             "TMPDIR",
+            "DYNAMIC_QUEUE",
+            PASSES_VARIABLE,
         ]
         .iter()
         .map(|v| (*v, ""))
@@ -239,6 +265,8 @@ mod tests {
             ("FILTERARGS", "cat -v"),
             ("MAKE_SEEKABLE", "1"),
             ("TMPDIR", "/var/tmp"),
+            ("DYNAMIC_QUEUE", "1"),
+            (PASSES_VARIABLE, "2"),
         ])
         .unwrap();
         assert_eq!(
@@ -255,6 +283,8 @@ mod tests {
         assert_eq!(c.filter, Some("cat -v".into()));
         assert!(c.make_seekable);
         assert_eq!(c.tmpdir, PathBuf::from("/var/tmp"));
+        assert!(c.dynamic);
+        assert_eq!(c.passes, 2);
 
         let c = config(&[("CONTROLDIR", "/c"), ("QMAILHOME", "/h")]).unwrap();
         assert!(
@@ -271,7 +301,7 @@ mod tests {
 
     #[test]
     fn bad_numbers_name_the_variable_and_value() {
-        for var in ["QUEUE_COUNT", "QUEUE_START", "MIN_FREE"] {
+        for var in ["QUEUE_COUNT", "QUEUE_START", "MIN_FREE", PASSES_VARIABLE] {
             for bad in ["abc", "-3", "99999999999999999999", " 5", "5x", "+5", "5 "] {
                 let e = config(&[(var, bad)]).unwrap_err();
                 assert_eq!(e.variable, var);

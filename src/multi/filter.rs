@@ -15,14 +15,15 @@ use std::path::Path;
 use std::process::{Command, ExitStatus, Stdio};
 
 /// Variables a filter must not see, so one that re-injects cannot loop.
-pub const HIDDEN_FROM_FILTER: [&str; 2] = ["FILTERARGS", "SPAMFILTER"];
+/// The pass counter goes too: mail a filter injects is a new injection.
+pub const HIDDEN_FROM_FILTER: [&str; 3] = ["FILTERARGS", "SPAMFILTER", super::PASSES_VARIABLE];
 
 /// What the filter's exit status means for the injection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Verdict {
     /// 0: queue the filter's output.
     Pass,
-    /// 2: drop the message on purpose and report success.
+    /// 2 or 99: drop the message on purpose and report success.
     Blackhole,
     /// Anything else: stop with this status.
     Refuse(QueueExit),
@@ -32,8 +33,9 @@ pub enum Verdict {
 pub fn verdict(status: ExitStatus) -> Verdict {
     match (status.code(), status.signal()) {
         (Some(0), _) => Verdict::Pass,
-        (Some(2), _) => Verdict::Blackhole,
-        (Some(100), _) => Verdict::Refuse(QueueExit::PermanentlyRefused),
+        // 99: qmail-qfilter's code for the same thing.
+        (Some(2 | 99), _) => Verdict::Blackhole,
+        (Some(100 | 31), _) => Verdict::Refuse(QueueExit::PermanentlyRefused),
         (Some(88), _) => Verdict::Refuse(QueueExit::Custom),
         (None, Some(_)) => Verdict::Refuse(QueueExit::FilterCrashed),
         _ => Verdict::Refuse(QueueExit::TemporarilyRefused),
@@ -175,6 +177,8 @@ mod tests {
         let exited = |c: i32| verdict(ExitStatus::from_raw(c << 8));
         assert_eq!(exited(0), Verdict::Pass);
         assert_eq!(exited(2), Verdict::Blackhole);
+        assert_eq!(exited(99), Verdict::Blackhole);
+        assert_eq!(exited(31), Verdict::Refuse(QueueExit::PermanentlyRefused));
         assert_eq!(exited(100), Verdict::Refuse(QueueExit::PermanentlyRefused));
         assert_eq!(exited(88), Verdict::Refuse(QueueExit::Custom));
         assert_eq!(exited(1), Verdict::Refuse(QueueExit::TemporarilyRefused));

@@ -27,9 +27,36 @@ extern "C" fn on_alarm(_: nix::libc::c_int) {
     }
 }
 
+/// Descriptors 0, 1 and 2 must be open, so no file we open takes one of
+/// their numbers: a closed one is opened on /dev/null (what std's runtime
+/// does, which qmail-multi's `no_main` start skips).
+fn open_standard_descriptors() {
+    use nix::libc;
+    let mut fds = [0, 1, 2].map(|fd| libc::pollfd {
+        fd,
+        events: 0,
+        revents: 0,
+    });
+    // SAFETY: poll on a valid array of three pollfd; open with a static
+    // C string. Nothing else runs yet.
+    unsafe {
+        if libc::poll(fds.as_mut_ptr(), 3, 0) == -1 {
+            return;
+        }
+        for p in fds {
+            if p.revents & libc::POLLNVAL != 0
+                && libc::open(c"/dev/null".as_ptr(), libc::O_RDWR) != p.fd
+            {
+                libc::_exit(QueueExit::CannotReadInput.code());
+            }
+        }
+    }
+}
+
 /// Ignores SIGPIPE, arms the 24-hour alarm (exit 52) and turns a panic
 /// into exit 81 with a diagnostic instead of a message on stderr.
 pub fn install() {
+    open_standard_descriptors();
     // SAFETY: ignoring a signal and installing an async-signal-safe
     // handler are sound at any time.
     unsafe {

@@ -9,13 +9,16 @@
 
 pub mod config;
 pub mod diag;
+pub mod dynamic;
 pub mod filter;
 pub mod guard;
+pub mod health;
 pub mod select;
 
 use crate::exit::QueueExit;
 use crate::queue;
-use config::{base_from_control, Base, Config, Target};
+pub use config::PASSES_VARIABLE;
+use config::{base_from_control, Base, Config, Target, MAX_PASSES};
 use select::{FsProbe, SplitMix};
 use std::ffi::{CString, OsString};
 use std::io;
@@ -63,12 +66,30 @@ enum Destination {
         probe: FsProbe,
         start: u64,
         count: u32,
+        dynamic: bool,
     },
 }
 
 fn run(args: Vec<OsString>) -> Result<(), Fatal> {
     let config = Config::from_env(|name| std::env::var_os(name))
         .map_err(|e| Fatal::new(QueueExit::CannotReadConfig, e.to_string()))?;
+    // `qmail-multi QQF ARGS…`: argv[1] is the queue program, QUEUEPROG unused.
+    let mut args = args.into_iter();
+    let (program, args) = match args.next() {
+        Some(qqf) => (PathBuf::from(qqf), args.collect()),
+        None => (config.queue_prog.clone(), Vec::new()),
+    };
+    if config.passes >= MAX_PASSES {
+        return Err(Fatal::new(
+            QueueExit::CannotReadConfig,
+            format!(
+                "loop: this injection has passed through qmail-multi {} times \
+                 ({PASSES_VARIABLE}); the queue program {} leads back to qmail-multi",
+                config.passes,
+                program.display()
+            ),
+        ));
+    }
     std::env::set_current_dir(&config.qmail_home).map_err(|e| {
         Fatal::new(
             QueueExit::QmailHome,
@@ -88,6 +109,7 @@ fn run(args: Vec<OsString>) -> Result<(), Fatal> {
             },
             start: *start,
             count: *count,
+            dynamic: config.dynamic,
         },
     };
     if let Some(command) = &config.filter {
@@ -97,7 +119,7 @@ fn run(args: Vec<OsString>) -> Result<(), Fatal> {
                 queue::deposit::read_envelope_from_fd1().map_err(|e| Fatal::new(e.exit, e.what))?;
                 crate::diag!(
                     info,
-                    "the filter {command:?} dropped the message (status 2)"
+                    "the filter {command:?} dropped the message (status 2 or 99)"
                 );
                 return Ok(());
             }
@@ -115,15 +137,43 @@ fn run(args: Vec<OsString>) -> Result<(), Fatal> {
             mut probe,
             start,
             count,
+            dynamic,
         } => {
-            let choice = select::choose(start, count, &mut probe, &mut SplitMix::from_os())
+            let mut rng = SplitMix::from_os();
+            let least_loaded = if dynamic {
+                match dynamic::read() {
+                    Ok(loads) => Some(dynamic::choose(start, &loads, &mut probe, &mut rng)),
+                    Err(why) => {
+                        crate::diag!(warn, "DYNAMIC_QUEUE: {why}; choosing a queue at random");
+                        None
+                    }
+                }
+            } else {
+                None
+            };
+            let choice = least_loaded
+                .unwrap_or_else(|| select::choose(start, count, &mut probe, &mut rng))
                 .map_err(|none| {
                     let why: Vec<String> = none
                         .skipped
                         .iter()
                         .map(|s| format!("{} {}", probe.path(s.queue).display(), s.health))
                         .collect();
-                    Fatal::new(none.exit(), format!("no usable queue: {}", why.join("; ")))
+                    let all_disabled = none
+                        .skipped
+                        .iter()
+                        .all(|s| s.health == select::Health::Disabled);
+                    Fatal::new(
+                        none.exit(),
+                        if all_disabled {
+                            format!(
+                                "no usable queue: every queue is disabled (queue-fix --enable QUEUE, or qscheduler): {}",
+                                why.join("; ")
+                            )
+                        } else {
+                            format!("no usable queue: {}", why.join("; "))
+                        },
+                    )
                 })?;
             for s in &choice.skipped {
                 crate::diag!(
@@ -137,14 +187,9 @@ fn run(args: Vec<OsString>) -> Result<(), Fatal> {
         }
     };
     if diag::on_stderr() {
-        crate::diag!(
-            debug,
-            "queue {} via {}",
-            queue.display(),
-            config.queue_prog.display()
-        );
+        crate::diag!(debug, "queue {} via {}", queue.display(), program.display());
     }
-    Err(exec_queue(&config.queue_prog, args, &queue))
+    Err(exec_queue(&program, args, &queue, config.passes + 1))
 }
 
 /// `QUEUE_BASE`, or the first line of `control/queue_base`, or
@@ -170,7 +215,12 @@ pub fn resolve_base(base: &Base) -> Result<PathBuf, Fatal> {
 }
 
 /// Replaces this process by the queue program; returns only on failure.
-fn exec_queue(program: &std::path::Path, args: Vec<OsString>, queue: &std::path::Path) -> Fatal {
+fn exec_queue(
+    program: &std::path::Path,
+    args: Vec<OsString>,
+    queue: &std::path::Path,
+    passes: u32,
+) -> Fatal {
     let cstring = |bytes: &[u8]| CString::new(bytes).ok();
     let prog = cstring(program.as_os_str().as_bytes());
     let argv: Option<Vec<CString>> = std::iter::once(program.as_os_str().to_owned())
@@ -180,14 +230,19 @@ fn exec_queue(program: &std::path::Path, args: Vec<OsString>, queue: &std::path:
     let (Some(prog), Some(argv)) = (prog, argv) else {
         return Fatal::new(
             QueueExit::CannotExec,
-            "an argument or QUEUEPROG contains a NUL byte",
+            "the queue program or an argument contains a NUL byte",
         );
     };
     // Single-threaded here; the queue program inherits our environment.
     std::env::set_var("QUEUEDIR", queue);
+    std::env::set_var(PASSES_VARIABLE, passes.to_string());
     let e = nix::unistd::execv(&prog, &argv).unwrap_err();
     Fatal::new(
         QueueExit::CannotExec,
-        format!("cannot run QUEUEPROG {}: {}", program.display(), e.desc()),
+        format!(
+            "cannot run the queue program {}: {}",
+            program.display(),
+            e.desc()
+        ),
     )
 }

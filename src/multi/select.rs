@@ -8,59 +8,14 @@
 //! its neighbour. The policy is pure over [`Probe`] and [`Random`]; the
 //! system-touching probe is [`FsProbe`].
 
-use nix::errno::Errno;
 use std::collections::hash_map::RandomState;
-use std::fmt;
 use std::hash::{BuildHasher, Hasher};
-use std::io;
 use std::path::{Path, PathBuf};
 
 use super::config::queue_path;
 use crate::exit::QueueExit;
 
-/// What the probe found out about one queue.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Health {
-    Usable,
-    /// The queue directory does not exist.
-    Missing,
-    /// Something other than a directory has the queue's name.
-    NotADirectory,
-    /// Fewer than `MIN_FREE` bytes are available to unprivileged writers.
-    ShortOfSpace {
-        available: u64,
-        min_free: u64,
-    },
-    /// The filesystem's inode table is full: no new file can be made.
-    NoFreeInodes,
-    /// stat or statvfs failed for another reason.
-    Unreachable(Errno),
-}
-
-impl Health {
-    fn is_short(self) -> bool {
-        matches!(self, Health::ShortOfSpace { .. } | Health::NoFreeInodes)
-    }
-}
-
-impl fmt::Display for Health {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Health::Usable => f.write_str("usable"),
-            Health::Missing => f.write_str("does not exist"),
-            Health::NotADirectory => f.write_str("is not a directory"),
-            Health::ShortOfSpace {
-                available,
-                min_free,
-            } => write!(
-                f,
-                "has {available} bytes available, below MIN_FREE={min_free}"
-            ),
-            Health::NoFreeInodes => f.write_str("has no free inodes on its filesystem"),
-            Health::Unreachable(e) => write!(f, "cannot be examined: {}", e.desc()),
-        }
-    }
-}
+pub use super::health::{judge, FsFigures, Health};
 
 /// Examines queue number `n`.
 pub trait Probe {
@@ -146,33 +101,6 @@ pub fn choose(
     Err(NoQueue { skipped })
 }
 
-/// A filesystem's free-space figures as statvfs reports them.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct FsFigures {
-    pub blocks_available: u64,
-    pub fragment_size: u64,
-    /// Total inodes; 0 when the filesystem does not count inodes.
-    pub files: u64,
-    pub files_available: u64,
-}
-
-/// Judges a directory's filesystem; `MIN_FREE` is compared in bytes.
-pub fn judge(fs: FsFigures, min_free: Option<u64>) -> Health {
-    if fs.files != 0 && fs.files_available == 0 {
-        return Health::NoFreeInodes;
-    }
-    if let Some(min_free) = min_free {
-        let bytes = u128::from(fs.blocks_available) * u128::from(fs.fragment_size);
-        if bytes < u128::from(min_free) {
-            return Health::ShortOfSpace {
-                available: bytes as u64, // below min_free, so it fits
-                min_free,
-            };
-        }
-    }
-    Health::Usable
-}
-
 /// The real probe: stat and statvfs of `base/queue<n>`.
 pub struct FsProbe {
     pub base: PathBuf,
@@ -184,33 +112,9 @@ impl FsProbe {
         queue_path(&self.base, n)
     }
 
+    /// See [`super::health::probe`].
     pub fn examine(path: &Path, min_free: Option<u64>) -> Health {
-        match std::fs::metadata(path) {
-            Ok(m) if m.is_dir() => {}
-            Ok(_) => return Health::NotADirectory,
-            Err(e) => return health_of_error(&e),
-        }
-        match nix::sys::statvfs::statvfs(path) {
-            Ok(s) => judge(
-                FsFigures {
-                    blocks_available: s.blocks_available(),
-                    fragment_size: s.fragment_size(),
-                    files: s.files(),
-                    files_available: s.files_available(),
-                },
-                min_free,
-            ),
-            Err(Errno::ENOENT) => Health::Missing,
-            Err(e) => Health::Unreachable(e),
-        }
-    }
-}
-
-fn health_of_error(e: &io::Error) -> Health {
-    match Errno::from_raw(e.raw_os_error().unwrap_or(0)) {
-        Errno::ENOENT => Health::Missing,
-        Errno::ENOTDIR => Health::NotADirectory,
-        errno => Health::Unreachable(errno),
+        super::health::probe(path, min_free)
     }
 }
 
@@ -268,6 +172,7 @@ impl Random for SplitMix {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use nix::errno::Errno;
 
     /// Queues with fixed health, counting how often each is probed.
     struct Fixed {
@@ -327,7 +232,10 @@ mod tests {
     fn only_the_usable_queue_is_chosen() {
         let mut health = vec![Health::Missing; 10];
         health[9] = Health::Usable;
-        health[2] = Health::NoFreeInodes;
+        health[2] = Health::ShortOfInodes {
+            available: 0,
+            needed: 24,
+        };
         let counts = tally(0, health, 200, 1);
         assert_eq!(counts[9], 200);
     }
@@ -343,7 +251,14 @@ mod tests {
             available: 1,
             min_free: 2,
         };
-        let all_short = run(vec![short, Health::NoFreeInodes, short]);
+        let all_short = run(vec![
+            short,
+            Health::ShortOfInodes {
+                available: 0,
+                needed: 24,
+            },
+            short,
+        ]);
         assert_eq!(all_short.exit(), QueueExit::WriteFailed);
         assert_eq!(all_short.skipped.len(), 3);
         assert_eq!(
@@ -360,36 +275,6 @@ mod tests {
         assert_eq!(mixed.exit(), QueueExit::WriteFailed);
         let unreachable = run(vec![Health::Unreachable(Errno::EACCES)]);
         assert_eq!(unreachable.exit(), QueueExit::QueueDir);
-    }
-
-    #[test]
-    fn judging_free_space_in_bytes_without_overflow() {
-        let fs = |bavail, frsize, files, favail| FsFigures {
-            blocks_available: bavail,
-            fragment_size: frsize,
-            files,
-            files_available: favail,
-        };
-        // 1.5 MiB free: upstream's megabyte truncation calls this 1 MB.
-        let f = fs(384, 4096, 100, 50);
-        assert_eq!(judge(f, Some(1_572_864)), Health::Usable);
-        assert!(matches!(
-            judge(f, Some(1_572_865)),
-            Health::ShortOfSpace {
-                available: 1_572_864,
-                ..
-            }
-        ));
-        assert_eq!(judge(f, None), Health::Usable);
-        // The product overflows 64 bits: plenty of space.
-        assert_eq!(
-            judge(fs(u64::MAX, 4096, 0, 0), Some(u64::MAX)),
-            Health::Usable
-        );
-        // No free inodes refuses a new file even with no MIN_FREE.
-        assert_eq!(judge(fs(1000, 4096, 100, 0), None), Health::NoFreeInodes);
-        // A filesystem that counts no inodes (files == 0) is not full.
-        assert_eq!(judge(fs(1000, 4096, 0, 0), None), Health::Usable);
     }
 
     #[test]

@@ -189,6 +189,42 @@ pub const TRIGGER: &str = "lock/trigger";
 /// Locked exclusively by qmail-send while it runs on this queue.
 pub const SENDMUTEX: &str = "lock/sendmutex";
 
+/// Name of the marker that disables a queue: see [`DISABLED`].
+pub const DISABLED_NAME: &str = "disabled";
+
+/// The optional marker an administrator sets with `queue-fix --disable` so
+/// that qmail-multi sends no new mail to the queue while qmail-send keeps
+/// delivering what is in it. A regular file at the queue root; its absence
+/// is the normal state. Like [`QUARANTINE`] it is not a row of [`LAYOUT`]:
+/// a queue is complete without it, and queue-fix never quarantines it.
+pub const DISABLED: Entry = file(DISABLED_NAME, Kind::File { size: 0 }, Role::Queue, 0o644);
+
+/// The bit added to the queue root's mode while [`DISABLED`] exists.
+///
+/// qmail-multi runs as whoever injects (qmaild, any local user), who cannot
+/// search a queue root of mode 0750 and so cannot see the marker itself; it
+/// can stat the root. The sticky bit on a directory only restricts who may
+/// delete or rename its entries, and nothing renames or deletes entries of
+/// a queue root in normal operation, so it carries the flag without
+/// changing how the queue works.
+pub const DISABLED_ROOT_BIT: u32 = 0o1000;
+
+/// The mode the queue root must have: [`DISABLED_ROOT_BIT`] exactly when
+/// the queue is disabled.
+pub fn root_mode(disabled: bool) -> u32 {
+    let root = LAYOUT[0].mode;
+    if disabled {
+        root | DISABLED_ROOT_BIT
+    } else {
+        root
+    }
+}
+
+/// Inodes one message occupies at most over its life: one file in each
+/// message directory, except that `todo` and `intd` share one inode and
+/// the pid file becomes the `mess` file.
+pub const MESSAGE_INODES: u64 = MESSAGE_DIRS.len() as u64 - 1;
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -214,5 +250,14 @@ mod tests {
         }
         let holding = LAYOUT.iter().filter(|e| e.holds_messages()).count();
         assert_eq!(holding, MESSAGE_DIRS.len());
+    }
+
+    #[test]
+    fn the_disabled_marker_is_no_row_and_not_a_message_dir() {
+        assert!(LAYOUT.iter().all(|e| e.path != DISABLED.path));
+        assert!(!MESSAGE_DIRS.contains(&DISABLED_NAME));
+        assert_eq!(root_mode(false), 0o750);
+        assert_eq!(root_mode(true), 0o1750);
+        assert_eq!(MESSAGE_INODES, 6);
     }
 }

@@ -1,6 +1,7 @@
 //! The on-disk qmail queue, shared by both programs and the tests.
 
 pub mod deposit;
+pub mod disable;
 pub mod layout;
 pub mod name;
 pub mod users;

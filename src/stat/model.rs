@@ -138,6 +138,7 @@ pub const HEALTH_WORDS: &[&str] = &[
     "not-dir",
     "low-space",
     "low-inodes",
+    "disabled",
     "error",
 ];
 
@@ -149,7 +150,8 @@ pub fn health_word(h: Health) -> &'static str {
         Health::Missing => "missing",
         Health::NotADirectory => "not-dir",
         Health::ShortOfSpace { .. } => "low-space",
-        Health::NoFreeInodes => "low-inodes",
+        Health::ShortOfInodes { .. } => "low-inodes",
+        Health::Disabled => "disabled",
         Health::Unreachable(_) => "error",
     }
 }
@@ -158,11 +160,11 @@ pub fn health_word(h: Health) -> &'static str {
 /// its absence (as opposed to one an administrator took out of service).
 pub fn health_is_fault(h: Health) -> bool {
     match h {
-        Health::Usable => false,
+        Health::Usable | Health::Disabled => false,
         Health::Missing
         | Health::NotADirectory
         | Health::ShortOfSpace { .. }
-        | Health::NoFreeInodes
+        | Health::ShortOfInodes { .. }
         | Health::Unreachable(_) => true,
     }
 }
@@ -212,7 +214,11 @@ mod tests {
                 available: 1,
                 min_free: 2,
             },
-            Health::NoFreeInodes,
+            Health::ShortOfInodes {
+                available: 1,
+                needed: 24,
+            },
+            Health::Disabled,
             Health::Unreachable(Errno::EACCES),
         ] {
             assert!(HEALTH_WORDS.contains(&health_word(h)), "{h:?}");

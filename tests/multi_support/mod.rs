@@ -148,6 +148,9 @@ pub struct Injection {
     pub fd1_socket: bool,
     /// Once this file exists, send qmail-multi this signal.
     pub signal_on_marker: Option<(PathBuf, nix::sys::signal::Signal)>,
+    /// Runs qmail-multi under this program (e.g. `timeout 20`) and that
+    /// program's status is the outcome.
+    pub via: Vec<OsString>,
 }
 
 pub struct Outcome {
@@ -199,6 +202,7 @@ impl Injection {
             marker: None,
             fd1_socket: false,
             signal_on_marker: None,
+            via: Vec::new(),
         }
     }
 
@@ -208,7 +212,14 @@ impl Injection {
     }
 
     pub fn run(&self) -> Outcome {
-        let mut cmd = Command::new(qmail_multi());
+        let mut cmd = match self.via.split_first() {
+            Some((prog, rest)) => {
+                let mut c = Command::new(prog);
+                c.args(rest).arg(qmail_multi());
+                c
+            }
+            None => Command::new(qmail_multi()),
+        };
         cmd.env_clear()
             .env("PATH", "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin")
             .envs(self.env.iter().map(|(k, v)| (k, v)))

@@ -1,0 +1,161 @@
+//! Disabling a queue: qmail-multi sends it no new mail while qmail-send
+//! keeps delivering what it holds. Two traces, set and cleared together:
+//! the marker file [`DISABLED`] at the root (what queue-fix checks against)
+//! and [`DISABLED_ROOT_BIT`] on the root's mode (what an unprivileged
+//! qmail-multi, which cannot search the root, can see).
+//!
+//! The queue path is the administrator's and may be a symlink to the
+//! queue; below the root nothing is followed: the marker is created with
+//! `O_EXCL|O_NOFOLLOW` and only a regular file is accepted or removed.
+//! Each change is durable before the call returns (file and root fsynced).
+
+use nix::errno::Errno;
+use nix::fcntl::{openat, AtFlags, OFlag};
+use nix::sys::stat::{fchmod, fstat, fstatat, Mode, SFlag};
+use nix::unistd::{fchown, fsync, unlinkat, Gid, Uid, UnlinkatFlags};
+use std::fmt;
+use std::os::fd::OwnedFd;
+use std::path::Path;
+
+use super::layout::{DISABLED, DISABLED_NAME, DISABLED_ROOT_BIT};
+
+/// Why a queue could not be disabled or enabled.
+#[derive(Debug)]
+pub struct DisableError {
+    pub what: String,
+    pub errno: Errno,
+}
+
+impl fmt::Display for DisableError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.what, self.errno.desc())
+    }
+}
+
+impl std::error::Error for DisableError {}
+
+fn err(what: &str) -> impl Fn(Errno) -> DisableError + '_ {
+    move |errno| DisableError {
+        what: what.to_string(),
+        errno,
+    }
+}
+
+/// Whether the call changed anything.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Change {
+    Done,
+    AlreadySo,
+}
+
+/// Opens a queue root (following a symlink to it, as queue-fix does for
+/// the path it is given).
+pub fn open_root(queue: &Path) -> Result<OwnedFd, DisableError> {
+    nix::fcntl::open(
+        queue,
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(err("cannot open the queue"))
+}
+
+/// What the marker is under an open root: `None` absent, `Some(true)` a
+/// regular file, `Some(false)` something else in its place.
+pub fn marker_at(root: &OwnedFd) -> Result<Option<bool>, Errno> {
+    match fstatat(root, DISABLED_NAME, AtFlags::AT_SYMLINK_NOFOLLOW) {
+        Ok(st) => Ok(Some(
+            SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFREG,
+        )),
+        Err(Errno::ENOENT) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// Disables (`true`) or enables (`false`) the queue at `queue`.
+///
+/// Disabling makes the marker first (owned like the root, which is
+/// qmailq:qmail on a real queue) and then sets the root's bit; enabling
+/// clears the bit first and then removes the marker, so an interrupted
+/// call leaves a state `queue-fix` repairs toward the marker.
+pub fn set_disabled(queue: &Path, disabled: bool) -> Result<Change, DisableError> {
+    let root = open_root(queue)?;
+    let st = fstat(&root).map_err(err("cannot stat the queue"))?;
+    let mode = st.st_mode & 0o7777;
+    let marker = marker_at(&root).map_err(err("cannot examine the marker"))?;
+    if marker == Some(false) {
+        return Err(DisableError {
+            what: format!("{DISABLED_NAME} exists and is not a regular file; move it away first"),
+            errno: Errno::EEXIST,
+        });
+    }
+    let has_bit = mode & DISABLED_ROOT_BIT != 0;
+    if disabled {
+        if marker == Some(true) && has_bit {
+            return Ok(Change::AlreadySo);
+        }
+        if marker.is_none() {
+            let fd = openat(
+                &root,
+                DISABLED_NAME,
+                OFlag::O_WRONLY
+                    | OFlag::O_CREAT
+                    | OFlag::O_EXCL
+                    | OFlag::O_NOFOLLOW
+                    | OFlag::O_CLOEXEC,
+                Mode::from_bits_truncate(DISABLED.mode),
+            )
+            .map_err(err("cannot create the marker"))?;
+            // Root making it: hand it to the queue's owner, like the rest.
+            if nix::unistd::geteuid().is_root() {
+                fchown(
+                    &fd,
+                    Some(Uid::from_raw(st.st_uid)),
+                    Some(Gid::from_raw(st.st_gid)),
+                )
+                .map_err(err("cannot chown the marker"))?;
+            }
+            fchmod(&fd, Mode::from_bits_truncate(DISABLED.mode))
+                .map_err(err("cannot chmod the marker"))?;
+            fsync(&fd).map_err(err("cannot sync the marker"))?;
+        }
+        fchmod(&root, Mode::from_bits_truncate(mode | DISABLED_ROOT_BIT))
+            .map_err(err("cannot chmod the queue"))?;
+    } else {
+        if marker.is_none() && !has_bit {
+            return Ok(Change::AlreadySo);
+        }
+        fchmod(&root, Mode::from_bits_truncate(mode & !DISABLED_ROOT_BIT))
+            .map_err(err("cannot chmod the queue"))?;
+        fsync(&root).map_err(err("cannot sync the queue"))?;
+        if marker == Some(true) {
+            match unlinkat(&root, DISABLED_NAME, UnlinkatFlags::NoRemoveDir) {
+                Ok(()) | Err(Errno::ENOENT) => {}
+                Err(e) => return Err(err("cannot remove the marker")(e)),
+            }
+        }
+    }
+    fsync(&root).map_err(err("cannot sync the queue"))?;
+    Ok(Change::Done)
+}
+
+/// Whether the queue at `queue` is disabled, as queue-fix sees it: the
+/// marker is a regular file.
+pub fn is_disabled(queue: &Path) -> Result<bool, DisableError> {
+    let root = open_root(queue)?;
+    Ok(marker_at(&root).map_err(err("cannot examine the marker"))? == Some(true))
+}
+
+/// For queue-fix's check: says on stdout that the queue is disabled (a
+/// state, not a problem) and returns whether it is, so the root's expected
+/// mode carries [`DISABLED_ROOT_BIT`]. Something other than a regular file
+/// under the marker's name does not disable the queue.
+pub fn note_disabled(root: &OwnedFd, queue: &Path) -> bool {
+    let disabled = matches!(marker_at(root), Ok(Some(true)));
+    if disabled {
+        println!(
+            "{}: disabled: qmail-multi sends it no new mail (queue-fix --enable enables it)",
+            queue.display()
+        );
+    }
+    disabled
+}
