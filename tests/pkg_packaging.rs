@@ -34,6 +34,11 @@ const PROVISION: &str = "/usr/libexec/qmail-multi/provision";
 /// Small, so queues are quick to create; every queue-fix call uses it.
 const SPLIT: &str = "7";
 const MESSAGES: usize = 3000;
+/// The shrink whose front-end downtime is measured moves this many
+/// messages out of the retired queues.
+const BULK: usize = 20_000;
+/// Test ids of the bulk messages start here (clear of the injected ones).
+const BULK_FIRST: usize = 1_000_000;
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -381,6 +386,50 @@ impl World {
         }
     }
 
+    /// Writes `BULK` messages straight into the queues `queues`, round
+    /// robin, with the library's depositor in this process (one exec per
+    /// message would take minutes), then gives them to qmailq as
+    /// qmail-queue would have left them.
+    fn deposit_bulk(&mut self, queues: std::ops::RangeInclusive<u32>) {
+        use qmail_multi::queue::deposit::{deposit, DepositOptions, Envelope};
+        let split: u32 = SPLIT.parse().unwrap();
+        let opts = DepositOptions {
+            split,
+            sync: false,
+            received_line: true,
+        };
+        let envelope = Envelope {
+            sender: b"sender@example.org".to_vec(),
+            recipients: vec![b"rcpt@example.org".to_vec()],
+        };
+        let targets: Vec<PathBuf> = queues
+            .map(|n| self.base().join(format!("queue{n}")))
+            .collect();
+        let started = Instant::now();
+        for i in BULK_FIRST..BULK_FIRST + BULK {
+            let text = format!(
+                "From: sender@example.org\nTo: rcpt@example.org\nX-Test-Id: {i}\n\nbody {i}\n"
+            );
+            let q = &targets[i % targets.len()];
+            deposit(q, &mut text.as_bytes(), &envelope, opts)
+                .unwrap_or_else(|e| panic!("depositing {i} into {}: {e}", q.display()));
+            self.expected.insert(i);
+        }
+        for q in &targets {
+            let mut c = Command::new("chown");
+            c.args(["-R", "qmailq:qmail"])
+                .arg(q.join("mess"))
+                .arg(q.join("intd"))
+                .arg(q.join("todo"));
+            run_output(&mut c, "chown the bulk messages");
+        }
+        eprintln!(
+            "deposited {BULK} messages into {} queues in {:?}",
+            targets.len(),
+            started.elapsed()
+        );
+    }
+
     /// Test ids of the messages in each queueN (from their mess files).
     fn messages(&self) -> BTreeMap<u32, Vec<usize>> {
         let mut out: BTreeMap<u32, Vec<usize>> = BTreeMap::new();
@@ -523,6 +572,81 @@ impl Drop for World {
     }
 }
 
+/// How long a service was seen down, polling svstat.
+#[derive(Debug, Default)]
+struct Downtime {
+    total: Duration,
+    outages: u32,
+    longest: Duration,
+}
+
+/// Polls `svstat` over the given services every 20 ms in a thread and
+/// adds up how long each was not up.
+struct DownTimer {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: std::thread::JoinHandle<BTreeMap<String, Downtime>>,
+}
+
+impl DownTimer {
+    fn start(services: Vec<(String, PathBuf)>) -> DownTimer {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let stop = std::sync::Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let mut out: BTreeMap<String, Downtime> = BTreeMap::new();
+            let mut since: BTreeMap<String, Instant> = BTreeMap::new();
+            let close = |out: &mut BTreeMap<String, Downtime>, s: &str, from: Instant| {
+                let d = out.entry(s.to_string()).or_default();
+                let len = from.elapsed();
+                d.total += len;
+                d.outages += 1;
+                d.longest = d.longest.max(len);
+            };
+            loop {
+                let done = flag.load(Ordering::SeqCst);
+                let o = Command::new("svstat")
+                    .args(services.iter().map(|(_, p)| p))
+                    .output()
+                    .expect("svstat runs");
+                let text = String::from_utf8_lossy(&o.stdout).into_owned();
+                let now = Instant::now();
+                for (name, path) in &services {
+                    let prefix = format!("{}: ", path.display());
+                    let up = text
+                        .lines()
+                        .find_map(|l| l.strip_prefix(&prefix))
+                        .is_some_and(|rest| rest.starts_with("up ("));
+                    out.entry(name.clone()).or_default();
+                    match (up, since.get(name).copied()) {
+                        (false, None) => {
+                            since.insert(name.clone(), now);
+                        }
+                        (true, Some(from)) => {
+                            since.remove(name);
+                            close(&mut out, name, from);
+                        }
+                        _ => {}
+                    }
+                }
+                if done {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            for (name, from) in since {
+                close(&mut out, &name, from);
+            }
+            out
+        });
+        DownTimer { stop, thread }
+    }
+
+    fn stop(self) -> BTreeMap<String, Downtime> {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.thread.join().expect("the svstat poller")
+    }
+}
+
 type Snapshot = BTreeMap<PathBuf, (i64, i64, u64)>;
 
 /// Fails naming every path added, removed or changed between snapshots.
@@ -605,7 +729,33 @@ fn grow_and_shrink(w: &mut World, configure: &dyn Fn() -> String) {
     for count in [10, 3] {
         w.write_conf(Some(count));
         let before = w.pids();
-        configure();
+        if count == 3 {
+            // The measured shrink: 20,000 messages to move out of
+            // queue4..queue10.
+            w.deposit_bulk(4..=10);
+            let timer = DownTimer::start(
+                SERVICES
+                    .iter()
+                    .map(|s| (s.to_string(), w.service(s)))
+                    .collect(),
+            );
+            let started = Instant::now();
+            configure();
+            let took = started.elapsed();
+            let down = timer.stop();
+            eprintln!(
+                "SHRINK 10->3 with {} queued messages ({BULK} to move): configure took {took:.2?}",
+                w.expected.len()
+            );
+            for (s, d) in &down {
+                eprintln!(
+                    "SHRINK DOWNTIME {s}: down {:.2?} in {} outage(s), longest {:.2?}",
+                    d.total, d.outages, d.longest
+                );
+            }
+        } else {
+            configure();
+        }
         w.assert_queues(count);
         w.assert_seeded(count);
         w.assert_messages(count);
