@@ -34,6 +34,11 @@ const PROVISION: &str = "/usr/libexec/qmail-multi/provision";
 /// Small, so queues are quick to create; every queue-fix call uses it.
 const SPLIT: &str = "7";
 const MESSAGES: usize = 3000;
+/// The shrink whose front-end downtime is measured moves this many
+/// messages out of the retired queues.
+const BULK: usize = 20_000;
+/// Test ids of the bulk messages start here (clear of the injected ones).
+const BULK_FIRST: usize = 1_000_000;
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -77,8 +82,14 @@ fn skip(test: &str, why: &str) {
 /// environment: cargo's own variables must not leak into the nested builds.
 fn clean(program: impl AsRef<std::ffi::OsStr>) -> Command {
     let mut c = Command::new(program);
-    c.env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+    c.env_clear();
+    // Where the provisioning looks for SERVICEDIR when the configuration
+    // does not say: the scratch world's stand-ins for /service and
+    // /etc/service (the packages' scriptlets inherit it).
+    if let Some(dirs) = SERVICEDIRS.lock().unwrap().as_ref() {
+        c.env("QMAIL_MULTI_SERVICEDIRS", dirs);
+    }
+    c.env("PATH", std::env::var_os("PATH").unwrap_or_default())
         .env(
             "HOME",
             std::env::var_os("HOME").unwrap_or_else(|| "/root".into()),
@@ -151,28 +162,51 @@ fn qmail_ids() -> (u32, u32) {
     (u.uid.as_raw(), g.gid.as_raw())
 }
 
+static SERVICEDIRS: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
+
+/// Where the daemontools services live: IndiMail's `/service` or Debian's
+/// `daemontools-run` `/etc/service` (both inside the scratch world).
+#[derive(Clone, Copy, PartialEq)]
+enum Layout {
+    IndiMail,
+    Debian,
+}
+
 /// The scratch world: SERVICEDIR with the six services (their run scripts
 /// `exec envdir ./variables` the environment recorder), QUEUE_BASE,
 /// CONTROLDIR, and the svscan watching SERVICEDIR.
 struct World {
     dir: tempfile::TempDir,
+    /// SERVICEDIR: `<dir>/service` or `<dir>/etc/service`.
+    svdir: PathBuf,
     svscan: Option<Child>,
     expected: BTreeSet<usize>,
 }
 
 impl World {
-    fn new() -> World {
+    fn new(layout: Layout) -> World {
         let dir = tempfile::Builder::new().prefix("pkg").tempdir().unwrap();
         // qmail-multi and the depositor run as qmailq and must get through.
         fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+        let svdir = dir.path().join(match layout {
+            Layout::IndiMail => "service",
+            Layout::Debian => "etc/service",
+        });
+        *SERVICEDIRS.lock().unwrap() = Some(format!(
+            "{} {}",
+            dir.path().join("service").display(),
+            dir.path().join("etc/service").display()
+        ));
         let w = World {
             dir,
+            svdir,
             svscan: None,
             expected: BTreeSet::new(),
         };
-        for d in ["service", "control", "records", "gone"] {
+        for d in ["control", "records", "gone"] {
             fs::create_dir(w.path(d)).unwrap();
         }
+        fs::create_dir_all(&w.svdir).unwrap();
         let recorder = w.path("record-env.sh");
         fs::copy(script("record-env.sh"), &recorder).unwrap();
         for s in SERVICES {
@@ -198,7 +232,7 @@ impl World {
     }
 
     fn service(&self, name: &str) -> PathBuf {
-        self.path("service").join(name)
+        self.svdir.join(name)
     }
 
     fn base(&self) -> PathBuf {
@@ -209,10 +243,37 @@ impl World {
         self.path("control/defaultqueue")
     }
 
+    /// SERVICEDIR is left to the provisioning's default (the first of the
+    /// world's `service` and `etc/service` that exists).
     fn write_conf(&self, count: Option<u32>) {
+        self.write_conf_with(count, "");
+    }
+
+    /// Purge (or erase) named every queue that holds mail, with its count
+    /// and the command to check it.
+    fn assert_kept_said(&self, said: &str) {
+        let mut named = 0;
+        for (n, ids) in self.messages() {
+            let q = self.base().join(format!("queue{n}"));
+            let line = format!(
+                "kept {}: it holds {} messages; check it with: find {}/mess -type f | wc -l",
+                q.display(),
+                ids.len(),
+                q.display()
+            );
+            assert_eq!(
+                said.contains(&line),
+                !ids.is_empty(),
+                "expected {line:?} iff queue{n} holds mail:\n{said}"
+            );
+            named += usize::from(!ids.is_empty());
+        }
+        assert!(named > 0, "no queue held mail: nothing was checked");
+    }
+
+    fn write_conf_with(&self, count: Option<u32>, extra: &str) {
         let mut c = format!(
-            "# written by tests/pkg_packaging.rs\nSERVICEDIR={}\nQUEUE_BASE={}\nCONTROLDIR={}\nSPLIT={SPLIT}\nSTOP_TIMEOUT=5\n",
-            self.path("service").display(),
+            "# written by tests/pkg_packaging.rs\nQUEUE_BASE={}\nCONTROLDIR={}\nSPLIT={SPLIT}\nSTOP_TIMEOUT=5\n{extra}",
             self.base().display(),
             self.path("control").display()
         );
@@ -225,7 +286,7 @@ impl World {
 
     fn start_svscan(&mut self) {
         let child = Command::new("svscan")
-            .arg(self.path("service"))
+            .arg(&self.svdir)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -381,6 +442,72 @@ impl World {
         }
     }
 
+    /// Writes `BULK` messages straight into the queues `queues`, round
+    /// robin, with the library's depositor in this process (one exec per
+    /// message would take minutes), then gives them to qmailq as
+    /// qmail-queue would have left them.
+    fn deposit_bulk(&mut self, queues: std::ops::RangeInclusive<u32>) {
+        use qmail_multi::queue::deposit::{deposit, DepositOptions, Envelope};
+        let split: u32 = SPLIT.parse().unwrap();
+        let opts = DepositOptions {
+            split,
+            sync: false,
+            received_line: true,
+        };
+        let envelope = Envelope {
+            sender: b"sender@example.org".to_vec(),
+            recipients: vec![b"rcpt@example.org".to_vec()],
+        };
+        let targets: Vec<PathBuf> = queues
+            .map(|n| self.base().join(format!("queue{n}")))
+            .collect();
+        let started = Instant::now();
+        for i in BULK_FIRST..BULK_FIRST + BULK {
+            let text = format!(
+                "From: sender@example.org\nTo: rcpt@example.org\nX-Test-Id: {i}\n\nbody {i}\n"
+            );
+            let q = &targets[i % targets.len()];
+            deposit(q, &mut text.as_bytes(), &envelope, opts)
+                .unwrap_or_else(|e| panic!("depositing {i} into {}: {e}", q.display()));
+            self.expected.insert(i);
+        }
+        for q in &targets {
+            let mut c = Command::new("chown");
+            c.args(["-R", "qmailq:qmail"])
+                .arg(q.join("mess"))
+                .arg(q.join("intd"))
+                .arg(q.join("todo"));
+            run_output(&mut c, "chown the bulk messages");
+        }
+        eprintln!(
+            "deposited {BULK} messages into {} queues in {:?}",
+            targets.len(),
+            started.elapsed()
+        );
+    }
+
+    /// A qmail-queue already told to write into `queue` (what a qmail-multi
+    /// started with the old count has exec'ed), still reading the message:
+    /// in flight until `release`.
+    fn hold_injection(&self, queue: &Path) -> Held {
+        let (uid, gid) = qmail_ids();
+        let envelope = self.path("envelope.held");
+        fs::write(&envelope, b"Fsender@example.org\0Trcpt@example.org\0\0").unwrap();
+        let child = Command::new(depositor())
+            .env_clear()
+            .env("QUEUEDIR", queue)
+            .env("CONFSPLIT", SPLIT)
+            .env("SYNC", "0")
+            .stdin(Stdio::piped())
+            .stdout(fs::File::open(&envelope).unwrap())
+            .stderr(Stdio::piped())
+            .uid(uid)
+            .gid(gid)
+            .spawn()
+            .expect("the depositor starts");
+        Held { child }
+    }
+
     /// Test ids of the messages in each queueN (from their mess files).
     fn messages(&self) -> BTreeMap<u32, Vec<usize>> {
         let mut out: BTreeMap<u32, Vec<usize>> = BTreeMap::new();
@@ -445,7 +572,7 @@ impl World {
             }
         }
         let mut out = BTreeMap::new();
-        for p in [self.path("service"), self.path("control"), self.base()] {
+        for p in [self.svdir.clone(), self.path("control"), self.base()] {
             walk(&p, &mut out);
         }
         walk(Path::new("/var/lib/qmail-multi"), &mut out);
@@ -521,6 +648,140 @@ impl Drop for World {
     fn drop(&mut self) {
         self.stop_svscan();
     }
+}
+
+/// How long a service was seen down, polling svstat.
+#[derive(Debug, Default)]
+struct Downtime {
+    total: Duration,
+    outages: u32,
+    longest: Duration,
+}
+
+/// Polls `svstat` over the given services every 20 ms in a thread and
+/// adds up how long each was not up.
+struct DownTimer {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: std::thread::JoinHandle<BTreeMap<String, Downtime>>,
+}
+
+impl DownTimer {
+    fn start(services: Vec<(String, PathBuf)>) -> DownTimer {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let stop = std::sync::Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let mut out: BTreeMap<String, Downtime> = BTreeMap::new();
+            let mut since: BTreeMap<String, Instant> = BTreeMap::new();
+            let close = |out: &mut BTreeMap<String, Downtime>, s: &str, from: Instant| {
+                let d = out.entry(s.to_string()).or_default();
+                let len = from.elapsed();
+                d.total += len;
+                d.outages += 1;
+                d.longest = d.longest.max(len);
+            };
+            loop {
+                let done = flag.load(Ordering::SeqCst);
+                let o = Command::new("svstat")
+                    .args(services.iter().map(|(_, p)| p))
+                    .output()
+                    .expect("svstat runs");
+                let text = String::from_utf8_lossy(&o.stdout).into_owned();
+                let now = Instant::now();
+                for (name, path) in &services {
+                    let prefix = format!("{}: ", path.display());
+                    let up = text
+                        .lines()
+                        .find_map(|l| l.strip_prefix(&prefix))
+                        .is_some_and(|rest| rest.starts_with("up ("));
+                    out.entry(name.clone()).or_default();
+                    match (up, since.get(name).copied()) {
+                        (false, None) => {
+                            since.insert(name.clone(), now);
+                        }
+                        (true, Some(from)) => {
+                            since.remove(name);
+                            close(&mut out, name, from);
+                        }
+                        _ => {}
+                    }
+                }
+                if done {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            for (name, from) in since {
+                close(&mut out, &name, from);
+            }
+            out
+        });
+        DownTimer { stop, thread }
+    }
+
+    fn stop(self) -> BTreeMap<String, Downtime> {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.thread.join().expect("the svstat poller")
+    }
+}
+
+/// An injection in flight (see `World::hold_injection`).
+struct Held {
+    child: Child,
+}
+
+impl Held {
+    /// Gives it message `id` and waits until it has queued it.
+    fn release(mut self, w: &mut World, id: usize) {
+        use std::io::Write;
+        let mut stdin = self.child.stdin.take().unwrap();
+        write!(
+            stdin,
+            "From: sender@example.org\nTo: rcpt@example.org\nX-Test-Id: {id}\n\nbody {id}\n"
+        )
+        .unwrap();
+        drop(stdin);
+        let o = self.child.wait_with_output().unwrap();
+        assert!(o.status.success(), "the held injection: {}", show(&o));
+        w.expected.insert(id);
+    }
+}
+
+/// Runs `configure` in a thread; once every front end runs with `count`
+/// queues, checks that qmail-send is still held down (the injection in
+/// flight has not ended), waits `hold` more, then releases it. Returns
+/// what configure said.
+fn shrink_with_injection_in_flight(
+    w: &mut World,
+    count: u32,
+    queue: &Path,
+    id: usize,
+    hold: Duration,
+    configure: fn() -> String,
+) -> String {
+    let before = w.pids();
+    let held = w.hold_injection(queue);
+    let step = std::thread::spawn(configure);
+    let fronts: Vec<&str> = SERVICES
+        .iter()
+        .copied()
+        .filter(|s| *s != "qmail-send.25" && before[s].is_some())
+        .collect();
+    wait_for("the front ends restarted with the new count", 30, || {
+        fronts.iter().all(|s| {
+            let now = w.pid(s);
+            now.is_some() && now != before[s] && World::env_has_count(&w.recorded(s), count)
+        })
+    });
+    assert_eq!(
+        w.pid("qmail-send.25"),
+        None,
+        "qmail-send runs again while an injection into {} is in flight",
+        queue.display()
+    );
+    std::thread::sleep(hold);
+    held.release(w, id);
+    step.join().expect("the configure step")
 }
 
 type Snapshot = BTreeMap<PathBuf, (i64, i64, u64)>;
@@ -605,7 +866,36 @@ fn grow_and_shrink(w: &mut World, configure: &dyn Fn() -> String) {
     for count in [10, 3] {
         w.write_conf(Some(count));
         let before = w.pids();
-        configure();
+        if count == 3 {
+            // The measured shrink: 20,000 messages to move out of
+            // queue4..queue10.
+            w.deposit_bulk(4..=10);
+            let timer = DownTimer::start(
+                SERVICES
+                    .iter()
+                    .map(|s| (s.to_string(), w.service(s)))
+                    .collect(),
+            );
+            let started = Instant::now();
+            configure();
+            let took = started.elapsed();
+            let down = timer.stop();
+            eprintln!(
+                "SHRINK 10->3 with {} queued messages ({BULK} to move): configure took {took:.2?}",
+                w.expected.len()
+            );
+            for (s, d) in &down {
+                eprintln!(
+                    "SHRINK DOWNTIME {s}: down {:.2?} in {} outage(s), longest {:.2?}",
+                    d.total, d.outages, d.longest
+                );
+            }
+            for s in SERVICES {
+                assert_eq!(down[s].outages, 1, "{s} went down more than once");
+            }
+        } else {
+            configure();
+        }
         w.assert_queues(count);
         w.assert_seeded(count);
         w.assert_messages(count);
@@ -685,6 +975,135 @@ fn provision_rejects_a_bad_configuration_naming_the_key() {
     assert!(o.status.success(), "{}", show(&o));
     assert!(String::from_utf8_lossy(&o.stdout)
         .contains("QUEUE_BASE=/srv/q QUEUE_START=1 QUEUE_COUNT=7"));
+}
+
+/// `provision` from the tree with a scratch configuration and state.
+fn provision_in(dir: &Path, cmd: &str) -> Output {
+    Command::new("sh")
+        .arg(repo().join("service/provision"))
+        .arg(cmd)
+        .env("QMAIL_MULTI_CONF", dir.join("qmail-multi.conf"))
+        .env("QMAIL_MULTI_STATEDIR", dir.join("state"))
+        .env(
+            "QMAIL_MULTI_SERVICEDIRS",
+            format!(
+                "{} {}",
+                dir.join("service").display(),
+                dir.join("etc/service").display()
+            ),
+        )
+        .output()
+        .unwrap()
+}
+
+fn said(o: &Output) -> String {
+    assert!(o.status.success(), "{}", show(o));
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+#[test]
+fn provision_finds_servicedir_in_either_layout_unless_set() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let conf = d.join("qmail-multi.conf");
+    let indimail = d.join("service");
+    let debian = d.join("etc/service");
+    let check = |want: &Path, how: &str| {
+        let out = said(&provision_in(d, "check-config"));
+        assert!(
+            out.contains(&format!("SERVICEDIR={} ({how})", want.display())),
+            "{out}"
+        );
+    };
+    fs::write(&conf, "QUEUE_COUNT=3\n").unwrap();
+    let candidates = format!("{} {}", indimail.display(), debian.display());
+    check(&indimail, &format!("none of {candidates} exists"));
+    fs::create_dir_all(&debian).unwrap();
+    check(&debian, &format!("the first of {candidates} that exists"));
+    fs::create_dir_all(&indimail).unwrap();
+    check(&indimail, &format!("the first of {candidates} that exists"));
+    fs::write(&conf, format!("SERVICEDIR={}\n", debian.display())).unwrap();
+    check(&debian, &format!("set in {}", conf.display()));
+}
+
+#[test]
+fn provision_remove_and_purge_say_what_they_changed_and_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let base = d.join("queue");
+    fs::write(
+        d.join("qmail-multi.conf"),
+        format!(
+            "QUEUE_BASE={}\nCONTROLDIR={}\nQUEUE_COUNT=4\n",
+            base.display(),
+            d.join("control").display()
+        ),
+    )
+    .unwrap();
+    let seed = |envdir: &Path| {
+        fs::create_dir_all(envdir).unwrap();
+        for (k, v) in [
+            ("QUEUE_BASE", format!("{}\n", base.display())),
+            ("QUEUE_START", "1\n".into()),
+            ("QUEUE_COUNT", "4\n".into()),
+            ("QMAILQUEUE", format!("{MULTI}\n")),
+            ("MIN_FREE", "52428800\n".into()),
+            ("QUEUEDIR", String::new()),
+        ] {
+            fs::write(envdir.join(k), v).unwrap();
+        }
+    };
+    let smtpd = d.join("service/qmail-smtpd.25/variables");
+    let send = d.join("service/qmail-send.25/variables");
+    let defaultqueue = d.join("control/defaultqueue");
+    for e in [&smtpd, &send, &defaultqueue] {
+        seed(e);
+    }
+    let single = format!("front ends now inject into {}/queue1 only", base.display());
+    let out = said(&provision_in(d, "remove"));
+    assert!(out.contains(&single), "{out}");
+    assert!(out.contains("qmail-send keeps its count"), "{out}");
+    assert_eq!(
+        read(smtpd.join("QUEUEDIR")),
+        format!("{}/queue1\n", base.display())
+    );
+    assert_eq!(read(send.join("QMAILQUEUE")), "");
+    // Nothing left to revert: nothing said about the front ends.
+    let out = said(&provision_in(d, "remove"));
+    assert!(!out.contains("front ends now inject"), "{out}");
+    assert!(out.contains("nothing to revert"), "{out}");
+    // Only qmail-send still used the multiplexer.
+    fs::write(send.join("QMAILQUEUE"), format!("{MULTI}\n")).unwrap();
+    let out = said(&provision_in(d, "remove"));
+    assert!(!out.contains("front ends now inject"), "{out}");
+    assert!(out.contains("qmail-send keeps its count"), "{out}");
+
+    // Purge names each queue that holds mail, with its count.
+    fs::create_dir_all(d.join("state")).unwrap();
+    fs::write(d.join("state/applied"), format!("{} 1 4\n", base.display())).unwrap();
+    for (n, files) in [(1, 3), (2, 0), (9, 1)] {
+        let sub = base.join(format!("queue{n}/mess/0"));
+        fs::create_dir_all(&sub).unwrap();
+        for f in 0..files {
+            fs::write(sub.join(format!("{}", 100 + f)), "x").unwrap();
+        }
+    }
+    let out = said(&provision_in(d, "purge"));
+    for (n, count) in [(1, 3), (9, 1)] {
+        let q = base.join(format!("queue{n}"));
+        let line = format!(
+            "kept {}: it holds {count} messages; check it with: find {}/mess -type f | wc -l",
+            q.display(),
+            q.display()
+        );
+        assert!(out.contains(&line), "{line:?} missing:\n{out}");
+    }
+    assert!(!out.contains("queue2:"), "{out}");
+    assert!(!d.join("state").exists(), "purge left the state");
 }
 
 #[test]
@@ -790,13 +1209,23 @@ fn packages_install_provision_and_remove_on_real_services() {
     eprintln!("built {} in {:?}", deb.display(), started.elapsed());
     {
         let _cleanup = SystemCleanup { rpmdb: None };
-        let mut w = World::new();
+        // Debian's daemontools-run layout: only etc/service exists.
+        let mut w = World::new(Layout::Debian);
         w.start_svscan();
         w.write_conf(None);
         let before = w.pids();
         let mut c = clean("dpkg");
         c.args(["-i", "--force-confold"]).arg(&deb);
-        run(&mut c, "dpkg -i");
+        let said = run(&mut c, "dpkg -i");
+        assert!(
+            said.contains(&format!(
+                "services in {} (the first of {} {} that exists)",
+                w.svdir.display(),
+                w.path("service").display(),
+                w.svdir.display()
+            )),
+            "the install does not say which SERVICEDIR it used: {said}"
+        );
         assert!(Path::new(MULTI).exists() && Path::new(QUEUE_FIX).exists());
         assert_eq!(
             diversions(),
@@ -829,6 +1258,27 @@ fn packages_install_provision_and_remove_on_real_services() {
         assert_unchanged(&files, &w.snapshot(), "the upgrade");
         assert_eq!(diversions(), 4);
 
+        // An explicit SERVICEDIR wins over the first one that exists.
+        fs::create_dir(w.path("service")).unwrap();
+        w.write_conf_with(Some(3), &format!("SERVICEDIR={}\n", w.svdir.display()));
+        let files = w.snapshot();
+        let said = configure_deb();
+        assert!(
+            said.contains(&format!(
+                "services in {} (set in {CONF})",
+                w.svdir.display()
+            )),
+            "{said}"
+        );
+        assert_eq!(
+            w.pids(),
+            pids,
+            "an unchanged configuration restarted services"
+        );
+        assert_unchanged(&files, &w.snapshot(), "an explicit SERVICEDIR");
+        fs::remove_dir(w.path("service")).unwrap();
+        w.write_conf(Some(3));
+
         // A service that will not go down postpones the shrink; nothing
         // changes, the install step still succeeds.
         let stubborn = w.service("qmail-smtpd.25");
@@ -853,14 +1303,28 @@ fn packages_install_provision_and_remove_on_real_services() {
             SERVICES.iter().all(|s| w.pid(s).is_some())
         });
 
-        // Once it stops normally, the same step shrinks.
+        // Once it stops normally, the same step shrinks. A qmail-queue
+        // started with the old count is still writing into queue3: the
+        // front ends are restarted with 2 queues at once, and the mail
+        // moves only after that injection has ended (it lands in queue3,
+        // then moves into the range).
         fs::remove_file(stubborn.join("stubborn")).unwrap();
         run(Command::new("svc").arg("-k").arg(&stubborn), "svc -k");
         wait_for("the service to restart", 20, || {
             w.pid("qmail-smtpd.25").is_some()
         });
+        w.write_conf(Some(2));
         let before = w.pids();
-        configure_deb();
+        let q3 = w.base().join("queue3");
+        let said = shrink_with_injection_in_flight(
+            &mut w,
+            2,
+            &q3,
+            2_000_000,
+            Duration::from_secs(1),
+            configure_deb,
+        );
+        assert!(!said.contains("postponed"), "{said}");
         w.assert_seeded(2);
         w.assert_queues(2);
         w.assert_messages(2);
@@ -904,7 +1368,14 @@ fn packages_install_provision_and_remove_on_real_services() {
 
         // Remove: single-queue front ends, qmail-send keeps its count.
         let before = w.pids();
-        run(clean("dpkg").args(["-r", "qmail-multi"]), "dpkg -r");
+        let said = run(clean("dpkg").args(["-r", "qmail-multi"]), "dpkg -r");
+        assert!(
+            said.contains(&format!(
+                "front ends now inject into {}/queue1 only",
+                w.base().display()
+            )),
+            "{said}"
+        );
         assert!(!Path::new(MULTI).exists(), "{MULTI} left behind");
         assert_eq!(diversions(), 0, "diversions left behind");
         w.assert_reverted(2);
@@ -912,11 +1383,30 @@ fn packages_install_provision_and_remove_on_real_services() {
         assert!(Path::new(CONF).exists() && Path::new(STATE).exists());
         w.assert_messages(2);
 
-        // Purge: configuration and state gone, queues and mail kept.
-        run(clean("dpkg").args(["-P", "qmail-multi"]), "dpkg -P");
+        // Purge: configuration and state gone, queues and mail kept, and
+        // each queue holding mail named with its count.
+        let said = run(clean("dpkg").args(["-P", "qmail-multi"]), "dpkg -P");
         assert!(!Path::new("/etc/qmail-multi").exists());
         assert!(!Path::new("/var/lib/qmail-multi").exists());
         w.assert_messages(2);
+        w.assert_kept_said(&said);
+
+        // Reinstalling after the purge puts the multiplexer back without
+        // calling what the removal wrote drift.
+        w.write_conf(Some(2));
+        let before = w.pids();
+        let said = run(
+            clean("dpkg").args(["-i", "--force-confold"]).arg(&deb2),
+            "dpkg -i (after purge)",
+        );
+        assert!(!said.contains("drift"), "{said}");
+        assert!(said.contains("comes back"), "{said}");
+        w.assert_seeded(2);
+        w.wait_restarted(
+            &before,
+            "services restarted after the reinstall",
+            |_, env| World::env_has_count(env, 2),
+        );
     }
     eprintln!("Debian scenario done at {:?}", started.elapsed());
 
@@ -934,7 +1424,8 @@ fn packages_install_provision_and_remove_on_real_services() {
             .unwrap(),
     );
     {
-        let mut w = World::new();
+        // IndiMail's layout: only service exists.
+        let mut w = World::new(Layout::IndiMail);
         let db = w.path("rpmdb");
         let _cleanup = SystemCleanup {
             rpmdb: Some(db.clone()),
@@ -955,6 +1446,15 @@ fn packages_install_provision_and_remove_on_real_services() {
         assert!(
             said.contains("not supervised (no svscan running): not restarted"),
             "{said}"
+        );
+        assert!(
+            said.contains(&format!(
+                "services in {} (the first of {} {} that exists)",
+                w.svdir.display(),
+                w.svdir.display(),
+                w.path("etc/service").display()
+            )),
+            "the install does not say which SERVICEDIR it used: {said}"
         );
         w.assert_queues(5);
         w.assert_seeded(5);
@@ -984,26 +1484,66 @@ fn packages_install_provision_and_remove_on_real_services() {
             World::env_has_count(env, 8)
         });
 
-        // The documented reconfigure step on RPM systems: shrink to 3.
-        let configure_rpm = || run(clean(PROVISION).arg("configure"), "provision configure");
+        // The documented reconfigure step on RPM systems: shrink to 3. A
+        // qmail-queue started with the old count writes into queue7 for
+        // longer than STOP_TIMEOUT: the front ends move to 3 queues, the
+        // move of the mail is postponed, qmail-send keeps reading all 8
+        // queues; the next run finishes.
+        fn configure_rpm() -> String {
+            run(clean(PROVISION).arg("configure"), "provision configure")
+        }
         w.write_conf(Some(3));
+        let q7 = w.base().join("queue7");
+        let said = shrink_with_injection_in_flight(
+            &mut w,
+            3,
+            &q7,
+            2_000_001,
+            Duration::from_secs(7),
+            configure_rpm,
+        );
+        assert!(
+            said.contains("shrink postponed: still injecting into queues"),
+            "{said}"
+        );
+        assert_eq!(read(STATE), format!("{} 1 8\n", w.base().display()));
+        assert_eq!(
+            read(w.service("qmail-send.25").join("variables/QUEUE_COUNT")),
+            "8\n"
+        );
+        wait_for("qmail-send up again with 8 queues", 20, || {
+            w.pid("qmail-send.25").is_some()
+                && World::env_has_count(&w.recorded("qmail-send.25"), 8)
+        });
+        w.assert_messages(8);
         let before = w.pids();
-        configure_rpm();
+        let said = configure_rpm();
+        assert!(!said.contains("drift"), "{said}");
         w.assert_queues(3);
         w.assert_seeded(3);
         w.assert_messages(3);
-        w.wait_restarted(&before, "services restarted with 3 queues", |_, env| {
-            World::env_has_count(env, 3)
+        // Only qmail-send restarts: the front ends already have 3 queues.
+        wait_for("qmail-send restarted with 3 queues", 30, || {
+            let now = w.pid("qmail-send.25");
+            now.is_some()
+                && now != before["qmail-send.25"]
+                && World::env_has_count(&w.recorded("qmail-send.25"), 3)
         });
+        for s in SERVICES.iter().filter(|s| **s != "qmail-send.25") {
+            assert_eq!(w.pid(s), before[s], "{s} restarted a second time");
+            assert!(World::env_has_count(&w.recorded(s), 3), "{s}");
+        }
         let files = w.snapshot();
         let pids = w.pids();
         configure_rpm();
         assert_eq!(w.pids(), pids, "a second run restarted services");
         assert_unchanged(&files, &w.snapshot(), "a second run");
 
-        // Erase: %preun with 0 reverts; the %ghost state goes with it.
+        // Erase: %preun with 0 reverts and names the queues kept; the
+        // %ghost state goes with it.
         let before = w.pids();
-        rpm(&["-e", "--nodeps", "qmail-multi"], None, "rpm -e");
+        let said = rpm(&["-e", "--nodeps", "qmail-multi"], None, "rpm -e");
+        w.assert_kept_said(&said);
         let mut c = clean("rpm");
         c.arg("--dbpath").arg(&db).args(["-q", "qmail-multi"]);
         assert!(!c.output().unwrap().status.success(), "still installed");
