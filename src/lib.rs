@@ -8,6 +8,7 @@
 //! - `queue-fix` ([`fix`]) creates, checks, repairs and retires those
 //!   queues against the one layout table in [`queue::layout`].
 
+pub mod escape;
 pub mod exit;
 pub mod fix;
 pub mod multi;
