@@ -728,3 +728,23 @@ fn same_file(root: &OwnedFd, a: &Path, b: &Path) -> bool {
         _ => false,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quarantine_names_fit_a_file_name_keep_a_readable_start_and_differ() {
+        let short = quarantine_name(Path::new("info/5/123"));
+        assert_eq!(short, b"info_5_123");
+        let a = format!("info/5/{}1", "9".repeat(248));
+        let b = format!("info/5/{}2", "9".repeat(248));
+        let (qa, qb) = (
+            quarantine_name(Path::new(&a)),
+            quarantine_name(Path::new(&b)),
+        );
+        assert!(qa.len() + ".9999".len() <= 255, "{}", qa.len());
+        assert!(qa.starts_with(b"info_5_9999"));
+        assert_ne!(qa, qb);
+    }
+}

@@ -838,4 +838,54 @@ mod tests {
         assert_eq!(plan.warnings.len(), 1, "10 bytes instead of 2048");
         assert_eq!(plan.problems(), 3);
     }
+
+    #[test]
+    fn hard_linked_files_are_set_aside_reported_or_allowed_as_a_todo_intd_pair() {
+        let split = 7;
+        let ino = 21u64; // subdirectory 0
+        let mut b = bucket(
+            0,
+            &[(ino, ino)],
+            &[("info", ino), ("todo", ino), ("intd", ino)],
+        );
+        let linked = |b: &mut Bucket, dir: &str, n: u64| {
+            let files = &mut b.dirs.iter_mut().find(|(d, _)| *d == dir).unwrap().1;
+            files[0].1.nlink = n;
+        };
+        // The todo/intd pair shares one inode (bucket() gives both ino+7):
+        // two links each, allowed; wrong modes are fixed.
+        linked(&mut b, "todo", 2);
+        linked(&mut b, "intd", 2);
+        b.dirs.iter_mut().find(|(d, _)| *d == "intd").unwrap().1[0]
+            .1
+            .mode = 0o600;
+        let index = Index([ino].into());
+        let (mut plan, mut strays) = (Plan::default(), Vec::new());
+        plan_bucket(&b, split, &IDS, false, &index, &mut plan, &mut strays);
+        assert!(strays.is_empty(), "{strays:?}");
+        assert!(
+            matches!(&plan.actions[..], [Action::Chmod { expect, .. }] if expect.max_links == 2)
+        );
+        // info with a second link: set aside, not changed.
+        linked(&mut b, "info", 2);
+        let (mut plan, mut strays) = (Plan::default(), Vec::new());
+        plan_bucket(&b, split, &IDS, false, &index, &mut plan, &mut strays);
+        assert_eq!(strays.len(), 1);
+        assert!(strays[0].linked && strays[0].regardless);
+        assert_eq!(strays[0].path, Path::new("info/0/21"));
+        // mess with a second link and a wrong mode: reported, never chmodded.
+        linked(&mut b, "info", 1);
+        let m = &mut b.dirs[0].1[0].1;
+        m.nlink = 2;
+        m.mode = 0o600;
+        let (mut plan, mut strays) = (Plan::default(), Vec::new());
+        plan_bucket(&b, split, &IDS, false, &index, &mut plan, &mut strays);
+        assert!(strays.is_empty());
+        assert!(!plan
+            .actions
+            .iter()
+            .any(|a| matches!(a, Action::Chmod { path, .. } if path.starts_with("mess"))));
+        assert_eq!(plan.warnings.len(), 1);
+        assert!(plan.warnings[0].cause.contains("2 hard links"));
+    }
 }
