@@ -97,6 +97,8 @@ pub struct Applier<'a> {
     /// message: finished by [`Applier::finish_moves`], one thread, after
     /// the parallel pass.
     deferred: Mutex<Vec<PathBuf>>,
+    /// Syncs and old names of the parallel pass's moves, done in batches.
+    batch: Mutex<Batch>,
 }
 
 impl<'a> Applier<'a> {
@@ -117,6 +119,7 @@ impl<'a> Applier<'a> {
             quarantine,
             errors: AtomicU64::new(0),
             deferred: Mutex::new(Vec::new()),
+            batch: Mutex::new(Batch::default()),
         }
     }
 
@@ -314,17 +317,25 @@ impl<'a> Applier<'a> {
                 safe::chmod_checked(root, path, expect, *mode)
                     .map_err(|e| (path.clone(), "cannot change mode", e))
             }
-            Action::MoveMessage(m) => match move_message(root, m, &self.quarantine)? {
-                Moved::Done => {
-                    self.then(root, m);
-                    Ok(())
+            Action::MoveMessage(m) => {
+                match move_message(root, m, &self.quarantine, &Sync::Batched(&self.batch))? {
+                    Moved::Done => {
+                        self.then(root, m);
+                        Ok(())
+                    }
+                    Moved::Blocked => {
+                        self.deferred.lock().unwrap().push(m.from.clone());
+                        Ok(())
+                    }
                 }
-                Moved::Blocked => {
-                    self.deferred.lock().unwrap().push(m.from.clone());
-                    Ok(())
-                }
-            },
-            Action::MoveFile { from, to } => move_file(root, from, to, &self.quarantine),
+            }
+            Action::MoveFile { from, to } => move_file(
+                root,
+                from,
+                to,
+                &self.quarantine,
+                &Sync::Batched(&self.batch),
+            ),
             Action::SetAside { path, keep, .. } => {
                 if self.delete_strays && !keep {
                     step();
@@ -353,6 +364,16 @@ impl<'a> Applier<'a> {
         }
     }
 
+    /// Syncs the directories of every new name the moves so far made, then
+    /// removes their old `mess` names and syncs those directories.
+    pub fn flush(&self) {
+        let Some(root) = self.root else { return };
+        let mut batch = self.batch.lock().unwrap_or_else(|e| e.into_inner());
+        if let Err((rel, what, e)) = batch.flush(root) {
+            self.fail(&rel, what, &e);
+        }
+    }
+
     /// Finishes the moves that found their new name taken. A message's new
     /// name is its inode number, unique on the file system, so whatever
     /// holds that name is another misnamed message: it moves first (and the
@@ -373,7 +394,7 @@ impl<'a> Applier<'a> {
             let mut on_stack: std::collections::HashSet<PathBuf> = [first.from.clone()].into();
             let mut stack = vec![first];
             while let Some(top) = stack.last() {
-                match move_message(root, top, &self.quarantine) {
+                match move_message(root, top, &self.quarantine, &Sync::Now) {
                     Ok(Moved::Done) => {
                         self.then(root, top);
                         on_stack.remove(&top.from);
@@ -383,7 +404,7 @@ impl<'a> Applier<'a> {
                         Some(b) if on_stack.contains(&b.from) => {
                             let temp = swap_name(&top.from);
                             let aside = renamed(top, &temp);
-                            match move_message(root, &aside, &self.quarantine) {
+                            match move_message(root, &aside, &self.quarantine, &Sync::Now) {
                                 Ok(Moved::Done) => work.push_back(aside.to.clone()),
                                 Ok(Moved::Blocked) => self.fail(
                                     &aside.to,
@@ -619,7 +640,12 @@ pub enum Moved {
 /// `mess` name goes. Each step is repeatable: a link that already exists
 /// to the same inode, or a file already renamed, is taken as done, so a
 /// rerun after a crash at any point finishes the move.
-pub fn move_message(root: &OwnedFd, m: &MessageMove, qwant: &Want) -> Result<Moved, Failure> {
+pub fn move_message(
+    root: &OwnedFd,
+    m: &MessageMove,
+    qwant: &Want,
+    sync: &Sync,
+) -> Result<Moved, Failure> {
     step();
     match safe::link(root, &m.from, root, &m.to) {
         Ok(()) => {}
@@ -637,25 +663,116 @@ pub fn move_message(root: &OwnedFd, m: &MessageMove, qwant: &Want) -> Result<Mov
             ))
         }
     }
-    safe::sync_parent(root, &m.to).map_err(|e| (m.to.clone(), "cannot sync", e))?;
+    sync.new_name(root, &m.to)?;
     for (from, to) in &m.others {
-        move_file(root, from, to, qwant)?;
+        move_file(root, from, to, qwant, sync)?;
     }
     if m.from != m.to {
-        step();
-        match safe::unlink(root, &m.from) {
-            Ok(()) | Err(Errno::ENOENT) => {}
-            Err(e) => {
-                return Err((
-                    m.from.clone(),
-                    "cannot remove the old message name",
-                    io_err(e),
-                ))
-            }
-        }
-        safe::sync_parent(root, &m.from).map_err(|e| (m.from.clone(), "cannot sync", e))?;
+        sync.remove_old(root, &m.from)?;
     }
     Ok(Moved::Done)
+}
+
+/// When the new names of moves are synced, and the old `mess` names go.
+pub enum Sync<'a> {
+    /// At once, per move.
+    Now,
+    /// In batches: the old names wait until a batch of moves' directories
+    /// is synced (one fsync per directory, not several per message).
+    Batched(&'a Mutex<Batch>),
+}
+
+/// Directories to sync, then old names to remove, for a batch of moves.
+#[derive(Default)]
+pub struct Batch {
+    dirty: std::collections::HashSet<PathBuf>,
+    old: Vec<PathBuf>,
+}
+
+/// Old names held back before a batch is flushed: bounds memory.
+const BATCH: usize = 1024;
+
+fn dir_of(p: &Path) -> PathBuf {
+    p.parent().unwrap_or(Path::new(".")).to_owned()
+}
+
+impl Batch {
+    fn flush(&mut self, root: &OwnedFd) -> Result<(), Failure> {
+        for d in std::mem::take(&mut self.dirty) {
+            sync_dir(root, &d)?;
+        }
+        let mut emptied = std::collections::HashSet::new();
+        for p in std::mem::take(&mut self.old) {
+            step();
+            match safe::unlink(root, &p) {
+                Ok(()) => {
+                    emptied.insert(dir_of(&p));
+                }
+                Err(Errno::ENOENT) => {}
+                Err(e) => return Err((p, "cannot remove the old message name", io_err(e))),
+            }
+        }
+        for d in emptied {
+            sync_dir(root, &d)?;
+        }
+        Ok(())
+    }
+}
+
+/// fsync of the directory `d` (the directory holding any name inside it).
+fn sync_dir(root: &OwnedFd, d: &Path) -> Result<(), Failure> {
+    safe::sync_parent(root, &d.join("x")).map_err(|e| (d.to_owned(), "cannot sync", e))
+}
+
+impl Sync<'_> {
+    fn new_name(&self, root: &OwnedFd, to: &Path) -> Result<(), Failure> {
+        match self {
+            Sync::Now => safe::sync_parent(root, to).map_err(|e| (to.to_owned(), "cannot sync", e)),
+            Sync::Batched(b) => {
+                b.lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .dirty
+                    .insert(dir_of(to));
+                Ok(())
+            }
+        }
+    }
+
+    fn renamed(&self, root: &OwnedFd, to: &Path, from: &Path) -> Result<(), Failure> {
+        match self {
+            Sync::Now => sync_both(root, to, from),
+            Sync::Batched(b) => {
+                let mut b = b.lock().unwrap_or_else(|e| e.into_inner());
+                b.dirty.insert(dir_of(to));
+                b.dirty.insert(dir_of(from));
+                Ok(())
+            }
+        }
+    }
+
+    /// Removes an old name once its new name is durable.
+    fn remove_old(&self, root: &OwnedFd, old: &Path) -> Result<(), Failure> {
+        match self {
+            Sync::Now => {
+                step();
+                match safe::unlink(root, old) {
+                    Ok(()) => {
+                        safe::sync_parent(root, old).map_err(|e| (old.to_owned(), "cannot sync", e))
+                    }
+                    Err(Errno::ENOENT) => Ok(()),
+                    Err(e) => Err((old.to_owned(), "cannot remove the old name", io_err(e))),
+                }
+            }
+            Sync::Batched(b) => {
+                let mut b = b.lock().unwrap_or_else(|e| e.into_inner());
+                b.old.push(old.to_owned());
+                if b.old.len() >= BATCH {
+                    b.flush(root)?;
+                }
+                Ok(())
+            }
+        }
+    }
 }
 
 fn same_file_or_gone(root: &OwnedFd, p: &Path) -> bool {
@@ -691,18 +808,18 @@ fn renamed(m: &MessageMove, to_mess: &Path) -> MessageMove {
 /// Renames without replacing: a target that already is this file means
 /// the move was done (the old name goes). Another file there has lost its
 /// own message (the name is this message's now): it is set aside first.
-pub fn move_file(root: &OwnedFd, from: &Path, to: &Path, qwant: &Want) -> Result<(), Failure> {
+pub fn move_file(
+    root: &OwnedFd,
+    from: &Path,
+    to: &Path,
+    qwant: &Want,
+    sync: &Sync,
+) -> Result<(), Failure> {
     step();
     match safe::rename_noreplace(root, from, root, to) {
-        Ok(()) => sync_both(root, to, from),
+        Ok(()) => sync.renamed(root, to, from),
         Err(Errno::ENOENT) => Ok(()),
-        Err(Errno::EEXIST) if same_file(root, from, to) => {
-            step();
-            safe::unlink(root, from)
-                .or_else(|e| if e == Errno::ENOENT { Ok(()) } else { Err(e) })
-                .map_err(|e| (from.to_owned(), "cannot remove the old name", io_err(e)))?;
-            safe::sync_parent(root, from).map_err(|e| (from.to_owned(), "cannot sync", e))
-        }
+        Err(Errno::EEXIST) if same_file(root, from, to) => sync.remove_old(root, from),
         Err(Errno::EEXIST) => {
             let aside = set_aside(root, to, qwant)?;
             eprintln!(
@@ -713,7 +830,7 @@ pub fn move_file(root: &OwnedFd, from: &Path, to: &Path, qwant: &Want) -> Result
             );
             step();
             match safe::rename_noreplace(root, from, root, to) {
-                Ok(()) => sync_both(root, to, from),
+                Ok(()) => sync.renamed(root, to, from),
                 Err(Errno::ENOENT) => Ok(()),
                 Err(e) => Err((from.to_owned(), "cannot rename", io_err(e))),
             }

@@ -198,6 +198,9 @@ pub fn check(c: &MessageCheck, applier: &Applier) -> io::Result<usize> {
             });
         }
     });
+    // The parallel pass's moves made durable and their old names removed
+    // before anything looks at the queue again.
+    applier.flush();
     if let Some(e) = first_error.into_inner().unwrap() {
         return Err(e);
     }

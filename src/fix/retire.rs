@@ -145,6 +145,7 @@ pub fn retire_queue(
         dry: opts.mode == RunMode::DryRun,
         shown: queue,
         base,
+        pending: Default::default(),
     };
     if let Err((p, what, e)) = mover.all() {
         eprintln!("queue-fix: fatal: {}: {what}: {e}", crate::escape::path(&p));
@@ -192,6 +193,25 @@ struct Mover<'a> {
     dry: bool,
     shown: &'a Path,
     base: &'a Path,
+    pending: std::cell::RefCell<Pending>,
+}
+
+/// Moves on one file system waiting for their directories to be synced.
+#[derive(Default)]
+struct Pending {
+    /// `(destination queue number, directory)` that got new names.
+    dest_dirs: std::collections::HashSet<(u32, PathBuf)>,
+    /// Source names to remove once those are synced, `mess` last per message.
+    old: Vec<PathBuf>,
+    /// Source directories that lost names (by rename).
+    src_dirs: std::collections::HashSet<PathBuf>,
+}
+
+/// Old names held back before a batch is flushed: bounds memory.
+const BATCH: usize = 1024;
+
+fn dir_of(p: &Path) -> PathBuf {
+    p.parent().unwrap_or(Path::new("")).to_owned()
 }
 
 impl Mover<'_> {
@@ -257,7 +277,7 @@ impl Mover<'_> {
                 self.one(&st)?;
             }
         }
-        Ok(())
+        self.flush()
     }
 
     fn set_aside_src(&self, path: &Path, st: &Stat) -> Result<(), Failure> {
@@ -339,6 +359,10 @@ impl Mover<'_> {
         }
     }
 
+    /// Link `mess` into the destination and rename the other files there;
+    /// the old `mess` name goes in [`Mover::flush`], once the directories
+    /// of the new names are synced (in batches: one fsync per directory for
+    /// many messages, not several per message).
     fn move_same_fs(&self, d: &Dest, ino: u64) -> Result<(), Failure> {
         let mess = rel(MESS, ino, self.split);
         step();
@@ -353,28 +377,22 @@ impl Mover<'_> {
                 )(e))
             }
         }
-        let dshown = self.base.join(format!("queue{}", d.n));
-        let sync = |root: &OwnedFd, shown: &Path, p: &Path| {
-            safe::sync_parent(root, p).map_err(|e| (shown.join(p), "cannot sync", e))
-        };
-        sync(&d.root, &dshown, &mess)?;
+        let mut pending = self.pending.borrow_mut();
+        pending.dest_dirs.insert((d.n, dir_of(&mess)));
         for dir in OTHERS {
             let p = rel(dir, ino, self.split);
             step();
             match safe::rename_noreplace(self.src, &p, &d.root, &p) {
                 Ok(()) => {
-                    sync(&d.root, &dshown, &p)?;
-                    sync(self.src, self.shown, &p)?;
+                    pending.dest_dirs.insert((d.n, dir_of(&p)));
+                    pending.src_dirs.insert(dir_of(&p));
                 }
                 Err(Errno::ENOENT) => {}
                 Err(Errno::EEXIST) if same_file(self.src, &p, &d.root, &p) => {
-                    // Moved by an earlier run and relinked? No: a rename
-                    // leaves one name. Same inode means the source name is
-                    // a leftover; it goes.
-                    step();
-                    safe::unlink(self.src, &p)
-                        .map_err(at(&self.shown.join(&p), "cannot remove"))?;
-                    sync(self.src, self.shown, &p)?;
+                    // A rename leaves one name: the same inode at both means
+                    // the source name is a leftover; it goes with the batch.
+                    pending.dest_dirs.insert((d.n, dir_of(&p)));
+                    pending.old.push(p);
                 }
                 Err(Errno::EEXIST) => {
                     // Another file under this message's name in the
@@ -383,20 +401,54 @@ impl Mover<'_> {
                     step();
                     safe::rename(self.src, &p, &d.root, &p)
                         .map_err(at(&self.shown.join(&p), "cannot move into the destination"))?;
-                    sync(&d.root, &dshown, &p)?;
-                    sync(self.src, self.shown, &p)?;
+                    pending.dest_dirs.insert((d.n, dir_of(&p)));
+                    pending.src_dirs.insert(dir_of(&p));
                 }
                 Err(e) => {
                     return Err(at(&self.shown.join(&p), "cannot move into the destination")(e))
                 }
             }
         }
-        step();
-        match safe::unlink(self.src, &mess) {
-            Ok(()) => sync(self.src, self.shown, &mess),
-            Err(Errno::ENOENT) => Ok(()),
-            Err(e) => Err(at(&self.shown.join(&mess), "cannot remove")(e)),
+        pending.old.push(mess);
+        let full = pending.old.len() >= BATCH;
+        drop(pending);
+        if full {
+            self.flush()?;
         }
+        Ok(())
+    }
+
+    /// Syncs every destination directory that got a new name, then removes
+    /// the old names in the source and syncs the source's directories.
+    fn flush(&self) -> Result<(), Failure> {
+        let Pending {
+            dest_dirs,
+            old,
+            mut src_dirs,
+        } = std::mem::take(&mut *self.pending.borrow_mut());
+        for (n, dir) in dest_dirs {
+            let Some(d) = self.dests.iter().find(|d| d.n == n) else {
+                continue;
+            };
+            let dshown = self.base.join(format!("queue{n}"));
+            safe::sync_parent(&d.root, &dir.join("x"))
+                .map_err(|e| (dshown.join(&dir), "cannot sync", e))?;
+        }
+        for p in old {
+            step();
+            match safe::unlink(self.src, &p) {
+                Ok(()) => {
+                    src_dirs.insert(dir_of(&p));
+                }
+                Err(Errno::ENOENT) => {}
+                Err(e) => return Err(at(&self.shown.join(&p), "cannot remove")(e)),
+            }
+        }
+        for dir in src_dirs {
+            safe::sync_parent(self.src, &dir.join("x"))
+                .map_err(|e| (self.shown.join(&dir), "cannot sync", e))?;
+        }
+        Ok(())
     }
 
     fn copy_across(&self, d: &Dest, ino: u64) -> Result<(), Failure> {
