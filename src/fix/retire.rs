@@ -554,12 +554,17 @@ impl Mover<'_> {
             }
             Err(e) => return Err((self.shown.join(from), "cannot open", e)),
         };
-        let mut flags = OFlag::O_WRONLY | OFlag::O_CREAT;
-        flags |= if replace {
-            OFlag::O_TRUNC
-        } else {
-            OFlag::O_EXCL
-        };
+        if replace {
+            // A leftover temporary (or anything planted under its name in
+            // pid/, which qmailq can write) goes first: the new file is
+            // always created, never an existing FIFO or device opened.
+            step();
+            match safe::unlink(&d.root, to) {
+                Ok(()) | Err(Errno::ENOENT) => {}
+                Err(e) => return Err(at(&dshown.join(to), "cannot remove")(e)),
+            }
+        }
+        let flags = OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NONBLOCK;
         step();
         let out =
             safe::open(&d.root, to, flags, 0o600).map_err(at(&dshown.join(to), "cannot create"))?;
