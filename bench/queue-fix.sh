@@ -12,7 +12,7 @@
 #   - `--retire` of 20,000 messages (one filesystem) with the fsyncs that
 #     make every move durable, against the same retire with them switched
 #     off by the undocumented benchmark hook QUEUE_FIX_UNSAFE_NO_FSYNC=1:
-#     the price of durability.
+#     the price of durability (as root also from a tmpfs, every file copied).
 # STRAYS and RETIRE in the environment change those two counts.
 # Usage: bench/queue-fix.sh [MESSAGES]   (default 200000; data under
 # $BENCH_DIR, default /var/tmp, deleted afterwards). Needs python3 and
@@ -128,9 +128,23 @@ print("check %d strays: queue-fix -N %.3f s, find -printf %.3f s, ratio %.2f (go
 shutil.rmtree(sq)
 
 # Retire: queue2 (outside --count 1) moves into queue1, same filesystem.
-def retire(durable):
+# As root, also across filesystems: queue2 on a tmpfs, so every file is
+# copied (and each copy synced) instead of linked.
+def retire(durable, across=False):
     b = os.path.join(work, "retire-base")
     os.makedirs(b)
+    if across:
+        os.makedirs(os.path.join(b, "queue2"))
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=512m", "tmpfs",
+                        os.path.join(b, "queue2")], check=True)
+    try:
+        return retire_in(b, durable)
+    finally:
+        if across:
+            subprocess.run(["umount", os.path.join(b, "queue2")])
+        shutil.rmtree(b)
+
+def retire_in(b, durable):
     for q in ("queue1", "queue2"):
         subprocess.run([qf, "--as-invoker", os.path.join(b, q)],
                        stdout=subprocess.DEVNULL, check=False)
@@ -144,7 +158,6 @@ def retire(durable):
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     wall = time.monotonic() - t
     assert 1 <= p.returncode <= 99, "retire exit %d" % p.returncode
-    shutil.rmtree(b)
     return wall
 
 tnosync = retire(False)
@@ -152,4 +165,12 @@ tsync = retire(True)
 print("retire %d messages on one filesystem: %.2f s durable (fsync of every new name's "
       "directory before the old name goes), %.2f s without fsyncs: ratio %.1f, %.0f us per message"
       % (retire_n, tsync, tnosync, tsync / tnosync, (tsync - tnosync) / retire_n * 1e6))
+if os.geteuid() == 0:
+    tnosync = retire(False, across=True)
+    tsync = retire(True, across=True)
+    print("retire %d messages from a tmpfs (copied): %.2f s durable (fsync of every copy and "
+          "directory before the source goes), %.2f s without fsyncs: ratio %.1f, %.0f us per message"
+          % (retire_n, tsync, tnosync, tsync / tnosync, (tsync - tnosync) / retire_n * 1e6))
+else:
+    print("retire across filesystems: skipped (mounting a tmpfs needs root)")
 PY
