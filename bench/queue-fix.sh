@@ -6,7 +6,14 @@
 #     kernel-bound floor for one walk of the same tree (goal: ratio <= 1.0);
 #   - peak RSS of `queue-fix -N` at 20,000 and 200,000 messages (goal: flat,
 #     < 32 MB);
-#   - time to repair 200,000 misnamed messages.
+#   - time to repair 200,000 misnamed messages;
+#   - `queue-fix -N` on a queue holding 50,000 strays (files in info with no
+#     mess) against the same `find -printf` walk (goal: ratio <= 2.0);
+#   - `--retire` of 20,000 messages (one filesystem) with the fsyncs that
+#     make every move durable, against the same retire with them switched
+#     off by the undocumented benchmark hook QUEUE_FIX_UNSAFE_NO_FSYNC=1:
+#     the price of durability (as root also from a tmpfs, every file copied).
+# STRAYS and RETIRE in the environment change those two counts.
 # Usage: bench/queue-fix.sh [MESSAGES]   (default 200000; data under
 # $BENCH_DIR, default /var/tmp, deleted afterwards). Needs python3 and
 # GNU time (/usr/bin/time, Debian package `time`).
@@ -19,10 +26,11 @@ QF=$PWD/target/release/queue-fix
 WORK=$(mktemp -d "${BENCH_DIR:-/var/tmp}/queue-fix-bench.XXXXXX")
 trap 'rm -rf "$WORK"' EXIT INT TERM
 
-python3 - "$QF" "$WORK" "$N" "$SMALL" <<'PY'
-import os, sys, time, subprocess, resource
+python3 - "$QF" "$WORK" "$N" "$SMALL" "${STRAYS:-50000}" "${RETIRE:-20000}" <<'PY'
+import os, sys, time, subprocess, resource, shutil
 
 qf, work, n, small = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+strays, retire_n = int(sys.argv[5]), int(sys.argv[6])
 SPLIT = 151
 
 def fill(q, count):
@@ -101,4 +109,68 @@ print("repair %d misnamed messages: %.2f s (exit %d), %.1f us per message; vs fi
       % (n, tr, code, tr / n * 1e6, tr / tf))
 assert timed([qf, "--as-invoker", "-N", big])[1] == 0, "not clean after the repair"
 print("after the repair queue-fix -N exits 0")
+shutil.rmtree(big)
+
+# Strays: files in info whose mess does not exist, in their right
+# subdirectories (each is looked up where its message would be).
+sq = os.path.join(work, "queue-strays")
+subprocess.run([qf, "--as-invoker", sq], stdout=subprocess.DEVNULL, check=False)
+for i in range(strays):
+    name = 1000000000 + i
+    f = os.open(os.path.join(sq, "info", str(name % SPLIT), str(name)),
+                os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    os.close(f)
+timed(["find", sq, "-printf", "%i %u %g %m %y\n"])
+tf = min(timed(["find", sq, "-printf", "%i %u %g %m %y\n"])[0] for _ in range(5))
+ts = best([qf, "--as-invoker", "-N", sq])
+print("check %d strays: queue-fix -N %.3f s, find -printf %.3f s, ratio %.2f (goal <= 2.0)"
+      % (strays, ts, tf, ts / tf))
+shutil.rmtree(sq)
+
+# Retire: queue2 (outside --count 1) moves into queue1, same filesystem.
+# As root, also across filesystems: queue2 on a tmpfs, so every file is
+# copied (and each copy synced) instead of linked.
+def retire(durable, across=False):
+    b = os.path.join(work, "retire-base")
+    os.makedirs(b)
+    if across:
+        os.makedirs(os.path.join(b, "queue2"))
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=512m", "tmpfs",
+                        os.path.join(b, "queue2")], check=True)
+    try:
+        return retire_in(b, durable)
+    finally:
+        if across:
+            subprocess.run(["umount", os.path.join(b, "queue2")])
+        shutil.rmtree(b)
+
+def retire_in(b, durable):
+    for q in ("queue1", "queue2"):
+        subprocess.run([qf, "--as-invoker", os.path.join(b, q)],
+                       stdout=subprocess.DEVNULL, check=False)
+    fill(os.path.join(b, "queue2"), retire_n)
+    subprocess.run(["sync"])
+    env = dict(os.environ)
+    if not durable:
+        env["QUEUE_FIX_UNSAFE_NO_FSYNC"] = "1"
+    t = time.monotonic()
+    p = subprocess.run([qf, "--as-invoker", "--base", b, "--count", "1", "--retire"],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    wall = time.monotonic() - t
+    assert 1 <= p.returncode <= 99, "retire exit %d" % p.returncode
+    return wall
+
+tnosync = retire(False)
+tsync = retire(True)
+print("retire %d messages on one filesystem: %.2f s durable (fsync of every new name's "
+      "directory before the old name goes), %.2f s without fsyncs: ratio %.1f, %.0f us per message"
+      % (retire_n, tsync, tnosync, tsync / tnosync, (tsync - tnosync) / retire_n * 1e6))
+if os.geteuid() == 0:
+    tnosync = retire(False, across=True)
+    tsync = retire(True, across=True)
+    print("retire %d messages from a tmpfs (copied): %.2f s durable (fsync of every copy and "
+          "directory before the source goes), %.2f s without fsyncs: ratio %.1f, %.0f us per message"
+          % (retire_n, tsync, tnosync, tsync / tnosync, (tsync - tnosync) / retire_n * 1e6))
+else:
+    print("retire across filesystems: skipped (mounting a tmpfs needs root)")
 PY

@@ -10,6 +10,7 @@
 //! - `queue-stat` ([`stat`]) shows every queue at a glance (depth, ages,
 //!   space, health) for people and for monitoring, changing nothing.
 
+pub mod escape;
 pub mod exit;
 pub mod fix;
 pub mod multi;

@@ -299,16 +299,22 @@ fn usage_errors_exit_100_with_a_usage_line_and_unreadable_queues_111() {
         );
     }
     // Missing qmail accounts: fatal, naming the account. Shown to queue-fix
-    // through a private mount namespace whose /etc/passwd lacks qmailq.
+    // through a private mount namespace whose /etc is a directory of our
+    // own (passwd without qmailq, files-only nsswitch.conf). Not a bind
+    // mount over /etc/passwd itself: useradd and groupadd replace that file
+    // by renaming a new one over it, and the kernel then drops a bind mount
+    // on the old file in every namespace, so an account being created
+    // elsewhere during the test showed queue-fix the real accounts (exit
+    // 99 instead of 111). Nothing renames /etc itself.
     if is_root() && Command::new("unshare").arg("--version").output().is_ok() {
-        let passwd = dir.join("passwd");
-        let group = dir.join("group");
-        std::fs::write(&passwd, "root:x:0:0:root:/root:/bin/sh\n").unwrap();
-        std::fs::write(&group, "root:x:0:\nqmail:x:4242:\n").unwrap();
+        let etc = dir.join("etc");
+        std::fs::create_dir(&etc).unwrap();
+        std::fs::write(etc.join("passwd"), "root:x:0:0:root:/root:/bin/sh\n").unwrap();
+        std::fs::write(etc.join("group"), "root:x:0:\nqmail:x:4242:\n").unwrap();
+        std::fs::write(etc.join("nsswitch.conf"), "passwd: files\ngroup: files\n").unwrap();
         let script = format!(
-            "mount --bind {} /etc/passwd && mount --bind {} /etc/group && exec {} -N {}",
-            passwd.display(),
-            group.display(),
+            "mount --bind {} /etc && exec {} -N {}",
+            etc.display(),
             bin(),
             dir.join("nq").display()
         );

@@ -12,7 +12,10 @@ Quarantine: strays (files in info, local, remote, todo, intd or bounce with no
 mess file) and entries of the wrong type are moved into QUEUE/quarantine/,
 which qmail-send never reads; --delete-strays deletes strays instead.
 A file whose mess exists is never a stray (intd without todo is an injection
-in progress). Files in pid/ are reported, never touched.
+in progress). Files in pid/ are reported, never touched. A file with more hard
+links than the layout allows is never changed: set aside (info, local, remote,
+bounce, lock files) or reported (mess, an unpaired todo/intd). Printed names
+are escaped (\\xNN).
 
 --disable QUEUE_DIR: qmail-multi sends the queue no new mail while qmail-send
 keeps delivering what it holds (marker QUEUE_DIR/disabled plus the sticky bit

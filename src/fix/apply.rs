@@ -2,10 +2,10 @@
 //! otherwise every action runs, relative to the queue's directory
 //! descriptor, in an order that is safe to interrupt.
 
-use super::observe::{io_err, stat_at};
-use super::plan::{Action, ActionKind, MessageMove, Want, TEMP_SUFFIX};
+use super::observe::{io_err, stat_at, Found};
+use super::plan::{Action, ActionKind, Expect, MessageMove, Want, MAX_LINKS, TEMP_SUFFIX};
 use super::safe;
-use crate::queue::layout::QUARANTINE;
+use crate::queue::layout::{Kind, QUARANTINE};
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
 use std::collections::HashMap;
@@ -44,6 +44,18 @@ pub fn arm_crash_hook() {
     {
         CRASH_AFTER.store(n, Ordering::SeqCst);
     }
+    if std::env::var_os("QUEUE_FIX_UNSAFE_NO_FSYNC").is_some_and(|v| v == "1") {
+        NO_SYNC.store(true, Ordering::Relaxed);
+    }
+}
+
+/// `QUEUE_FIX_UNSAFE_NO_FSYNC=1` (a benchmark hook, undocumented) skips
+/// every fsync, to measure what durability costs.
+static NO_SYNC: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Whether moves are made durable (fsync of files and directories).
+pub fn durable() -> bool {
+    !NO_SYNC.load(Ordering::Relaxed)
 }
 
 /// Called before every single change to the file system.
@@ -81,6 +93,12 @@ pub struct Applier<'a> {
     /// What the quarantine directory must be.
     pub quarantine: Want,
     errors: AtomicU64,
+    /// Message moves that found their new name taken by another misnamed
+    /// message: finished by [`Applier::finish_moves`], one thread, after
+    /// the parallel pass.
+    deferred: Mutex<Vec<PathBuf>>,
+    /// Syncs and old names of the parallel pass's moves, done in batches.
+    batch: Mutex<Batch>,
 }
 
 impl<'a> Applier<'a> {
@@ -100,6 +118,8 @@ impl<'a> Applier<'a> {
             delete_strays,
             quarantine,
             errors: AtomicU64::new(0),
+            deferred: Mutex::new(Vec::new()),
+            batch: Mutex::new(Batch::default()),
         }
     }
 
@@ -108,11 +128,40 @@ impl<'a> Applier<'a> {
         self.errors.load(Ordering::Relaxed)
     }
 
+    /// `quarantine` exists but is not a directory: renamed aside and made
+    /// anew (said with `-N`).
+    pub fn fix_quarantine(&self) {
+        match self.mode {
+            RunMode::CountOnly => {}
+            RunMode::DryRun => println!(
+                "rename {} aside and create it as a directory (it is not one)",
+                self.show(Path::new(QUARANTINE.path))
+            ),
+            RunMode::Ask | RunMode::Apply => {
+                if !self.allowed(ActionKind::Strays) {
+                    return;
+                }
+                if let Some(root) = self.root {
+                    if let Err((rel, what, e)) = ensure_quarantine(root, &self.quarantine) {
+                        self.report(&rel, what, &e);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Reports something left alone (counted by the plan, not an error).
+    pub fn warn(&self, rel: &Path, cause: &str) {
+        if self.mode != RunMode::CountOnly {
+            eprintln!("queue-fix: {}: {cause}", self.show(rel));
+        }
+    }
+
     pub fn show(&self, rel: &Path) -> String {
         if rel == Path::new(".") {
-            self.shown.display().to_string()
+            crate::escape::path(self.shown)
         } else {
-            self.shown.join(rel).display().to_string()
+            crate::escape::path(&self.shown.join(rel))
         }
     }
 
@@ -139,7 +188,18 @@ impl<'a> Applier<'a> {
         }
         let Some(root) = self.root else { return };
         if let Err((rel, what, e)) = self.execute(root, action) {
-            self.fail(&rel, what, &e);
+            self.report(&rel, what, &e);
+        }
+    }
+
+    /// A failed check of what an entry still is (replaced, retyped, more
+    /// links) is a refusal to touch it, said as such; anything else is an
+    /// error.
+    fn report(&self, rel: &Path, what: &str, e: &io::Error) {
+        if e.raw_os_error().is_none() && e.kind() == io::ErrorKind::Other {
+            self.warn(rel, &e.to_string());
+        } else {
+            self.fail(rel, what, e);
         }
     }
 
@@ -173,6 +233,7 @@ impl<'a> Applier<'a> {
                 uid,
                 gid,
                 was,
+                ..
             } => {
                 vec![format!(
                     "chown {uid}:{gid} {} (was {}:{})",
@@ -181,7 +242,9 @@ impl<'a> Applier<'a> {
                     was.1
                 )]
             }
-            Action::Chmod { path, mode, was } => {
+            Action::Chmod {
+                path, mode, was, ..
+            } => {
                 vec![format!("chmod {mode:04o} {} (was {was:04o})", s(path))]
             }
             Action::MoveMessage(m) => {
@@ -191,17 +254,25 @@ impl<'a> Applier<'a> {
                         .iter()
                         .map(|(f, t)| format!("rename {} -> {}", s(f), s(t))),
                 );
+                for a in &m.then {
+                    v.extend(self.describe(a));
+                }
                 v
             }
             Action::MoveFile { from, to } => vec![format!("rename {} -> {}", s(from), s(to))],
             Action::SetAside { path, cause, keep } => {
                 if self.delete_strays && !keep {
-                    vec![format!("delete {} ({cause})", s(path))]
+                    vec![format!(
+                        "delete {} ({})",
+                        s(path),
+                        crate::escape::bytes(cause.as_bytes())
+                    )]
                 } else {
                     vec![format!(
-                        "quarantine {} -> {}/ ({cause})",
+                        "quarantine {} -> {}/ ({})",
                         s(path),
-                        s(Path::new(QUARANTINE.path))
+                        s(Path::new(QUARANTINE.path)),
+                        crate::escape::bytes(cause.as_bytes())
                     )]
                 }
             }
@@ -214,47 +285,64 @@ impl<'a> Applier<'a> {
         }
     }
 
-    fn execute(
-        &self,
-        root: &OwnedFd,
-        action: &Action,
-    ) -> Result<(), (PathBuf, &'static str, io::Error)> {
-        fn at(
-            p: &Path,
-            what: &'static str,
-        ) -> impl FnOnce(Errno) -> (PathBuf, &'static str, io::Error) {
-            let p = p.to_owned();
-            move |e: Errno| (p, what, io_err(e))
-        }
+    fn execute(&self, root: &OwnedFd, action: &Action) -> Result<(), Failure> {
         match action {
             Action::CreateDir { path, want } => {
                 step();
                 safe::mkdir(root, path, want.mode).map_err(at(path, "cannot create directory"))?;
-                self.own(root, path, want)
+                own(root, path, want)
             }
             Action::CreateFile { path, want } => create_file(root, path, want),
             Action::CreateFifo { path, want } => {
                 step();
                 safe::mkfifo(root, path, want.mode)
                     .map_err(at(path, "cannot create named pipe"))?;
-                self.own(root, path, want)
+                own(root, path, want)
             }
-            Action::Chown { path, uid, gid, .. } => {
+            Action::Chown {
+                path,
+                uid,
+                gid,
+                expect,
+                ..
+            } => {
                 step();
-                safe::chown(root, path, *uid, *gid).map_err(at(path, "cannot change owner"))
+                safe::chown_checked(root, path, expect, *uid, *gid)
+                    .map_err(|e| (path.clone(), "cannot change owner", e))
             }
-            Action::Chmod { path, mode, .. } => {
+            Action::Chmod {
+                path, mode, expect, ..
+            } => {
                 step();
-                safe::chmod(root, path, *mode).map_err(at(path, "cannot change mode"))
+                safe::chmod_checked(root, path, expect, *mode)
+                    .map_err(|e| (path.clone(), "cannot change mode", e))
             }
-            Action::MoveMessage(m) => move_message(root, m),
-            Action::MoveFile { from, to } => move_file(root, from, to),
+            Action::MoveMessage(m) => {
+                match move_message(root, m, &self.quarantine, &Sync::Batched(&self.batch))? {
+                    Moved::Done => {
+                        self.then(root, m);
+                        Ok(())
+                    }
+                    Moved::Blocked => {
+                        self.deferred.lock().unwrap().push(m.from.clone());
+                        Ok(())
+                    }
+                }
+            }
+            Action::MoveFile { from, to } => move_file(
+                root,
+                from,
+                to,
+                &self.quarantine,
+                &Sync::Batched(&self.batch),
+            ),
             Action::SetAside { path, keep, .. } => {
                 if self.delete_strays && !keep {
                     step();
-                    safe::unlink(root, path).map_err(at(path, "cannot delete"))
+                    safe::unlink(root, path).map_err(at(path, "cannot delete"))?;
+                    safe::sync_parent(root, path).map_err(|e| (path.clone(), "cannot sync", e))
                 } else {
-                    self.quarantine(root, path)
+                    set_aside(root, path, &self.quarantine).map(|_| ())
                 }
             }
             Action::RemoveLeftover { path } => {
@@ -267,79 +355,245 @@ impl<'a> Applier<'a> {
         }
     }
 
-    fn own(
-        &self,
-        root: &OwnedFd,
-        path: &Path,
-        want: &Want,
-    ) -> Result<(), (PathBuf, &'static str, io::Error)> {
-        let at = |what: &'static str| move |e: Errno| (path.to_owned(), what, io_err(e));
-        step();
-        safe::chown(root, path, want.uid, want.gid).map_err(at("cannot change owner"))?;
-        // mkdir and mknod honour the umask; the table's mode is exact.
-        step();
-        safe::chmod(root, path, want.mode).map_err(at("cannot change mode"))
+    /// The owner and mode fixes of a finished move.
+    fn then(&self, root: &OwnedFd, m: &MessageMove) {
+        for a in &m.then {
+            if let Err((rel, what, e)) = self.execute(root, a) {
+                self.report(&rel, what, &e);
+            }
+        }
     }
 
-    /// Renames `path` into the quarantine directory under a name made of
-    /// its path (`info/5/123` → `quarantine/info_5_123`, then `.1`, `.2`, …
-    /// if taken). One rename: interrupted, the file is either still in
-    /// place or already aside.
-    fn quarantine(
-        &self,
-        root: &OwnedFd,
-        path: &Path,
-    ) -> Result<(), (PathBuf, &'static str, io::Error)> {
-        let qdir = Path::new(QUARANTINE.path);
-        if stat_at(root, qdir)
-            .map_err(|e| (qdir.to_owned(), "cannot look up", e))?
-            .is_none()
-        {
-            step();
-            match safe::mkdir(root, qdir, self.quarantine.mode) {
-                Ok(()) | Err(Errno::EEXIST) => {}
-                Err(e) => return Err((qdir.to_owned(), "cannot create directory", io_err(e))),
-            }
-            self.own(root, qdir, &self.quarantine)?;
+    /// Syncs the directories of every new name the moves so far made, then
+    /// removes their old `mess` names and syncs those directories.
+    pub fn flush(&self) {
+        let Some(root) = self.root else { return };
+        let mut batch = self.batch.lock().unwrap_or_else(|e| e.into_inner());
+        if let Err((rel, what, e)) = batch.flush(root) {
+            self.fail(&rel, what, &e);
         }
-        let flat: Vec<u8> = path
-            .as_os_str()
-            .as_bytes()
-            .iter()
-            .map(|&b| if b == b'/' { b'_' } else { b })
-            .collect();
-        for n in 0u32.. {
-            let mut name = OsString::from(std::ffi::OsStr::from_bytes(&flat));
-            if n > 0 {
-                name.push(format!(".{n}"));
-            }
-            let to = qdir.join(name);
-            step();
-            match safe::rename_noreplace(root, path, root, &to) {
-                Ok(()) | Err(Errno::ENOENT) => return Ok(()),
-                Err(Errno::EEXIST) if n < 10_000 => continue,
-                Err(e) => {
-                    return Err((
-                        path.to_owned(),
-                        "cannot move into the quarantine directory",
-                        io_err(e),
-                    ))
+    }
+
+    /// Finishes the moves that found their new name taken. A message's new
+    /// name is its inode number, unique on the file system, so whatever
+    /// holds that name is another misnamed message: it moves first (and the
+    /// one holding its new name before it, and so on); a cycle of names is
+    /// broken by moving one message to a temporary name, from which it
+    /// moves last. Every move is re-planned from what is on disk now, so
+    /// a message already moved as part of another's chain is skipped.
+    /// `plan_one` plans the move of the message whose `mess` file is at
+    /// the given path, `None` when it needs none (gone, or well named).
+    pub fn finish_moves(&self, plan_one: &dyn Fn(&Path) -> Option<MessageMove>) {
+        let Some(root) = self.root else { return };
+        let mut work: std::collections::VecDeque<PathBuf> =
+            std::mem::take(&mut *self.deferred.lock().unwrap()).into();
+        while let Some(start) = work.pop_front() {
+            let Some(first) = plan_one(&start) else {
+                continue;
+            };
+            let mut on_stack: std::collections::HashSet<PathBuf> = [first.from.clone()].into();
+            let mut stack = vec![first];
+            while let Some(top) = stack.last() {
+                match move_message(root, top, &self.quarantine, &Sync::Now) {
+                    Ok(Moved::Done) => {
+                        self.then(root, top);
+                        on_stack.remove(&top.from);
+                        stack.pop();
+                    }
+                    Ok(Moved::Blocked) => match plan_one(&top.to) {
+                        Some(b) if on_stack.contains(&b.from) => {
+                            let temp = swap_name(&top.from);
+                            let aside = renamed(top, &temp);
+                            match move_message(root, &aside, &self.quarantine, &Sync::Now) {
+                                Ok(Moved::Done) => work.push_back(aside.to.clone()),
+                                Ok(Moved::Blocked) => self.fail(
+                                    &aside.to,
+                                    "cannot move a message to a temporary name",
+                                    &io::Error::other("the name is taken"),
+                                ),
+                                Err((rel, what, e)) => self.report(&rel, what, &e),
+                            }
+                            on_stack.remove(&top.from);
+                            stack.pop();
+                        }
+                        Some(b) => {
+                            on_stack.insert(b.from.clone());
+                            stack.push(b);
+                        }
+                        None if matches!(stat_at(root, &top.to), Ok(Some(st)) if st.kind != Found::File) =>
+                        {
+                            // A directory, FIFO, … under a message's name:
+                            // set aside, and the move is tried again.
+                            if let Err((rel, what, e)) = set_aside(root, &top.to, &self.quarantine)
+                            {
+                                self.report(&rel, what, &e);
+                                on_stack.clear();
+                                stack.clear();
+                            }
+                        }
+                        None => {
+                            self.fail(
+                                &top.to,
+                                "cannot rename the message onto it",
+                                &io::Error::other(format!(
+                                    "it exists and is not {}",
+                                    crate::escape::path(&top.from)
+                                )),
+                            );
+                            on_stack.clear();
+                            stack.clear();
+                        }
+                    },
+                    Err((rel, what, e)) => {
+                        self.report(&rel, what, &e);
+                        on_stack.clear();
+                        stack.clear();
+                    }
                 }
             }
         }
-        Ok(())
     }
+}
+
+type Failure = (PathBuf, &'static str, io::Error);
+
+fn at(p: &Path, what: &'static str) -> impl FnOnce(Errno) -> Failure {
+    let p = p.to_owned();
+    move |e: Errno| (p, what, io_err(e))
+}
+
+/// Owner and mode of an entry queue-fix just created.
+fn own(root: &OwnedFd, path: &Path, want: &Want) -> Result<(), Failure> {
+    let expect = Expect {
+        kind: match want.kind {
+            Kind::Dir => Found::Dir,
+            Kind::File { .. } => Found::File,
+            Kind::Fifo => Found::Fifo,
+        },
+        id: None,
+        max_links: MAX_LINKS,
+    };
+    step();
+    safe::chown_checked(root, path, &expect, want.uid, want.gid)
+        .map_err(|e| (path.to_owned(), "cannot change owner", e))?;
+    // mkdir and mknod honour the umask; the table's mode is exact.
+    step();
+    safe::chmod_checked(root, path, &expect, want.mode)
+        .map_err(|e| (path.to_owned(), "cannot change mode", e))?;
+    safe::sync_parent(root, path).map_err(|e| (path.to_owned(), "cannot sync", e))
+}
+
+/// The longest quarantine name: a file name is at most 255 bytes, and a
+/// `.N` suffix may follow.
+const QUARANTINE_NAME_MAX: usize = 240;
+
+/// The quarantine name of `path`: its path with `/` as `_`
+/// (`info/5/123` → `info_5_123`). A name too long keeps its first bytes,
+/// readable, and ends in a hash of the whole, so two long names that share
+/// a beginning still differ; a name taken anyway gets `.1`, `.2`, ….
+pub fn quarantine_name(path: &Path) -> Vec<u8> {
+    let flat: Vec<u8> = path
+        .as_os_str()
+        .as_bytes()
+        .iter()
+        .map(|&b| if b == b'/' { b'_' } else { b })
+        .collect();
+    if flat.len() <= QUARANTINE_NAME_MAX {
+        return flat;
+    }
+    // FNV-1a: stable across builds, enough to tell names apart (a clash
+    // only costs a `.N` suffix).
+    let hash = flat.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    let mut short = flat[..QUARANTINE_NAME_MAX - 21].to_vec();
+    short.extend_from_slice(format!("~{hash:016x}.long").as_bytes());
+    short
+}
+
+/// Makes sure `quarantine` is a directory: anything else there (a file, a
+/// FIFO, a symlink) is renamed aside to `quarantine.was.<inode>` first.
+fn ensure_quarantine(root: &OwnedFd, want: &Want) -> Result<(), Failure> {
+    let qdir = Path::new(QUARANTINE.path);
+    match stat_at(root, qdir).map_err(|e| (qdir.to_owned(), "cannot look up", e))? {
+        Some(st) if st.kind == Found::Dir => return Ok(()),
+        Some(st) => {
+            let aside = PathBuf::from(format!("{}.was.{}", QUARANTINE.path, st.ino));
+            eprintln!(
+                "queue-fix: warning: {}: {} where the quarantine directory belongs; renamed to {}",
+                crate::escape::path(qdir),
+                st.kind.word(),
+                crate::escape::path(&aside)
+            );
+            step();
+            match safe::rename_noreplace(root, qdir, root, &aside) {
+                Ok(()) | Err(Errno::ENOENT) => {}
+                Err(e) => return Err(at(qdir, "cannot rename aside")(e)),
+            }
+        }
+        None => {}
+    }
+    step();
+    match safe::mkdir(root, qdir, want.mode) {
+        Ok(()) => own(root, qdir, want),
+        Err(Errno::EEXIST) => Ok(()),
+        Err(e) => Err(at(qdir, "cannot create directory")(e)),
+    }
+}
+
+/// Renames `path` into the quarantine directory. One rename: interrupted,
+/// the entry is either still in place or already aside; a rename moves the
+/// name only, so a hard-linked file's other names are untouched. Returns
+/// the new name.
+pub fn set_aside(root: &OwnedFd, path: &Path, want: &Want) -> Result<PathBuf, Failure> {
+    ensure_quarantine(root, want)?;
+    let qdir = Path::new(QUARANTINE.path);
+    let flat = quarantine_name(path);
+    for n in 0u32..10_000 {
+        let mut name = OsString::from(std::ffi::OsStr::from_bytes(&flat));
+        if n > 0 {
+            name.push(format!(".{n}"));
+        }
+        let to = qdir.join(name);
+        step();
+        match safe::rename_noreplace(root, path, root, &to) {
+            Ok(()) => {
+                sync_both(root, &to, path)?;
+                return Ok(to);
+            }
+            Err(Errno::ENOENT) => return Ok(to),
+            Err(Errno::EEXIST) => continue,
+            Err(e) => {
+                return Err((
+                    path.to_owned(),
+                    "cannot move into the quarantine directory",
+                    io_err(e),
+                ))
+            }
+        }
+    }
+    Err((
+        path.to_owned(),
+        "cannot move into the quarantine directory",
+        io::Error::other("10000 names taken"),
+    ))
+}
+
+/// After a rename from `from` to `to`: the new name's directory first,
+/// then the old one's.
+fn sync_both(root: &OwnedFd, to: &Path, from: &Path) -> Result<(), Failure> {
+    safe::sync_parent(root, to).map_err(|e| (to.to_owned(), "cannot sync", e))?;
+    if to.parent() != from.parent() {
+        safe::sync_parent(root, from).map_err(|e| (from.to_owned(), "cannot sync", e))?;
+    }
+    Ok(())
 }
 
 /// A sized file is built under a temporary name and renamed into place, so
 /// a crash never leaves it short; the next run removes the temporary.
-fn create_file(
-    root: &OwnedFd,
-    path: &Path,
-    want: &Want,
-) -> Result<(), (PathBuf, &'static str, io::Error)> {
+fn create_file(root: &OwnedFd, path: &Path, want: &Want) -> Result<(), Failure> {
     let size = match want.kind {
-        crate::queue::layout::Kind::File { size } => size,
+        Kind::File { size } => size,
         _ => 0,
     };
     let mut temp = path.as_os_str().to_owned();
@@ -347,10 +601,6 @@ fn create_file(
         temp.push(TEMP_SUFFIX);
     }
     let temp = PathBuf::from(temp);
-    let at = |p: &Path, what: &'static str| {
-        let p = p.to_owned();
-        move |e: Errno| (p, what, io_err(e))
-    };
     step();
     let fd = safe::open(
         root,
@@ -374,24 +624,36 @@ fn create_file(
         safe::rename_noreplace(root, &temp, root, path)
             .map_err(at(path, "cannot rename into place"))?;
     }
-    Ok(())
+    safe::sync_parent(root, path).map_err(|e| (path.to_owned(), "cannot sync", e))
+}
+
+/// How a message move ended.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Moved {
+    Done,
+    /// The new `mess` name is another file's: nothing was changed.
+    Blocked,
 }
 
 /// Link `mess` under its new name, rename the other files (todo last),
-/// unlink the old `mess` name. Each step is repeatable: a link that
-/// already exists to the same inode, or a file already renamed, is taken
-/// as done, so a rerun after a crash at any point finishes the move.
-fn move_message(root: &OwnedFd, m: &MessageMove) -> Result<(), (PathBuf, &'static str, io::Error)> {
+/// unlink the old `mess` name; each new name is synced before the old
+/// `mess` name goes. Each step is repeatable: a link that already exists
+/// to the same inode, or a file already renamed, is taken as done, so a
+/// rerun after a crash at any point finishes the move.
+pub fn move_message(
+    root: &OwnedFd,
+    m: &MessageMove,
+    qwant: &Want,
+    sync: &Sync,
+) -> Result<Moved, Failure> {
     step();
     match safe::link(root, &m.from, root, &m.to) {
         Ok(()) => {}
         Err(Errno::EEXIST) if same_file(root, &m.from, &m.to) => {}
-        Err(Errno::EEXIST) => {
-            return Err((
-                m.to.clone(),
-                "cannot rename the message onto it",
-                io::Error::other(format!("it exists and is not {}", m.from.display())),
-            ))
+        Err(Errno::EEXIST) => return Ok(Moved::Blocked),
+        Err(Errno::ENOENT) if m.from != m.to && same_file_or_gone(root, &m.from) => {
+            // Done by an earlier run (or concurrently): nothing left here.
+            return Ok(Moved::Done);
         }
         Err(e) => {
             return Err((
@@ -401,46 +663,178 @@ fn move_message(root: &OwnedFd, m: &MessageMove) -> Result<(), (PathBuf, &'stati
             ))
         }
     }
+    sync.new_name(root, &m.to)?;
     for (from, to) in &m.others {
-        move_file(root, from, to)?;
+        move_file(root, from, to, qwant, sync)?;
     }
     if m.from != m.to {
-        step();
-        match safe::unlink(root, &m.from) {
-            Ok(()) | Err(Errno::ENOENT) => {}
-            Err(e) => {
-                return Err((
-                    m.from.clone(),
-                    "cannot remove the old message name",
-                    io_err(e),
-                ))
+        sync.remove_old(root, &m.from)?;
+    }
+    Ok(Moved::Done)
+}
+
+/// When the new names of moves are synced, and the old `mess` names go.
+pub enum Sync<'a> {
+    /// At once, per move.
+    Now,
+    /// In batches: the old names wait until a batch of moves' directories
+    /// is synced (one fsync per directory, not several per message).
+    Batched(&'a Mutex<Batch>),
+}
+
+/// Directories to sync, then old names to remove, for a batch of moves.
+#[derive(Default)]
+pub struct Batch {
+    dirty: std::collections::HashSet<PathBuf>,
+    old: Vec<PathBuf>,
+}
+
+/// Old names held back before a batch is flushed: bounds memory.
+const BATCH: usize = 1024;
+
+fn dir_of(p: &Path) -> PathBuf {
+    p.parent().unwrap_or(Path::new(".")).to_owned()
+}
+
+impl Batch {
+    fn flush(&mut self, root: &OwnedFd) -> Result<(), Failure> {
+        for d in std::mem::take(&mut self.dirty) {
+            sync_dir(root, &d)?;
+        }
+        let mut emptied = std::collections::HashSet::new();
+        for p in std::mem::take(&mut self.old) {
+            step();
+            match safe::unlink(root, &p) {
+                Ok(()) => {
+                    emptied.insert(dir_of(&p));
+                }
+                Err(Errno::ENOENT) => {}
+                Err(e) => return Err((p, "cannot remove the old message name", io_err(e))),
+            }
+        }
+        for d in emptied {
+            sync_dir(root, &d)?;
+        }
+        Ok(())
+    }
+}
+
+/// fsync of the directory `d` (the directory holding any name inside it).
+fn sync_dir(root: &OwnedFd, d: &Path) -> Result<(), Failure> {
+    safe::sync_parent(root, &d.join("x")).map_err(|e| (d.to_owned(), "cannot sync", e))
+}
+
+impl Sync<'_> {
+    fn new_name(&self, root: &OwnedFd, to: &Path) -> Result<(), Failure> {
+        match self {
+            Sync::Now => safe::sync_parent(root, to).map_err(|e| (to.to_owned(), "cannot sync", e)),
+            Sync::Batched(b) => {
+                b.lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .dirty
+                    .insert(dir_of(to));
+                Ok(())
             }
         }
     }
-    Ok(())
+
+    fn renamed(&self, root: &OwnedFd, to: &Path, from: &Path) -> Result<(), Failure> {
+        match self {
+            Sync::Now => sync_both(root, to, from),
+            Sync::Batched(b) => {
+                let mut b = b.lock().unwrap_or_else(|e| e.into_inner());
+                b.dirty.insert(dir_of(to));
+                b.dirty.insert(dir_of(from));
+                Ok(())
+            }
+        }
+    }
+
+    /// Removes an old name once its new name is durable.
+    fn remove_old(&self, root: &OwnedFd, old: &Path) -> Result<(), Failure> {
+        match self {
+            Sync::Now => {
+                step();
+                match safe::unlink(root, old) {
+                    Ok(()) => {
+                        safe::sync_parent(root, old).map_err(|e| (old.to_owned(), "cannot sync", e))
+                    }
+                    Err(Errno::ENOENT) => Ok(()),
+                    Err(e) => Err((old.to_owned(), "cannot remove the old name", io_err(e))),
+                }
+            }
+            Sync::Batched(b) => {
+                let mut b = b.lock().unwrap_or_else(|e| e.into_inner());
+                b.old.push(old.to_owned());
+                if b.old.len() >= BATCH {
+                    b.flush(root)?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+fn same_file_or_gone(root: &OwnedFd, p: &Path) -> bool {
+    matches!(stat_at(root, p), Ok(None))
+}
+
+/// The temporary name that breaks a cycle of message names: not a number,
+/// so the message is moved on from it by this run or the next; made of
+/// the old name so a rerun after a crash finds the same one.
+fn swap_name(from: &Path) -> PathBuf {
+    let mut n = from.as_os_str().to_owned();
+    n.push(".queue-fix-swap");
+    PathBuf::from(n)
+}
+
+/// `m` with every file going to the name `to_mess` has (same
+/// subdirectory in each directory), its owner fixes left for later.
+fn renamed(m: &MessageMove, to_mess: &Path) -> MessageMove {
+    let name = to_mess.file_name().unwrap_or_default();
+    let others = m
+        .others
+        .iter()
+        .map(|(from, _)| (from.clone(), from.with_file_name(name)))
+        .collect();
+    MessageMove {
+        from: m.from.clone(),
+        to: to_mess.to_owned(),
+        others,
+        then: Vec::new(),
+    }
 }
 
 /// Renames without replacing: a target that already is this file means
-/// the move was done (the old name goes); another file there is an error.
+/// the move was done (the old name goes). Another file there has lost its
+/// own message (the name is this message's now): it is set aside first.
 pub fn move_file(
     root: &OwnedFd,
     from: &Path,
     to: &Path,
-) -> Result<(), (PathBuf, &'static str, io::Error)> {
+    qwant: &Want,
+    sync: &Sync,
+) -> Result<(), Failure> {
     step();
     match safe::rename_noreplace(root, from, root, to) {
-        Ok(()) | Err(Errno::ENOENT) => Ok(()),
-        Err(Errno::EEXIST) if same_file(root, from, to) => {
+        Ok(()) => sync.renamed(root, to, from),
+        Err(Errno::ENOENT) => Ok(()),
+        Err(Errno::EEXIST) if same_file(root, from, to) => sync.remove_old(root, from),
+        Err(Errno::EEXIST) => {
+            let aside = set_aside(root, to, qwant)?;
+            eprintln!(
+                "queue-fix: warning: {}: held a file of no message where {} moves; set aside as {}",
+                crate::escape::path(to),
+                crate::escape::path(from),
+                crate::escape::path(&aside)
+            );
             step();
-            safe::unlink(root, from)
-                .or_else(|e| if e == Errno::ENOENT { Ok(()) } else { Err(e) })
-                .map_err(|e| (from.to_owned(), "cannot remove the old name", io_err(e)))
+            match safe::rename_noreplace(root, from, root, to) {
+                Ok(()) => sync.renamed(root, to, from),
+                Err(Errno::ENOENT) => Ok(()),
+                Err(e) => Err((from.to_owned(), "cannot rename", io_err(e))),
+            }
         }
-        Err(Errno::EEXIST) => Err((
-            to.to_owned(),
-            "cannot move a message file onto it",
-            io::Error::other(format!("it exists and is not {}", from.display())),
-        )),
         Err(e) => Err((from.to_owned(), "cannot rename", io_err(e))),
     }
 }
@@ -449,5 +843,25 @@ fn same_file(root: &OwnedFd, a: &Path, b: &Path) -> bool {
     match (stat_at(root, a), stat_at(root, b)) {
         (Ok(Some(x)), Ok(Some(y))) => (x.dev, x.ino) == (y.dev, y.ino),
         _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quarantine_names_fit_a_file_name_keep_a_readable_start_and_differ() {
+        let short = quarantine_name(Path::new("info/5/123"));
+        assert_eq!(short, b"info_5_123");
+        let a = format!("info/5/{}1", "9".repeat(248));
+        let b = format!("info/5/{}2", "9".repeat(248));
+        let (qa, qb) = (
+            quarantine_name(Path::new(&a)),
+            quarantine_name(Path::new(&b)),
+        );
+        assert!(qa.len() + ".9999".len() <= 255, "{}", qa.len());
+        assert!(qa.starts_with(b"info_5_9999"));
+        assert_ne!(qa, qb);
     }
 }

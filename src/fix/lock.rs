@@ -6,24 +6,25 @@
 use super::observe::io_err;
 use crate::queue::layout::SENDMUTEX;
 use nix::errno::Errno;
-use nix::fcntl::{fcntl, FcntlArg, Flock, FlockArg, OFlag};
+use nix::fcntl::{fcntl, FcntlArg, Flock, FlockArg};
 use nix::libc;
-use nix::sys::stat::Mode;
 use std::io;
 use std::os::fd::OwnedFd;
 
 /// `Ok(true)` when another process holds a lock on `lock/sendmutex`;
 /// `Ok(false)` also when the file does not exist.
 pub fn is_live(root: &OwnedFd) -> io::Result<bool> {
-    let fd = match nix::fcntl::openat(
-        root,
-        SENDMUTEX,
-        OFlag::O_RDONLY | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK,
-        Mode::empty(),
-    ) {
-        Ok(fd) => fd,
-        Err(Errno::ENOENT | Errno::ENOTDIR | Errno::ELOOP) => return Ok(false),
-        Err(e) => return Err(io_err(e)),
+    // Opened only once checked to be a regular file (a device planted
+    // there is never opened); anything else is no lock, and the layout
+    // check sets it aside. A lock on a file with another name elsewhere
+    // changes nothing in that file.
+    let fd = match super::safe::open_regular(root, std::path::Path::new(SENDMUTEX), u64::MAX) {
+        Ok((file, _)) => OwnedFd::from(file),
+        Err(e) if e.raw_os_error().is_none() => return Ok(false),
+        Err(e) => match e.raw_os_error().map(Errno::from_raw) {
+            Some(Errno::ENOENT | Errno::ENOTDIR | Errno::ELOOP) => return Ok(false),
+            _ => return Err(e),
+        },
     };
     // A POSIX record lock held by anyone else shows up here.
     let mut probe = libc::flock {

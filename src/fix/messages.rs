@@ -20,29 +20,39 @@
 
 use super::apply::{Applier, RunMode};
 use super::observe::{list_with_stats, open_dir_at, split_subdirs, stat_at, Found};
-use super::plan::{plan_bounce_file, plan_bucket, Action, Bucket, MessIndex, Plan, StrayCandidate};
+use super::plan::{
+    plan_bounce_file, plan_bucket, Action, Bucket, MessIndex, MessageMove, Plan, StrayCandidate,
+};
 use crate::queue::layout::{self, MESS, MESSAGE_DIRS};
 use crate::queue::name::{parse_subdir, split_index};
 use crate::queue::users::Ids;
+use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::io;
 use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 
 /// qmail-send's own limit for leftovers of an interrupted injection
 /// (`OSSIFIED`): younger files without a `mess` in a live queue may be
 /// qmail-send's work in progress and are left alone.
 pub const OSSIFIED_SECS: i64 = 36 * 3600;
 
-/// Looks `mess` files up by name through open subdirectory descriptors.
+/// Looks `mess` files up by name through open subdirectory descriptors:
+/// one `fstatat` in the subdirectory the name implies; the few `mess`
+/// files that sit elsewhere (misplaced, or above a lowered split) are
+/// found through a list of them, made by one pass over the names of `mess`
+/// the first time a lookup misses (never in a queue without strays).
 pub struct RealIndex {
     split: u32,
     /// Sorted by subdirectory number.
     mess: Vec<(u32, OwnedFd)>,
     bounce: Option<OwnedFd>,
+    /// Numeric names found outside their subdirectory, and where.
+    elsewhere: OnceLock<HashMap<u64, Vec<usize>>>,
 }
 
 impl RealIndex {
@@ -59,6 +69,25 @@ impl RealIndex {
             split,
             mess,
             bounce: open_dir_at(root, "bounce")?,
+            elsewhere: OnceLock::new(),
+        })
+    }
+
+    fn elsewhere(&self) -> &HashMap<u64, Vec<usize>> {
+        self.elsewhere.get_or_init(|| {
+            let mut map: HashMap<u64, Vec<usize>> = HashMap::new();
+            for (i, (sub, fd)) in self.mess.iter().enumerate() {
+                // A listing that fails is retried name by name below.
+                let _ = super::observe::for_each_name(fd, |name| {
+                    if let Some(n) = crate::queue::name::parse_inode(name.as_bytes()) {
+                        if split_index(n, self.split) != *sub {
+                            map.entry(n).or_default().push(i);
+                        }
+                    }
+                    Ok(())
+                });
+            }
+            map
         })
     }
 }
@@ -79,7 +108,9 @@ impl MessIndex for RealIndex {
                 return true;
             }
         }
-        self.mess.iter().any(|(s, fd)| *s != expected && found(fd))
+        self.elsewhere()
+            .get(&name)
+            .is_some_and(|subs| subs.iter().any(|&i| found(&self.mess[i].1)))
     }
 
     fn has_bounce(&self, name: &OsStr) -> bool {
@@ -126,7 +157,9 @@ pub fn check(c: &MessageCheck, applier: &Applier) -> io::Result<usize> {
                     path: Path::new(dir).join(&name),
                     name: None,
                     stat: st,
-                    cause: "does not belong at the top of a split directory",
+                    cause: "does not belong at the top of a split directory".into(),
+                    regardless: true,
+                    linked: false,
                 });
             }
         }
@@ -165,6 +198,9 @@ pub fn check(c: &MessageCheck, applier: &Applier) -> io::Result<usize> {
             });
         }
     });
+    // The parallel pass's moves made durable and their old names removed
+    // before anything looks at the queue again.
+    applier.flush();
     if let Some(e) = first_error.into_inner().unwrap() {
         return Err(e);
     }
@@ -179,30 +215,73 @@ pub fn check(c: &MessageCheck, applier: &Applier) -> io::Result<usize> {
         })
         .map_err(|e| named("bounce", e))?;
     }
+    for w in &plan.warnings {
+        applier.warn(&w.path, &w.cause);
+    }
+    // -N changes nothing, so nothing can have moved since the first look.
+    let second_look = applier.mode != RunMode::DryRun;
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64);
+    // Moves that had to wait for another message's name, before the
+    // second look at hard links (a halfway move splits a todo/intd pair).
+    applier.finish_moves(&|mess: &Path| plan_one(c, &index, mess));
     for s in strays {
+        if s.linked && !still_too_many_links(c.root, &s) {
+            continue;
+        }
         // A second look: the file is still the one seen, and no worker
         // moved its message into place meanwhile.
-        let still = matches!(stat_at(c.root, &s.path), Ok(Some(st)) if st.ino == s.stat.ino);
-        let owned = s.name.is_some_and(|n| index.has_mess(n));
-        if !still || owned {
-            continue;
+        if second_look {
+            let still = matches!(stat_at(c.root, &s.path), Ok(Some(st)) if st.ino == s.stat.ino);
+            let owned = !s.regardless && s.name.is_some_and(|n| index.has_mess(n));
+            if !still || owned {
+                continue;
+            }
         }
         if c.live && now - s.stat.mtime < OSSIFIED_SECS {
             continue;
         }
         plan.actions.push(Action::SetAside {
             path: s.path,
-            cause: format!("stray: {}", s.cause),
-            keep: s.stat.kind == Found::Dir,
+            cause: s.cause,
+            // Delete only plain strays: a directory may hold anything, and
+            // a hard-linked file's other name may be someone's file.
+            keep: s.regardless,
         });
     }
     for a in &plan.actions {
         applier.run(a);
     }
     Ok(problems.into_inner() + plan.problems())
+}
+
+/// A file seen with more links than allowed, looked at again: its link
+/// count now, and whether its `todo`/`intd` partner shares it now.
+fn still_too_many_links(root: &OwnedFd, s: &StrayCandidate) -> bool {
+    let Ok(Some(st)) = stat_at(root, &s.path) else {
+        return false;
+    };
+    if st.ino != s.stat.ino {
+        return false;
+    }
+    let mut parts = s.path.iter();
+    let allowed = match parts
+        .next()
+        .and_then(|d| super::plan::partner(&d.to_string_lossy()))
+    {
+        Some(p) => {
+            let other: PathBuf = Path::new(p).join(parts.as_path());
+            match stat_at(root, &other) {
+                Ok(Some(o)) if (o.dev, o.ino) == (st.dev, st.ino) => {
+                    super::plan::MAX_LINKS_TODO_INTD_PAIR
+                }
+                _ => super::plan::MAX_LINKS,
+            }
+        }
+        None => super::plan::MAX_LINKS,
+    };
+    st.nlink > allowed
 }
 
 fn named(path: &str, e: io::Error) -> io::Error {
@@ -241,10 +320,52 @@ fn check_bucket(
         &mut plan,
         &mut strays,
     );
+    for w in &plan.warnings {
+        applier.warn(&w.path, &w.cause);
+    }
     for a in &plan.actions {
         applier.run(a);
     }
     Ok((plan.problems(), strays))
+}
+
+/// The move of the one message whose `mess` file is at `mess` (`mess/S/N`),
+/// planned from a fresh look at its files; `None` when it needs none.
+fn plan_one(c: &MessageCheck, index: &RealIndex, mess: &Path) -> Option<MessageMove> {
+    let sub_name = mess.parent()?.file_name()?;
+    let sub = parse_subdir(sub_name.as_bytes())?;
+    let name = mess.file_name()?;
+    let mut bucket = Bucket {
+        sub,
+        dirs: Vec::new(),
+    };
+    for dir in MESSAGE_DIRS
+        .iter()
+        .copied()
+        .filter(|d| layout::entry(d).is_split())
+    {
+        let p: PathBuf = Path::new(dir).join(sub_name).join(name);
+        let files = match stat_at(c.root, &p) {
+            Ok(Some(st)) => vec![(name.to_owned(), st)],
+            _ => Vec::new(),
+        };
+        bucket.dirs.push((dir, files));
+    }
+    let mut plan = Plan::default();
+    let mut strays = Vec::new();
+    plan_bucket(
+        &bucket,
+        c.split,
+        c.ids,
+        c.qmta,
+        index,
+        &mut plan,
+        &mut strays,
+    );
+    plan.actions.into_iter().find_map(|a| match a {
+        Action::MoveMessage(m) if m.from == mess => Some(m),
+        _ => None,
+    })
 }
 
 /// Number of `mess` files in a queue (every numeric subdirectory), for the

@@ -116,7 +116,10 @@ pub fn run(opts: &Options) -> i32 {
 }
 
 pub(crate) fn fatal(path: &Path, what: &str, e: impl std::fmt::Display) -> Outcome {
-    eprintln!("queue-fix: fatal: {}: {what}: {e}", path.display());
+    eprintln!(
+        "queue-fix: fatal: {}: {what}: {e}",
+        crate::escape::path(path)
+    );
     Outcome {
         fatal: true,
         ..Outcome::default()
@@ -151,7 +154,7 @@ fn fix_base(
         if !(retire && opts.mode != RunMode::DryRun) {
             eprintln!(
                 "queue-fix: {}: orphan: holds {held} message{} outside queue{}..queue{}{}",
-                q.display(),
+                crate::escape::path(&q),
                 if *held == 1 { "" } else { "s" },
                 range.start,
                 range.end.saturating_sub(1),
@@ -238,11 +241,15 @@ pub fn fix_queue(queue: &Path, opts: &Options, ids: &Ids) -> Outcome {
         };
         plan_entry(path, want, have.as_ref(), leftover, &mut plan);
     }
-    // The quarantine directory, when there is one, is checked too.
+    // The quarantine directory, when there is one, is checked too;
+    // anything else under its name would make every set-aside fail.
+    let mut bad_quarantine = false;
     if let Ok(Some(st)) = stat_at(&root, QUARANTINE.path) {
         let want = want_of(&QUARANTINE, ids, opts.qmta);
         if st.kind == Found::Dir {
             plan::plan_permissions(Path::new(QUARANTINE.path), &want, &st, &mut plan);
+        } else {
+            bad_quarantine = true;
         }
     }
     if opts.ratelimit {
@@ -251,13 +258,20 @@ pub fn fix_queue(queue: &Path, opts: &Options, ids: &Ids) -> Outcome {
         }
     }
     for w in &plan.warnings {
-        eprintln!("queue-fix: {}: {}", queue.join(&w.path).display(), w.cause);
+        eprintln!(
+            "queue-fix: {}: {}",
+            crate::escape::path(&queue.join(&w.path)),
+            w.cause
+        );
     }
     for a in &plan.actions {
         applier.run(a);
     }
+    if bad_quarantine {
+        applier.fix_quarantine();
+    }
     let mut outcome = Outcome {
-        problems: plan.problems() as u64,
+        problems: plan.problems() as u64 + u64::from(bad_quarantine),
         ..Outcome::default()
     };
     warn_pid_leftovers(&root, queue);
@@ -282,7 +296,7 @@ pub fn fix_queue(queue: &Path, opts: &Options, ids: &Ids) -> Outcome {
         eprintln!(
             "queue-fix: {}: live: {} is locked by another process (qmail-send running); \
              {} problem{} left unchanged (use --force to change a live queue)",
-            queue.display(),
+            crate::escape::path(queue),
             crate::queue::layout::SENDMUTEX,
             outcome.problems,
             if outcome.problems == 1 { "" } else { "s" }
@@ -413,7 +427,7 @@ fn warn_pid_leftovers(root: &OwnedFd, queue: &Path) {
         };
         eprintln!(
             "queue-fix: warning: {}: {why}",
-            queue.join(PID).join(name).display()
+            crate::escape::path(&queue.join(PID).join(name))
         );
         Ok(())
     });

@@ -45,6 +45,9 @@ pub struct Stat {
     pub dev: u64,
     /// Seconds since the epoch.
     pub mtime: i64,
+    /// Hard links: a file linked from outside the queue has more than the
+    /// layout expects.
+    pub nlink: u64,
 }
 
 impl From<FileStat> for Stat {
@@ -68,6 +71,7 @@ impl From<FileStat> for Stat {
             ino: st.st_ino,
             dev: st.st_dev,
             mtime: st.st_mtime,
+            nlink: st.st_nlink,
         }
     }
 }
@@ -78,8 +82,21 @@ pub fn io_err(e: Errno) -> io::Error {
 }
 
 /// `lstat` of `path` relative to `dir`; `None` when there is nothing there
-/// (including "a parent is not a directory").
+/// (including "a parent is not a directory" and "a parent is a symbolic
+/// link": inside a queue, what lies behind a link is never looked at).
 pub fn stat_at(dir: impl AsFd, path: &(impl AsRef<OsStr> + ?Sized)) -> io::Result<Option<Stat>> {
+    let path = Path::new(path.as_ref());
+    if path.as_os_str().as_bytes().contains(&b'/') {
+        return match super::safe::beneath(dir.as_fd(), path) {
+            Ok(b) => stat_one(b.dir(), b.name),
+            Err(Errno::ENOENT | Errno::ENOTDIR | Errno::ELOOP | Errno::EXDEV) => Ok(None),
+            Err(e) => Err(io_err(e)),
+        };
+    }
+    stat_one(dir, path)
+}
+
+fn stat_one(dir: impl AsFd, path: &(impl AsRef<OsStr> + ?Sized)) -> io::Result<Option<Stat>> {
     match fstatat(dir, Path::new(path.as_ref()), AtFlags::AT_SYMLINK_NOFOLLOW) {
         Ok(st) => Ok(Some(st.into())),
         Err(Errno::ENOENT | Errno::ENOTDIR) => Ok(None),

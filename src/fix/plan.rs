@@ -56,7 +56,37 @@ pub struct MessageMove {
     pub to: PathBuf,
     /// `(from, to)` of the other files, `todo` last.
     pub others: Vec<(PathBuf, PathBuf)>,
+    /// Owner and mode fixes of the moved files under their new names: run
+    /// only once the move is done (a move that must wait for another
+    /// message to free its name would otherwise change that message).
+    pub then: Vec<Action>,
 }
+
+/// What an entry must still be when queue-fix changes its owner or mode:
+/// what the plan saw. Checked on the descriptor that is then changed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Expect {
+    pub kind: Found,
+    /// `(dev, ino)` seen; `None` for an entry queue-fix just created.
+    pub id: Option<(u64, u64)>,
+    /// Most hard links allowed (directories are not checked).
+    pub max_links: u64,
+}
+
+impl Expect {
+    pub fn seen(st: &Stat, max_links: u64) -> Expect {
+        Expect {
+            kind: st.kind,
+            id: Some((st.dev, st.ino)),
+            max_links,
+        }
+    }
+}
+
+/// Links a message file may have: one, except that qmail-queue links a
+/// message's `intd` file to `todo`, so that pair shares one inode.
+pub const MAX_LINKS: u64 = 1;
+pub const MAX_LINKS_TODO_INTD_PAIR: u64 = 2;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Action {
@@ -78,11 +108,13 @@ pub enum Action {
         uid: u32,
         gid: u32,
         was: (u32, u32),
+        expect: Expect,
     },
     Chmod {
         path: PathBuf,
         mode: u32,
         was: u32,
+        expect: Expect,
     },
     MoveMessage(MessageMove),
     /// A message's file in the wrong subdirectory (its `mess` is elsewhere).
@@ -136,7 +168,12 @@ pub struct Plan {
 
 impl Plan {
     pub fn problems(&self) -> usize {
-        self.actions.len() + self.warnings.iter().filter(|w| w.counts).count()
+        let then = |a: &Action| match a {
+            Action::MoveMessage(m) => m.then.len(),
+            _ => 0,
+        };
+        self.actions.iter().map(|a| 1 + then(a)).sum::<usize>()
+            + self.warnings.iter().filter(|w| w.counts).count()
     }
 }
 
@@ -189,14 +226,40 @@ fn kind_matches(want: Kind, have: Found) -> bool {
     )
 }
 
-/// Owner, group and mode of an entry of the right type.
+/// Owner, group and mode of an entry of the right type with at most one
+/// link.
 pub fn plan_permissions(path: &Path, want: &Want, have: &Stat, plan: &mut Plan) {
+    plan_permissions_linked(path, want, have, MAX_LINKS, plan);
+}
+
+/// Owner, group and mode of an entry of the right type. A file with more
+/// links than `max_links` is never changed: root would be changing every
+/// other name of it too, which may lie outside the queue (`ln
+/// /etc/shadow QUEUE/mess/5/123` by the qmail account that owns `mess`).
+pub fn plan_permissions_linked(
+    path: &Path,
+    want: &Want,
+    have: &Stat,
+    max_links: u64,
+    plan: &mut Plan,
+) {
+    let wrong = (have.uid, have.gid) != (want.uid, want.gid) || have.mode != want.mode;
+    if wrong && have.kind != Found::Dir && have.nlink > max_links {
+        plan.warnings.push(Warning {
+            path: path.to_owned(),
+            cause: hard_links(have.nlink, max_links) + "; owner and mode left alone",
+            counts: true,
+        });
+        return;
+    }
+    let expect = Expect::seen(have, max_links);
     if (have.uid, have.gid) != (want.uid, want.gid) {
         plan.actions.push(Action::Chown {
             path: path.to_owned(),
             uid: want.uid,
             gid: want.gid,
             was: (have.uid, have.gid),
+            expect,
         });
     }
     if have.mode != want.mode {
@@ -204,8 +267,17 @@ pub fn plan_permissions(path: &Path, want: &Want, have: &Stat, plan: &mut Plan) 
             path: path.to_owned(),
             mode: want.mode,
             was: have.mode,
+            expect,
         });
     }
+}
+
+/// Why a file with too many links is left alone or set aside.
+pub fn hard_links(have: u64, allowed: u64) -> String {
+    format!(
+        "has {have} hard links where the layout allows {allowed} (another name, perhaps \
+         outside the queue, shares this file)"
+    )
 }
 
 /// One fixed entry of the layout: create it, set aside a wrong type and
@@ -233,6 +305,16 @@ pub fn plan_entry(path: &Path, want: &Want, have: Option<&Stat>, leftover: bool,
             plan.actions.push(Action::SetAside {
                 path: path.to_owned(),
                 cause: format!("{} where {} belongs", st.kind.word(), kind_word(want.kind)),
+                keep: true,
+            });
+            create(plan);
+        }
+        // lock/sendmutex, lock/tcpto, lock/trigger: the name is moved aside
+        // (a rename moves the link, never the file behind it) and made anew.
+        Some(st) if st.kind != Found::Dir && st.nlink > MAX_LINKS => {
+            plan.actions.push(Action::SetAside {
+                path: path.to_owned(),
+                cause: hard_links(st.nlink, MAX_LINKS),
                 keep: true,
             });
             create(plan);
@@ -278,15 +360,21 @@ pub struct Bucket {
     pub dirs: Vec<(&'static str, Vec<(OsString, Stat)>)>,
 }
 
-/// A file whose message could not be found in this bucket nor by the
-/// index: a stray, to be checked again just before it is set aside.
+/// A file to set aside, checked again just before: one whose message could
+/// not be found in this bucket nor by the index (a stray), or one that must
+/// go even though its message exists (not a regular file, or hard-linked).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StrayCandidate {
     pub path: PathBuf,
     /// The message name it refers to, when it has one.
     pub name: Option<u64>,
     pub stat: Stat,
-    pub cause: &'static str,
+    pub cause: String,
+    /// Set aside even when its message exists.
+    pub regardless: bool,
+    /// Set aside for its link count: looked at again (with its `todo`/`intd`
+    /// partner) just before, as a move of this run may have been halfway.
+    pub linked: bool,
 }
 
 enum MessState {
@@ -294,8 +382,51 @@ enum MessState {
     Moving,
 }
 
-/// Files of one bucket → actions, plus stray candidates (set aside only
-/// after a second look, see [`StrayCandidate`]).
+type ByName<'b> = Vec<(&'static str, HashMap<&'b OsStr, &'b Stat>)>;
+
+/// The partner of a `todo` file is the `intd` file of the same name, and
+/// the other way round.
+pub fn partner(dir: &str) -> Option<&'static str> {
+    match dir {
+        layout::TODO => Some(layout::INTD),
+        layout::INTD => Some(layout::TODO),
+        _ => None,
+    }
+}
+
+/// The links a message file may have: 2 for a `todo`/`intd` pair sharing
+/// one inode (as qmail-queue links them), 1 otherwise.
+fn allowed_links(dir: &str, name: &OsStr, st: &Stat, by_name: &ByName) -> u64 {
+    let paired = partner(dir).is_some_and(|p| {
+        by_name
+            .iter()
+            .find(|(d, _)| *d == p)
+            .and_then(|(_, files)| files.get(name))
+            .is_some_and(|o| (o.dev, o.ino) == (st.dev, st.ino))
+    });
+    if paired {
+        MAX_LINKS_TODO_INTD_PAIR
+    } else {
+        MAX_LINKS
+    }
+}
+
+fn index_by_name(bucket: &Bucket) -> ByName<'_> {
+    bucket
+        .dirs
+        .iter()
+        .filter(|(d, _)| *d != MESS)
+        .map(|(d, files)| {
+            (
+                *d,
+                files.iter().map(|(n, st)| (n.as_os_str(), st)).collect(),
+            )
+        })
+        .collect()
+}
+
+/// Files of one bucket → actions, plus candidates to set aside (only after
+/// a second look, see [`StrayCandidate`]).
 pub fn plan_bucket(
     bucket: &Bucket,
     split: u32,
@@ -317,10 +448,9 @@ pub fn plan_bucket(
         .iter()
         .find(|(d, _)| *d == MESS)
         .map_or(no_mess, |(_, v)| v.as_slice());
-    let mut moved_perms = Vec::new();
     // The other directories' files by name, built only when a message
-    // needs moving (a healthy queue never pays for it).
-    let mut by_name: Vec<(&str, HashMap<&OsStr, &Stat>)> = Vec::new();
+    // moves or a file has a second link (a quiet queue never pays for it).
+    let mut by_name: Option<ByName> = None;
     for (name, st) in mess_files {
         let path = at(MESS, &sub, name);
         if st.kind != Found::File {
@@ -328,7 +458,9 @@ pub fn plan_bucket(
                 path,
                 name: None,
                 stat: *st,
-                cause: "not a regular file",
+                cause: format!("{} where a message file belongs", st.kind.word()),
+                regardless: true,
+                linked: false,
             });
             continue;
         }
@@ -336,32 +468,26 @@ pub fn plan_bucket(
         let healthy = parse_inode(name.as_bytes()) == Some(st.ino) && to_sub == s;
         if healthy {
             messages.insert(name, MessState::Healthy);
+            // More than one link: reported, never changed (nor set aside:
+            // qmail-queue's pid file and an unfinished move or retire
+            // briefly give a message a second name).
             plan_permissions(&path, &mess_want, st, plan);
             continue;
         }
         messages.insert(name, MessState::Moving);
-        if by_name.is_empty() {
-            by_name = bucket
-                .dirs
-                .iter()
-                .filter(|(d, _)| *d != MESS)
-                .map(|(d, files)| {
-                    (
-                        *d,
-                        files.iter().map(|(n, st)| (n.as_os_str(), st)).collect(),
-                    )
-                })
-                .collect();
-        }
+        let by_name = by_name.get_or_insert_with(|| index_by_name(bucket));
         let to_sub_s = to_sub.to_string();
         let new_name = OsString::from(st.ino.to_string());
         let mut others = Vec::new();
-        for (dir, files) in &by_name {
+        let mut then = Plan::default();
+        for (dir, files) in by_name.iter() {
             if let Some(ost) = files.get(name.as_os_str()) {
                 if ost.kind == Found::File {
-                    others.push((at(dir, &sub, name), at(dir, &to_sub_s, &new_name)));
+                    let to = at(dir, &to_sub_s, &new_name);
+                    others.push((at(dir, &sub, name), to.clone()));
                     let want = want_file(layout::entry(dir), ids, qmta);
-                    moved_perms.push((at(dir, &to_sub_s, &new_name), want, **ost));
+                    let max = allowed_links(dir, name, ost, by_name);
+                    plan_permissions_linked(&to, &want, ost, max, &mut then);
                 }
             }
         }
@@ -374,53 +500,75 @@ pub fn plan_bucket(
         // todo last: it is what makes qmail-send pick a message up.
         others.sort_by_key(|(from, _)| from.starts_with(layout::TODO));
         let to = at(MESS, &to_sub_s, &new_name);
-        moved_perms.push((to.clone(), mess_want, *st));
+        plan_permissions(&to, &mess_want, st, &mut then);
+        plan.warnings.append(&mut then.warnings);
         plan.actions.push(Action::MoveMessage(MessageMove {
             from: path,
             to,
             others,
+            then: then.actions,
         }));
     }
     for (dir, files) in bucket.dirs.iter().filter(|(d, _)| *d != MESS) {
         let want = want_file(layout::entry(dir), ids, qmta);
         for (name, st) in files {
             let path = at(dir, &sub, name);
-            match messages.get(name.as_os_str()) {
-                Some(MessState::Moving) if st.kind == Found::File => continue,
-                Some(MessState::Healthy) if st.kind == Found::File => {
-                    plan_permissions(&path, &want, st, plan);
-                    continue;
-                }
-                _ => {}
-            }
             let n = parse_inode(name.as_bytes());
-            let cause = match (st.kind, n) {
-                (Found::File, Some(n)) if index.has_mess(n) => {
-                    let right = split_index(n, split);
+            if st.kind == Found::File {
+                let known = match messages.get(name.as_os_str()) {
+                    Some(MessState::Moving) => continue,
+                    Some(MessState::Healthy) => true,
+                    None => n.is_some_and(|n| index.has_mess(n)),
+                };
+                if known {
+                    let max = if st.nlink > MAX_LINKS {
+                        allowed_links(
+                            dir,
+                            name,
+                            st,
+                            by_name.get_or_insert_with(|| index_by_name(bucket)),
+                        )
+                    } else {
+                        MAX_LINKS
+                    };
+                    // A todo or intd file with two links whose partner is
+                    // not beside it may be halfway through a move or a
+                    // retire: left alone (never changed), not set aside.
+                    let halfway = partner(dir).is_some() && st.nlink <= MAX_LINKS_TODO_INTD_PAIR;
+                    if st.nlink > max && !halfway {
+                        strays.push(StrayCandidate {
+                            path,
+                            name: n,
+                            stat: *st,
+                            cause: hard_links(st.nlink, max),
+                            regardless: true,
+                            linked: true,
+                        });
+                        continue;
+                    }
+                    let right = n.map_or(s, |n| split_index(n, split));
                     if right == s {
-                        plan_permissions(&path, &want, st, plan);
+                        plan_permissions_linked(&path, &want, st, max, plan);
                     } else {
                         let to = at(dir, &right.to_string(), name);
                         plan.actions.push(Action::MoveFile {
                             from: path,
                             to: to.clone(),
                         });
-                        plan_permissions(&to, &want, st, plan);
+                        plan_permissions_linked(&to, &want, st, max, plan);
                     }
                     continue;
                 }
-                _ => stray_cause(st.kind, n),
-            };
+            }
             strays.push(StrayCandidate {
                 path,
                 name: n,
                 stat: *st,
-                cause,
+                cause: stray_cause(st.kind, n),
+                regardless: st.kind != Found::File,
+                linked: false,
             });
         }
-    }
-    for (path, want, st) in moved_perms {
-        plan_permissions(&path, &want, &st, plan);
     }
 }
 
@@ -436,28 +584,39 @@ pub fn plan_bounce_file(
 ) {
     let path = Path::new("bounce").join(name);
     let n = parse_inode(name.as_bytes());
-    let cause = match (st.kind, n) {
-        (Found::File, Some(n)) if index.has_mess(n) => {
+    if st.kind == Found::File && n.is_some_and(|n| index.has_mess(n)) {
+        if st.nlink > MAX_LINKS {
+            strays.push(StrayCandidate {
+                path,
+                name: n,
+                stat: *st,
+                cause: hard_links(st.nlink, MAX_LINKS),
+                regardless: true,
+                linked: true,
+            });
+        } else {
             let want = want_file(layout::entry("bounce"), ids, qmta);
             plan_permissions(&path, &want, st, plan);
-            return;
         }
-        _ => stray_cause(st.kind, n),
-    };
+        return;
+    }
     strays.push(StrayCandidate {
         path,
         name: n,
         stat: *st,
-        cause,
+        cause: stray_cause(st.kind, n),
+        regardless: st.kind != Found::File,
+        linked: false,
     });
 }
 
-/// Why a file that belongs to no known message is a stray candidate.
-fn stray_cause(kind: Found, name: Option<u64>) -> &'static str {
+/// Why an entry that belongs to no known message, or is no message file at
+/// all, is set aside.
+fn stray_cause(kind: Found, name: Option<u64>) -> String {
     match (kind, name) {
-        (Found::File, Some(_)) => "no mess file of that name",
-        (Found::File, None) => "not a message name",
-        _ => "not a regular file",
+        (Found::File, Some(_)) => "stray: no mess file of that name".into(),
+        (Found::File, None) => "stray: not a message name".into(),
+        (k, _) => format!("{} where a message file belongs", k.word()),
     }
 }
 
@@ -493,6 +652,7 @@ mod tests {
             ino,
             dev: 1,
             mtime: 0,
+            nlink: 1,
         }
     }
 
@@ -593,6 +753,7 @@ mod tests {
                     (path("intd", &s, old), path("intd", &to_sub, ino)),
                     (path("todo", &s, old), path("todo", &to_sub, ino)),
                 ],
+                then: vec![],
             })]
         );
     }
@@ -676,5 +837,55 @@ mod tests {
         assert_eq!(plan.actions.len(), 2);
         assert_eq!(plan.warnings.len(), 1, "10 bytes instead of 2048");
         assert_eq!(plan.problems(), 3);
+    }
+
+    #[test]
+    fn hard_linked_files_are_set_aside_reported_or_allowed_as_a_todo_intd_pair() {
+        let split = 7;
+        let ino = 21u64; // subdirectory 0
+        let mut b = bucket(
+            0,
+            &[(ino, ino)],
+            &[("info", ino), ("todo", ino), ("intd", ino)],
+        );
+        let linked = |b: &mut Bucket, dir: &str, n: u64| {
+            let files = &mut b.dirs.iter_mut().find(|(d, _)| *d == dir).unwrap().1;
+            files[0].1.nlink = n;
+        };
+        // The todo/intd pair shares one inode (bucket() gives both ino+7):
+        // two links each, allowed; wrong modes are fixed.
+        linked(&mut b, "todo", 2);
+        linked(&mut b, "intd", 2);
+        b.dirs.iter_mut().find(|(d, _)| *d == "intd").unwrap().1[0]
+            .1
+            .mode = 0o600;
+        let index = Index([ino].into());
+        let (mut plan, mut strays) = (Plan::default(), Vec::new());
+        plan_bucket(&b, split, &IDS, false, &index, &mut plan, &mut strays);
+        assert!(strays.is_empty(), "{strays:?}");
+        assert!(
+            matches!(&plan.actions[..], [Action::Chmod { expect, .. }] if expect.max_links == 2)
+        );
+        // info with a second link: set aside, not changed.
+        linked(&mut b, "info", 2);
+        let (mut plan, mut strays) = (Plan::default(), Vec::new());
+        plan_bucket(&b, split, &IDS, false, &index, &mut plan, &mut strays);
+        assert_eq!(strays.len(), 1);
+        assert!(strays[0].linked && strays[0].regardless);
+        assert_eq!(strays[0].path, Path::new("info/0/21"));
+        // mess with a second link and a wrong mode: reported, never chmodded.
+        linked(&mut b, "info", 1);
+        let m = &mut b.dirs[0].1[0].1;
+        m.nlink = 2;
+        m.mode = 0o600;
+        let (mut plan, mut strays) = (Plan::default(), Vec::new());
+        plan_bucket(&b, split, &IDS, false, &index, &mut plan, &mut strays);
+        assert!(strays.is_empty());
+        assert!(!plan
+            .actions
+            .iter()
+            .any(|a| matches!(a, Action::Chmod { path, .. } if path.starts_with("mess"))));
+        assert_eq!(plan.warnings.len(), 1);
+        assert!(plan.warnings[0].cause.contains("2 hard links"));
     }
 }

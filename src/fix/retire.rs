@@ -57,7 +57,10 @@ pub fn find_orphans(base: &Path, range: &Range<u32>) -> io::Result<Vec<(u32, u64
         }
         if let Some(q) = super::observe::open_named_dir(&fd, name).ok().flatten() {
             let held = count_messages(&q).map_err(|e| {
-                io::Error::new(e.kind(), format!("{}: {e}", base.join(name).display()))
+                io::Error::new(
+                    e.kind(),
+                    format!("{}: {e}", crate::escape::path(&base.join(name))),
+                )
             })?;
             if held > 0 {
                 found.push((n, held));
@@ -142,9 +145,10 @@ pub fn retire_queue(
         dry: opts.mode == RunMode::DryRun,
         shown: queue,
         base,
+        pending: Default::default(),
     };
     if let Err((p, what, e)) = mover.all() {
-        eprintln!("queue-fix: fatal: {}: {what}: {e}", p.display());
+        eprintln!("queue-fix: fatal: {}: {what}: {e}", crate::escape::path(&p));
         outcome.fatal = true;
     }
     if opts.mode != RunMode::DryRun {
@@ -159,9 +163,9 @@ fn refuse(live: &Path, queue: &Path) -> Outcome {
     eprintln!(
         "queue-fix: {}: live: {} is locked by another process (qmail-send running); \
          not retiring {} (use --force)",
-        live.display(),
+        crate::escape::path(live),
         layout::SENDMUTEX,
-        queue.display()
+        crate::escape::path(queue)
     );
     Outcome {
         live_refused: true,
@@ -189,6 +193,25 @@ struct Mover<'a> {
     dry: bool,
     shown: &'a Path,
     base: &'a Path,
+    pending: std::cell::RefCell<Pending>,
+}
+
+/// Moves on one file system waiting for their directories to be synced.
+#[derive(Default)]
+struct Pending {
+    /// `(destination queue number, directory)` that got new names.
+    dest_dirs: std::collections::HashSet<(u32, PathBuf)>,
+    /// Source names to remove once those are synced, `mess` last per message.
+    old: Vec<PathBuf>,
+    /// Source directories that lost names (by rename).
+    src_dirs: std::collections::HashSet<PathBuf>,
+}
+
+/// Old names held back before a batch is flushed: bounds memory.
+const BATCH: usize = 1024;
+
+fn dir_of(p: &Path) -> PathBuf {
+    p.parent().unwrap_or(Path::new("")).to_owned()
 }
 
 impl Mover<'_> {
@@ -234,6 +257,16 @@ impl Mover<'_> {
                 if !healthy && self.dry {
                     continue; // the repair plan above lists its rename
                 }
+                let path = Path::new(MESS).join(sub.to_string()).join(&name);
+                if st.kind != Found::File {
+                    // Planted since the repair above (a FIFO, a directory,
+                    // a symlink): never opened nor moved, set aside in the
+                    // queue being retired. (A second link is normal here
+                    // after an interrupted move on one file system; a copy
+                    // across checks the link count itself.)
+                    self.set_aside_src(&path, &st)?;
+                    continue;
+                }
                 if !healthy {
                     return Err((
                         self.shown.join(MESS).join(sub.to_string()).join(&name),
@@ -244,7 +277,38 @@ impl Mover<'_> {
                 self.one(&st)?;
             }
         }
+        self.flush()
+    }
+
+    fn set_aside_src(&self, path: &Path, st: &Stat) -> Result<(), Failure> {
+        let qwant = super::plan::want_of(&layout::QUARANTINE, self.ids, self.qmta);
+        let to = super::apply::set_aside(self.src, path, &qwant)?;
+        let why = if st.kind == Found::File {
+            super::plan::hard_links(st.nlink, 1)
+        } else {
+            format!("{} where a message file belongs", st.kind.word())
+        };
+        eprintln!(
+            "queue-fix: {}: {why}; set aside as {} instead of retiring it",
+            crate::escape::path(&self.shown.join(path)),
+            crate::escape::path(&self.shown.join(to))
+        );
         Ok(())
+    }
+
+    /// The links a source file may have: 2 for a todo/intd pair sharing
+    /// one inode, 1 otherwise.
+    fn max_links(&self, dir: &str, ino: u64) -> u64 {
+        let Some(p) = super::plan::partner(dir) else {
+            return 1;
+        };
+        match (
+            stat_at(self.src, &rel(dir, ino, self.split)),
+            stat_at(self.src, &rel(p, ino, self.split)),
+        ) {
+            (Ok(Some(a)), Ok(Some(b))) if (a.dev, a.ino) == (b.dev, b.ino) => 2,
+            _ => 1,
+        }
     }
 
     fn marker(&self, ino: u64) -> PathBuf {
@@ -255,12 +319,15 @@ impl Mover<'_> {
         if self.verbose || self.dry {
             let dest = self.base.join(format!("queue{}", d.n));
             let target = match to {
-                Some(to) => dest.join(rel(MESS, to, self.split)).display().to_string(),
-                None => format!("{} (copied: a new inode there)", dest.join(MESS).display()),
+                Some(to) => crate::escape::path(&dest.join(rel(MESS, to, self.split))),
+                None => format!(
+                    "{} (copied: a new inode there)",
+                    crate::escape::path(&dest.join(MESS))
+                ),
             };
             println!(
                 "retire {} -> {target}",
-                self.shown.join(rel(MESS, from, self.split)).display(),
+                crate::escape::path(&self.shown.join(rel(MESS, from, self.split))),
             );
         }
     }
@@ -292,6 +359,10 @@ impl Mover<'_> {
         }
     }
 
+    /// Link `mess` into the destination and rename the other files there;
+    /// the old `mess` name goes in [`Mover::flush`], once the directories
+    /// of the new names are synced (in batches: one fsync per directory for
+    /// many messages, not several per message).
     fn move_same_fs(&self, d: &Dest, ino: u64) -> Result<(), Failure> {
         let mess = rel(MESS, ino, self.split);
         step();
@@ -306,18 +377,22 @@ impl Mover<'_> {
                 )(e))
             }
         }
+        let mut pending = self.pending.borrow_mut();
+        pending.dest_dirs.insert((d.n, dir_of(&mess)));
         for dir in OTHERS {
             let p = rel(dir, ino, self.split);
             step();
             match safe::rename_noreplace(self.src, &p, &d.root, &p) {
-                Ok(()) | Err(Errno::ENOENT) => {}
+                Ok(()) => {
+                    pending.dest_dirs.insert((d.n, dir_of(&p)));
+                    pending.src_dirs.insert(dir_of(&p));
+                }
+                Err(Errno::ENOENT) => {}
                 Err(Errno::EEXIST) if same_file(self.src, &p, &d.root, &p) => {
-                    // Moved by an earlier run and relinked? No: a rename
-                    // leaves one name. Same inode means the source name is
-                    // a leftover; it goes.
-                    step();
-                    safe::unlink(self.src, &p)
-                        .map_err(at(&self.shown.join(&p), "cannot remove"))?;
+                    // A rename leaves one name: the same inode at both means
+                    // the source name is a leftover; it goes with the batch.
+                    pending.dest_dirs.insert((d.n, dir_of(&p)));
+                    pending.old.push(p);
                 }
                 Err(Errno::EEXIST) => {
                     // Another file under this message's name in the
@@ -326,17 +401,54 @@ impl Mover<'_> {
                     step();
                     safe::rename(self.src, &p, &d.root, &p)
                         .map_err(at(&self.shown.join(&p), "cannot move into the destination"))?;
+                    pending.dest_dirs.insert((d.n, dir_of(&p)));
+                    pending.src_dirs.insert(dir_of(&p));
                 }
                 Err(e) => {
                     return Err(at(&self.shown.join(&p), "cannot move into the destination")(e))
                 }
             }
         }
-        step();
-        match safe::unlink(self.src, &mess) {
-            Ok(()) | Err(Errno::ENOENT) => Ok(()),
-            Err(e) => Err(at(&self.shown.join(&mess), "cannot remove")(e)),
+        pending.old.push(mess);
+        let full = pending.old.len() >= BATCH;
+        drop(pending);
+        if full {
+            self.flush()?;
         }
+        Ok(())
+    }
+
+    /// Syncs every destination directory that got a new name, then removes
+    /// the old names in the source and syncs the source's directories.
+    fn flush(&self) -> Result<(), Failure> {
+        let Pending {
+            dest_dirs,
+            old,
+            mut src_dirs,
+        } = std::mem::take(&mut *self.pending.borrow_mut());
+        for (n, dir) in dest_dirs {
+            let Some(d) = self.dests.iter().find(|d| d.n == n) else {
+                continue;
+            };
+            let dshown = self.base.join(format!("queue{n}"));
+            safe::sync_parent(&d.root, &dir.join("x"))
+                .map_err(|e| (dshown.join(&dir), "cannot sync", e))?;
+        }
+        for p in old {
+            step();
+            match safe::unlink(self.src, &p) {
+                Ok(()) => {
+                    src_dirs.insert(dir_of(&p));
+                }
+                Err(Errno::ENOENT) => {}
+                Err(e) => return Err(at(&self.shown.join(&p), "cannot remove")(e)),
+            }
+        }
+        for dir in src_dirs {
+            safe::sync_parent(self.src, &dir.join("x"))
+                .map_err(|e| (self.shown.join(&dir), "cannot sync", e))?;
+        }
+        Ok(())
     }
 
     fn copy_across(&self, d: &Dest, ino: u64) -> Result<(), Failure> {
@@ -356,14 +468,20 @@ impl Mover<'_> {
             _ => None,
         };
         let src_mess = rel(MESS, ino, self.split);
+        let sync = |root: &OwnedFd, shown: &Path, p: &Path| {
+            safe::sync_parent(root, p).map_err(|e| (shown.join(p), "cannot sync", e))
+        };
         if new_ino.is_none() {
             let want = want_file(layout::entry(MESS), self.ids, self.qmta);
-            let j = self.copy_file(&src_mess, d, &marker, &want, false)?;
+            let Some(j) = self.copy_file(&src_mess, d, &marker, &want, false, 1)? else {
+                return Ok(());
+            };
+            sync(&d.root, &dshown, &marker)?;
             step();
-            safe::link(&d.root, &marker, &d.root, &rel(MESS, j, self.split)).map_err(at(
-                &dshown.join(rel(MESS, j, self.split)),
-                "cannot link the new message",
-            ))?;
+            let to = rel(MESS, j, self.split);
+            safe::link(&d.root, &marker, &d.root, &to)
+                .map_err(at(&dshown.join(&to), "cannot link the new message"))?;
+            sync(&d.root, &dshown, &to)?;
             new_ino = Some(j);
         }
         let j = new_ino.unwrap_or_default();
@@ -378,23 +496,30 @@ impl Mover<'_> {
             {
                 continue;
             }
-            self.copy_file(&from, d, &temp, &want, true)?;
+            let max = self.max_links(dir, ino);
+            if self.copy_file(&from, d, &temp, &want, true, max)?.is_none() {
+                continue;
+            }
             let to = rel(dir, j, self.split);
             step();
             safe::rename(&d.root, &temp, &d.root, &to)
                 .map_err(at(&dshown.join(&to), "cannot rename into place"))?;
+            sync(&d.root, &dshown, &to)?;
         }
+        // Every new name is on disk: the old ones may go.
         for dir in OTHERS {
             let p = rel(dir, ino, self.split);
             step();
             match safe::unlink(self.src, &p) {
-                Ok(()) | Err(Errno::ENOENT) => {}
+                Ok(()) => sync(self.src, self.shown, &p)?,
+                Err(Errno::ENOENT) => {}
                 Err(e) => return Err(at(&self.shown.join(&p), "cannot remove")(e)),
             }
         }
         step();
         match safe::unlink(self.src, &src_mess) {
-            Ok(()) | Err(Errno::ENOENT) => {}
+            Ok(()) => sync(self.src, self.shown, &src_mess)?,
+            Err(Errno::ENOENT) => {}
             Err(e) => return Err(at(&self.shown.join(&src_mess), "cannot remove")(e)),
         }
         step();
@@ -403,7 +528,10 @@ impl Mover<'_> {
 
     /// Copies a source file to `to` in the destination (created fresh,
     /// or truncated when `replace`), owned and moded per `want`, synced;
-    /// returns the new inode.
+    /// returns the new inode. A source that is not a regular file, or has
+    /// more than `max_links` links, is never opened nor copied (a FIFO
+    /// would block, a hard link would bring an outside file's content into
+    /// the queue): it is set aside in the source queue and `None` returned.
     fn copy_file(
         &self,
         from: &Path,
@@ -411,28 +539,45 @@ impl Mover<'_> {
         to: &Path,
         want: &super::plan::Want,
         replace: bool,
-    ) -> Result<u64, Failure> {
+        max_links: u64,
+    ) -> Result<Option<u64>, Failure> {
         let dshown = self.base.join(format!("queue{}", d.n));
-        let input = safe::open(self.src, from, OFlag::O_RDONLY, 0)
-            .map_err(at(&self.shown.join(from), "cannot open"))?;
-        let mut flags = OFlag::O_WRONLY | OFlag::O_CREAT;
-        flags |= if replace {
-            OFlag::O_TRUNC
-        } else {
-            OFlag::O_EXCL
+        let input = match safe::open_regular(self.src, from, max_links) {
+            Ok((f, _)) => f,
+            Err(e) if e.raw_os_error().is_none() => {
+                let st = stat_at(self.src, from)
+                    .map_err(|e| (self.shown.join(from), "cannot stat", e))?;
+                if let Some(st) = st {
+                    self.set_aside_src(from, &st)?;
+                }
+                return Ok(None);
+            }
+            Err(e) => return Err((self.shown.join(from), "cannot open", e)),
         };
+        if replace {
+            // A leftover temporary (or anything planted under its name in
+            // pid/, which qmailq can write) goes first: the new file is
+            // always created, never an existing FIFO or device opened.
+            step();
+            match safe::unlink(&d.root, to) {
+                Ok(()) | Err(Errno::ENOENT) => {}
+                Err(e) => return Err(at(&dshown.join(to), "cannot remove")(e)),
+            }
+        }
+        let flags = OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NONBLOCK;
         step();
         let out =
             safe::open(&d.root, to, flags, 0o600).map_err(at(&dshown.join(to), "cannot create"))?;
-        let (mut input, mut out) = (File::from(input), File::from(out));
+        let (mut input, mut out) = (input, File::from(out));
         let done = (|| -> io::Result<u64> {
             io::copy(&mut input, &mut out)?;
             std::os::unix::fs::fchown(&out, Some(want.uid), Some(want.gid))?;
             out.set_permissions(std::fs::Permissions::from_mode(want.mode))?;
-            out.sync_all()?;
+            safe::sync_file(&out)?;
             Ok(std::os::unix::fs::MetadataExt::ino(&out.metadata()?))
         })();
-        done.map_err(|e| (dshown.join(to), "cannot write", e))
+        done.map(Some)
+            .map_err(|e| (dshown.join(to), "cannot write", e))
     }
 }
 

@@ -7,30 +7,38 @@
 //! call is unavailable, one `O_NOFOLLOW` open per component) and acts on
 //! the last name relative to it; the last name itself is never followed.
 
+use super::observe::{io_err, Found, Stat};
+use super::plan::Expect;
 use nix::errno::Errno;
 use nix::fcntl::{openat, renameat, renameat2, AtFlags, OFlag, RenameFlags};
-use nix::sys::stat::{fchmod, fchmodat, mkdirat, mknodat, FchmodatFlags, Mode, SFlag};
-use nix::unistd::{fchownat, linkat, unlinkat, Gid, Uid, UnlinkatFlags};
+use nix::sys::stat::{fchmodat, fstat, mkdirat, mknodat, FchmodatFlags, Mode, SFlag};
+use nix::unistd::{fchownat, fsync, linkat, unlinkat, Gid, Uid, UnlinkatFlags};
 use std::ffi::OsStr;
-use std::os::fd::OwnedFd;
+use std::fs::File;
+use std::io;
+use std::os::fd::AsRawFd;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Component, Path};
 
 /// The directory holding a path's last name, and that name.
 pub struct Beneath<'a> {
     held: Option<OwnedFd>,
-    root: &'a OwnedFd,
+    root: BorrowedFd<'a>,
     pub name: &'a OsStr,
 }
 
 impl Beneath<'_> {
-    pub fn dir(&self) -> &OwnedFd {
-        self.held.as_ref().unwrap_or(self.root)
+    pub fn dir(&self) -> BorrowedFd<'_> {
+        match &self.held {
+            Some(fd) => fd.as_fd(),
+            None => self.root,
+        }
     }
 }
 
 /// Resolves `path` (relative, no `..`) below `root` without following a
 /// symlink in any directory on the way.
-pub fn beneath<'a>(root: &'a OwnedFd, path: &'a Path) -> Result<Beneath<'a>, Errno> {
+pub fn beneath<'a>(root: BorrowedFd<'a>, path: &'a Path) -> Result<Beneath<'a>, Errno> {
     let name = path.file_name().ok_or(Errno::EINVAL)?;
     let parent = path.parent().unwrap_or(Path::new(""));
     if parent.as_os_str().is_empty() || parent == Path::new(".") {
@@ -56,13 +64,18 @@ pub fn beneath<'a>(root: &'a OwnedFd, path: &'a Path) -> Result<Beneath<'a>, Err
     })
 }
 
-fn walk(root: &OwnedFd, parent: &Path, flags: OFlag) -> Result<OwnedFd, Errno> {
+fn walk(root: BorrowedFd<'_>, parent: &Path, flags: OFlag) -> Result<OwnedFd, Errno> {
     let mut fd: Option<OwnedFd> = None;
     for c in parent.components() {
         let Component::Normal(part) = c else {
             return Err(Errno::EXDEV);
         };
-        let next = openat(fd.as_ref().unwrap_or(root), part, flags, Mode::empty())?;
+        let next = openat(
+            fd.as_ref().map_or(root, |f| f.as_fd()),
+            part,
+            flags,
+            Mode::empty(),
+        )?;
         fd = Some(next);
     }
     fd.ok_or(Errno::EINVAL)
@@ -74,12 +87,12 @@ fn is_root_itself(path: &Path) -> bool {
 }
 
 pub fn mkdir(root: &OwnedFd, path: &Path, mode: u32) -> Result<(), Errno> {
-    let b = beneath(root, path)?;
+    let b = beneath(root.as_fd(), path)?;
     mkdirat(b.dir(), b.name, Mode::from_bits_truncate(mode))
 }
 
 pub fn mkfifo(root: &OwnedFd, path: &Path, mode: u32) -> Result<(), Errno> {
-    let b = beneath(root, path)?;
+    let b = beneath(root.as_fd(), path)?;
     mknodat(
         b.dir(),
         b.name,
@@ -89,45 +102,11 @@ pub fn mkfifo(root: &OwnedFd, path: &Path, mode: u32) -> Result<(), Errno> {
     )
 }
 
-pub fn chown(root: &OwnedFd, path: &Path, uid: u32, gid: u32) -> Result<(), Errno> {
-    if is_root_itself(path) {
-        return nix::unistd::fchown(root, Some(Uid::from_raw(uid)), Some(Gid::from_raw(gid)));
-    }
-    let b = beneath(root, path)?;
-    fchownat(
-        b.dir(),
-        b.name,
-        Some(Uid::from_raw(uid)),
-        Some(Gid::from_raw(gid)),
-        AtFlags::AT_SYMLINK_NOFOLLOW,
-    )
-}
-
-/// chmod through a descriptor opened with `O_NOFOLLOW` (Linux cannot chmod
-/// a path without following it). An unprivileged caller that cannot open
-/// the file (mode 000) falls back to the path: it has no rights to abuse.
-pub fn chmod(root: &OwnedFd, path: &Path, mode: u32) -> Result<(), Errno> {
-    let mode = Mode::from_bits_truncate(mode);
-    if is_root_itself(path) {
-        return fchmod(root, mode);
-    }
-    let b = beneath(root, path)?;
-    let flags = OFlag::O_RDONLY
-        | OFlag::O_NOFOLLOW
-        | OFlag::O_NONBLOCK
-        | OFlag::O_NOCTTY
-        | OFlag::O_CLOEXEC;
-    match openat(b.dir(), b.name, flags, Mode::empty()) {
-        Ok(fd) => fchmod(&fd, mode),
-        Err(Errno::EACCES) if !nix::unistd::geteuid().is_root() => {
-            fchmodat(b.dir(), b.name, mode, FchmodatFlags::FollowSymlink)
-        }
-        Err(e) => Err(e),
-    }
-}
-
 pub fn link(from_root: &OwnedFd, from: &Path, to_root: &OwnedFd, to: &Path) -> Result<(), Errno> {
-    let (f, t) = (beneath(from_root, from)?, beneath(to_root, to)?);
+    let (f, t) = (
+        beneath(from_root.as_fd(), from)?,
+        beneath(to_root.as_fd(), to)?,
+    );
     linkat(f.dir(), f.name, t.dir(), t.name, AtFlags::empty())
 }
 
@@ -137,7 +116,10 @@ pub fn rename_noreplace(
     to_root: &OwnedFd,
     to: &Path,
 ) -> Result<(), Errno> {
-    let (f, t) = (beneath(from_root, from)?, beneath(to_root, to)?);
+    let (f, t) = (
+        beneath(from_root.as_fd(), from)?,
+        beneath(to_root.as_fd(), to)?,
+    );
     renameat2(
         f.dir(),
         f.name,
@@ -148,22 +130,164 @@ pub fn rename_noreplace(
 }
 
 pub fn rename(from_root: &OwnedFd, from: &Path, to_root: &OwnedFd, to: &Path) -> Result<(), Errno> {
-    let (f, t) = (beneath(from_root, from)?, beneath(to_root, to)?);
+    let (f, t) = (
+        beneath(from_root.as_fd(), from)?,
+        beneath(to_root.as_fd(), to)?,
+    );
     renameat(f.dir(), f.name, t.dir(), t.name)
 }
 
 pub fn unlink(root: &OwnedFd, path: &Path) -> Result<(), Errno> {
-    let b = beneath(root, path)?;
+    let b = beneath(root.as_fd(), path)?;
     unlinkat(b.dir(), b.name, UnlinkatFlags::NoRemoveDir)
 }
 
 /// Opens (or creates) a file; the last name is never followed.
 pub fn open(root: &OwnedFd, path: &Path, flags: OFlag, mode: u32) -> Result<OwnedFd, Errno> {
-    let b = beneath(root, path)?;
+    let b = beneath(root.as_fd(), path)?;
     openat(
         b.dir(),
         b.name,
         flags | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
         Mode::from_bits_truncate(mode),
     )
+}
+
+/// Opens `path` itself (never what a symlink points to) as an `O_PATH`
+/// descriptor, which no open of a FIFO or device can block on or trigger,
+/// and checks with `fstat` that it is still what the plan saw. Every change
+/// to an existing entry's owner or mode goes through this descriptor, so
+/// the object checked is the object changed.
+pub fn open_checked(root: &OwnedFd, path: &Path, expect: &Expect) -> io::Result<(OwnedFd, Stat)> {
+    let flags = OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+    let fd = if is_root_itself(path) {
+        openat(root, ".", flags, Mode::empty())
+    } else {
+        let b = beneath(root.as_fd(), path).map_err(io_err)?;
+        openat(b.dir(), b.name, flags, Mode::empty())
+    }
+    .map_err(io_err)?;
+    let st: Stat = fstat(&fd).map_err(io_err)?.into();
+    check(expect, &st)?;
+    Ok((fd, st))
+}
+
+/// Whether `st` is still the entry the plan was made from.
+pub fn check(expect: &Expect, st: &Stat) -> io::Result<()> {
+    if st.kind != expect.kind {
+        return Err(io::Error::other(format!(
+            "is now {}, not {} as when examined; left alone",
+            st.kind.word(),
+            expect.kind.word()
+        )));
+    }
+    if expect.id.is_some_and(|id| id != (st.dev, st.ino)) {
+        return Err(io::Error::other(
+            "was replaced since it was examined; left alone",
+        ));
+    }
+    if st.kind != Found::Dir && st.nlink > expect.max_links {
+        return Err(io::Error::other(format!(
+            "has {} hard links where the layout allows {}: another name, perhaps outside \
+             the queue, shares this file; left alone",
+            st.nlink, expect.max_links
+        )));
+    }
+    Ok(())
+}
+
+/// chown of the checked descriptor (`AT_EMPTY_PATH`: the descriptor's own
+/// inode, whatever names it has now).
+pub fn chown_checked(
+    root: &OwnedFd,
+    path: &Path,
+    expect: &Expect,
+    uid: u32,
+    gid: u32,
+) -> io::Result<()> {
+    let (fd, _) = open_checked(root, path, expect)?;
+    fchownat(
+        &fd,
+        "",
+        Some(Uid::from_raw(uid)),
+        Some(Gid::from_raw(gid)),
+        AtFlags::AT_EMPTY_PATH,
+    )
+    .map_err(io_err)
+}
+
+/// chmod of the checked descriptor. Linux has no fchmod for `O_PATH`
+/// descriptors before fchmodat2; `/proc/self/fd/N` names exactly that
+/// inode (it is not a path lookup that a rename could redirect).
+pub fn chmod_checked(root: &OwnedFd, path: &Path, expect: &Expect, mode: u32) -> io::Result<()> {
+    let (fd, _) = open_checked(root, path, expect)?;
+    let magic = format!("/proc/self/fd/{}", fd.as_raw_fd());
+    fchmodat(
+        nix::fcntl::AT_FDCWD,
+        magic.as_str(),
+        Mode::from_bits_truncate(mode),
+        FchmodatFlags::FollowSymlink,
+    )
+    .map_err(|e| match e {
+        Errno::ENOENT => io::Error::other("cannot change mode: /proc is not mounted"),
+        e => io_err(e),
+    })
+}
+
+/// Opens a regular file for reading, after checking through an `O_PATH`
+/// descriptor that it is one (a FIFO would block the open, a device could
+/// act on it) with no more links than `max_links`; the read descriptor is
+/// reopened from that checked descriptor, so it is the same inode.
+pub fn open_regular(root: &OwnedFd, path: &Path, max_links: u64) -> io::Result<(File, Stat)> {
+    let expect = Expect {
+        kind: Found::File,
+        id: None,
+        max_links,
+    };
+    let (fd, st) = open_checked(root, path, &expect)?;
+    let magic = format!("/proc/self/fd/{}", fd.as_raw_fd());
+    let file = nix::fcntl::open(
+        magic.as_str(),
+        OFlag::O_RDONLY | OFlag::O_CLOEXEC | OFlag::O_NOCTTY | OFlag::O_NONBLOCK,
+        Mode::empty(),
+    )
+    .map_err(io_err)?;
+    let again: Stat = fstat(&file).map_err(io_err)?.into();
+    if (again.dev, again.ino) != (st.dev, st.ino) {
+        return Err(io::Error::other(
+            "was replaced while being opened; left alone",
+        ));
+    }
+    Ok((File::from(file), st))
+}
+
+/// fsync of the directory holding `path`'s last name: a new name there (or
+/// a name gone) survives a power cut only once that directory is synced.
+pub fn sync_parent(root: &OwnedFd, path: &Path) -> io::Result<()> {
+    if !super::apply::durable() {
+        return Ok(());
+    }
+    let parent = path.parent().unwrap_or(Path::new(""));
+    if is_root_itself(parent) {
+        return fsync(root).map_err(io_err);
+    }
+    let b = beneath(root.as_fd(), parent).map_err(io_err)?;
+    let fd = openat(
+        b.dir(),
+        b.name,
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(io_err)?;
+    fsync(&fd).map_err(io_err)
+}
+
+/// fsync of a file's data and metadata (unless durability is switched off
+/// for a benchmark).
+pub fn sync_file(f: &File) -> io::Result<()> {
+    if super::apply::durable() {
+        f.sync_all()
+    } else {
+        Ok(())
+    }
 }
