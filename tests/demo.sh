@@ -2,7 +2,7 @@
 # Demonstration, as the current user, in a scratch directory: build, create
 # ten queues with queue-fix, inject messages through qmail-multi (the queue
 # program behind it is the test depositor, a faithful qmail-queue), and show
-# how many landed in each queue. MESSAGES=N changes the count; KEEP=1 keeps
+# how many landed in each queue, then queue-stat's view of them. MESSAGES=N changes the count; KEEP=1 keeps
 # the scratch directory.
 set -eu
 cd "$(dirname "$0")/.."
@@ -51,4 +51,6 @@ done
 echo "   total $total of $messages injected, $failed failed"
 "$bin/queue-fix" -N --as-invoker -s "$split" --base "$base" --count "$count"
 echo "   queue-fix -N after injection: clean"
+echo "== queue-stat: the same queues as an administrator sees them"
+"$bin/queue-stat" --base "$base" --count "$count"
 [ "$total" -eq "$messages" ] && [ "$failed" -eq 0 ]
