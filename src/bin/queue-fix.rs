@@ -139,17 +139,18 @@ fn main() {
 fn disable(queue: &std::path::Path, disabled: bool) -> i32 {
     use qmail_multi::queue::disable::{set_disabled, Change};
     let word = if disabled { "disabled" } else { "enabled" };
+    let shown = qmail_multi::escape::path(queue);
     match set_disabled(queue, disabled) {
         Ok(Change::Done) => {
-            println!("{}: {word}", queue.display());
+            println!("{shown}: {word}");
             0
         }
         Ok(Change::AlreadySo) => {
-            println!("{}: already {word}", queue.display());
+            println!("{shown}: already {word}");
             0
         }
         Err(e) => {
-            eprintln!("queue-fix: fatal: {}: {e}", queue.display());
+            eprintln!("queue-fix: fatal: {shown}: {e}");
             status::FATAL
         }
     }

@@ -3,7 +3,7 @@
 //! so queue-stat drops into Nagios or Icinga like `check_mailq`.
 
 use super::model::{health_is_fault, QueueStat, Snapshot};
-use super::table::{age, bytes, printable};
+use super::table::{age, bytes};
 use crate::multi::select::Health;
 use std::fmt::Write;
 
@@ -139,7 +139,7 @@ pub fn check(s: &Snapshot, t: &Thresholds) -> (Status, String) {
     };
     let mut usable = 0;
     for q in &s.queues {
-        let name = printable(&q.label);
+        let name = &q.label;
         if q.health == Health::Usable {
             usable += 1;
         } else if health_is_fault(q.health) {
@@ -151,10 +151,7 @@ pub fn check(s: &Snapshot, t: &Thresholds) -> (Status, String) {
             say(st, format!("{name} {}", q.health));
         }
         if let Some(e) = &q.error {
-            say(
-                Status::Unknown,
-                format!("{name} cannot be read: {}", printable(e)),
-            );
+            say(Status::Unknown, format!("{name} cannot be read: {e}"));
         }
         if let Some(c) = &q.counts {
             let a = c.oldest.unwrap_or(0);
@@ -196,18 +193,11 @@ pub fn check(s: &Snapshot, t: &Thresholds) -> (Status, String) {
     for o in &s.orphans {
         say(
             Status::Warning,
-            format!(
-                "orphan {} holds {} messages",
-                printable(&o.label),
-                o.messages
-            ),
+            format!("orphan {} holds {} messages", o.label, o.messages),
         );
     }
     if let Some(e) = &s.orphan_error {
-        say(
-            Status::Unknown,
-            format!("orphans cannot be searched: {}", printable(e)),
-        );
+        say(Status::Unknown, format!("orphans cannot be searched: {e}"));
     }
     let total = s.total();
     let mut line = format!("QMAIL-QUEUE {} - ", worst.word());
