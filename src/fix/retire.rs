@@ -11,8 +11,11 @@
 //! the source files deleted (`mess` last) and the marker removed. The
 //! marker records which new message a source message became, so a rerun
 //! after a crash at any point continues instead of copying twice.
-//! Destinations are chosen by inode (`inode % count`), after looking for
-//! a destination the message already went to.
+//! Destinations are chosen by inode (`inode % count`) among the enabled
+//! queues of the range, after looking for a destination the message
+//! already went to. A disabled queue gets retired mail only when every
+//! queue of the range is disabled: qmail-send still delivers a disabled
+//! queue, so the mail is safe there, and retiring must not strand it.
 
 use super::apply::{step, RunMode};
 use super::messages::count_messages;
@@ -80,6 +83,8 @@ struct Dest {
     n: u32,
     root: OwnedFd,
     dev: u64,
+    /// `queue-fix --disable`d: new mail goes elsewhere when it can.
+    disabled: bool,
 }
 
 fn rel(dir: &str, ino: u64, split: u32) -> PathBuf {
@@ -113,7 +118,33 @@ pub fn retire_queue(
             Ok(Some(st)) => st.dev,
             _ => return fatal(&path.join(MESS), "cannot retire into it", "missing"),
         };
-        dests.push(Dest { n, root, dev });
+        let disabled = matches!(crate::queue::disable::marker_at(&root), Ok(Some(true)));
+        dests.push(Dest {
+            n,
+            root,
+            dev,
+            disabled,
+        });
+    }
+    let targets = targets(&dests);
+    if dests.iter().any(|d| d.disabled) {
+        let shown = crate::escape::path(queue);
+        if targets.iter().all(|&i| dests[i].disabled) {
+            println!(
+                "{shown}: every queue of the range is disabled: retiring into them anyway \
+                 (qmail-send still delivers a disabled queue)"
+            );
+        } else {
+            let skipped: Vec<String> = dests
+                .iter()
+                .filter(|d| d.disabled)
+                .map(|d| format!("queue{}", d.n))
+                .collect();
+            println!(
+                "{shown}: retiring into enabled queues only, not into disabled {}",
+                skipped.join(" ")
+            );
+        }
     }
     let src = match super::observe::open_named_dir(nix::fcntl::AT_FDCWD, queue) {
         Ok(Some(fd)) => fd,
@@ -138,6 +169,7 @@ pub fn retire_queue(
         src: &src,
         qname: &qname,
         dests: &dests,
+        targets: &targets,
         split: opts.split,
         ids,
         qmta: opts.qmta,
@@ -157,6 +189,17 @@ pub fn retire_queue(
         }
     }
     outcome
+}
+
+/// The indexes of the destinations new mail goes to: the enabled ones, or
+/// all when every one is disabled.
+fn targets(dests: &[Dest]) -> Vec<usize> {
+    let enabled: Vec<usize> = (0..dests.len()).filter(|&i| !dests[i].disabled).collect();
+    if enabled.is_empty() {
+        (0..dests.len()).collect()
+    } else {
+        enabled
+    }
 }
 
 fn refuse(live: &Path, queue: &Path) -> Outcome {
@@ -185,6 +228,8 @@ struct Mover<'a> {
     src: &'a OwnedFd,
     qname: &'a str,
     dests: &'a [Dest],
+    /// Indexes into `dests` that a message not yet moved may go to.
+    targets: &'a [usize],
     split: u32,
     ids: &'a Ids,
     qmta: bool,
@@ -335,7 +380,8 @@ impl Mover<'_> {
     fn one(&self, st: &Stat) -> Result<(), Failure> {
         let ino = st.ino;
         let mess = rel(MESS, ino, self.split);
-        // Where it already went (a resumed run), else by inode.
+        // Where it already went (a resumed run, even into a queue disabled
+        // since: finishing there never copies twice), else by inode.
         let same_fs = |d: &Dest| {
             d.dev == st.dev
                 && matches!(stat_at(&d.root, &mess), Ok(Some(x)) if x.ino == ino && x.dev == st.dev)
@@ -347,7 +393,9 @@ impl Mover<'_> {
             .dests
             .iter()
             .find(|d| same_fs(d) || marked(d))
-            .unwrap_or(&self.dests[(ino % self.dests.len() as u64) as usize]);
+            .unwrap_or_else(|| {
+                &self.dests[self.targets[(ino % self.targets.len() as u64) as usize]]
+            });
         if self.dry {
             self.say(d, ino, (d.dev == st.dev).then_some(ino));
             Ok(())
@@ -588,7 +636,12 @@ pub fn finish_markers(base: &Path, range: &Range<u32>, split: u32) -> io::Result
         if let Some(root) =
             super::observe::open_named_dir(nix::fcntl::AT_FDCWD, &base.join(format!("queue{n}")))?
         {
-            dests.push(Dest { n, root, dev: 0 });
+            dests.push(Dest {
+                n,
+                root,
+                dev: 0,
+                disabled: false,
+            });
         }
     }
     clear_finished_markers(base, &dests, split)
