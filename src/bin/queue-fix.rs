@@ -20,7 +20,8 @@ are escaped (\\xNN).
 --disable QUEUE_DIR: qmail-multi sends the queue no new mail while qmail-send
 keeps delivering what it holds (marker QUEUE_DIR/disabled plus the sticky bit
 on QUEUE_DIR, which injecting users can see); checks report it as disabled,
-not as a problem. --enable QUEUE_DIR undoes it.
+not as a problem; --retire moves mail into a disabled queue only when every
+queue of the range is disabled. --enable QUEUE_DIR undoes it.
 
 Exit status:
   0        everything was already correct
