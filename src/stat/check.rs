@@ -202,11 +202,24 @@ pub fn check(s: &Snapshot, t: &Thresholds) -> (Status, String) {
     let total = s.total();
     let mut line = format!("QMAIL-QUEUE {} - ", worst.word());
     if reasons.is_empty() {
+        // Disabled is the administrator's choice, not a fault, but the
+        // OK line still names it so nobody forgets a queue left disabled.
+        let disabled: Vec<&str> = s
+            .queues
+            .iter()
+            .filter(|q| q.health == Health::Disabled)
+            .map(|q| q.label.as_str())
+            .collect();
         let _ = write!(
             line,
-            "{} queue{} usable, {} message{}, oldest {}",
+            "{} queue{} usable{}, {} message{}, oldest {}",
             usable,
             if usable == 1 { "" } else { "s" },
+            if disabled.is_empty() {
+                String::new()
+            } else {
+                format!(" (disabled: {})", disabled.join(" "))
+            },
             total.messages,
             if total.messages == 1 { "" } else { "s" },
             age(total.oldest.unwrap_or(0))
