@@ -11,7 +11,7 @@
 //! the source files deleted (`mess` last) and the marker removed. The
 //! marker records which new message a source message became, so a rerun
 //! after a crash at any point continues instead of copying twice.
-//! Destinations are chosen by inode (`inode % count`) among the enabled
+//! Destinations are chosen by a hash of the inode among the enabled
 //! queues of the range, after looking for a destination the message
 //! already went to. A disabled queue gets retired mail only when every
 //! queue of the range is disabled: qmail-send still delivers a disabled
@@ -200,6 +200,15 @@ fn targets(dests: &[Dest]) -> Vec<usize> {
     } else {
         enabled
     }
+}
+
+/// Which of `n` destinations a message goes to. Not `ino % n`: a
+/// filesystem hands out inodes in strides (every message takes the same
+/// number of them), and a stride sharing a factor with `n` would send all
+/// mail to some queues only. Fibonacci hashing mixes the inode first; the
+/// choice still depends on the inode alone, so `-N` shows what a run does.
+fn spread(ino: u64, n: usize) -> usize {
+    ((ino.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 32) % n as u64) as usize
 }
 
 fn refuse(live: &Path, queue: &Path) -> Outcome {
@@ -393,9 +402,7 @@ impl Mover<'_> {
             .dests
             .iter()
             .find(|d| same_fs(d) || marked(d))
-            .unwrap_or_else(|| {
-                &self.dests[self.targets[(ino % self.targets.len() as u64) as usize]]
-            });
+            .unwrap_or_else(|| &self.dests[self.targets[spread(ino, self.targets.len())]]);
         if self.dry {
             self.say(d, ino, (d.dev == st.dev).then_some(ino));
             Ok(())
@@ -690,5 +697,25 @@ fn same_file(a_root: &OwnedFd, a: &Path, b_root: &OwnedFd, b: &Path) -> bool {
     match (stat_at(a_root, a), stat_at(b_root, b)) {
         (Ok(Some(x)), Ok(Some(y))) => (x.dev, x.ino) == (y.dev, y.ino),
         _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn inodes_in_strides_spread_over_every_destination() {
+        for n in 1..=10 {
+            for stride in 1..=8 {
+                let mut got = vec![0u32; n];
+                for k in 0..1000 {
+                    got[super::spread(5_000_000 + k * stride, n)] += 1;
+                }
+                let fair = 1000 / n as u32;
+                assert!(
+                    got.iter().all(|&c| c > fair * 2 / 3 && c < fair * 4 / 3),
+                    "n {n}, stride {stride}: {got:?}"
+                );
+            }
+        }
     }
 }
