@@ -103,6 +103,78 @@ fn retire_moves_every_message_once_into_the_range_and_empties_orphans() {
     expect(&base_args(&base, "2", &["-N"]), 0);
 }
 
+#[test]
+fn retire_prefers_enabled_queues_and_falls_back_to_disabled_ones() {
+    let (_t, base) = scratch();
+    expect(&base_args(&base, "3", &[]), 99);
+    let q = |n: u32| base.join(format!("queue{n}"));
+    for n in 4..=5 {
+        run(&[INV, "-s", "7", s(&q(n))]);
+        fill(&q(n), 30, 7);
+    }
+    let held = |n: u32| messages(&q(n)).len();
+    let orphans: Vec<_> = [4, 5].iter().map(|&n| messages(&q(n))).collect();
+    expect(&["--disable", s(&q(2))], 0);
+
+    // queue2 disabled: queue4's 30 messages go to queue1 and queue3 only.
+    let args = [
+        INV,
+        "-s",
+        "7",
+        "--base",
+        s(&base),
+        "--count",
+        "3",
+        "--retire",
+    ];
+    // queue5 waits: only queue4 is retired in this step.
+    std::fs::rename(q(5), base.join("later5")).unwrap();
+    let o = run(&args);
+    assert!((1..=99).contains(&code(&o)), "{}", err(&o));
+    assert!(
+        out(&o).contains(&format!(
+            "{}: retiring into enabled queues only, not into disabled queue2\n",
+            q(4).display()
+        )),
+        "{}",
+        out(&o)
+    );
+    assert_eq!((held(1) + held(3), held(2), held(4)), (30, 0, 0));
+    assert!(held(1) > 0 && held(3) > 0, "{} {}", held(1), held(3));
+
+    // Every queue disabled: the mail still moves, into disabled queues,
+    // and the output says so.
+    expect(&["--disable", s(&q(1))], 0);
+    expect(&["--disable", s(&q(3))], 0);
+    std::fs::rename(base.join("later5"), q(5)).unwrap();
+    let before = (held(1), held(2), held(3));
+    let o = run(&args);
+    assert!((1..=99).contains(&code(&o)), "{}", err(&o));
+    assert!(
+        out(&o).contains(&format!(
+            "{}: every queue of the range is disabled: retiring into them anyway \
+             (qmail-send still delivers a disabled queue)\n",
+            q(5).display()
+        )),
+        "{}",
+        out(&o)
+    );
+    assert_eq!(held(5), 0);
+    assert_eq!(
+        held(1) + held(2) + held(3),
+        before.0 + before.1 + before.2 + 30
+    );
+    assert!(held(2) > 0, "the fallback spreads over all of the range");
+    let mut after: Vec<_> = (1..=3).flat_map(|n| messages(&q(n))).collect();
+    let mut all: Vec<_> = orphans.concat();
+    after.sort_unstable();
+    all.sort_unstable();
+    assert_eq!(after, all, "every message once, none lost");
+    // The range is consistent and still disabled.
+    expect(&base_args(&base, "3", &["-N"]), 0);
+    assert!((1..=3).all(|n| q(n).join("disabled").is_file()));
+}
+
 /// Starts a process that takes the queue's lock and returns once it says
 /// "locked", so the probe never races a holder that is still starting.
 fn hold_lock(cmd: &mut Command, locker: &str) -> std::process::Child {

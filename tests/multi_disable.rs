@@ -222,3 +222,118 @@ fn a_queue_without_inodes_for_a_whole_message_is_skipped() {
     assert_eq!(into_first, 1, "queue1 back in use at {needed} free inodes");
     drop(mount);
 }
+
+/// A queue base whose name holds a newline, a terminal escape and a
+/// non-UTF-8 byte: every program prints it as `\xNN`, one line a report.
+#[test]
+fn hostile_queue_names_are_printed_escaped_by_every_program() {
+    use std::os::unix::ffi::OsStrExt;
+    let t = tempfile::tempdir().unwrap();
+    let base = t
+        .path()
+        .join(std::ffi::OsStr::from_bytes(b"b\nq: enabled\x1b[2J\xff"));
+    fs::create_dir(&base).unwrap();
+    let queues = make_queues(&base, 1, 2);
+    let shown = format!(
+        "{}/b\\x0aq: enabled\\x1b[2J\\xff",
+        t.path().to_str().unwrap()
+    );
+
+    let out = queue_fix(&["--disable".as_ref(), queues[0].as_os_str()]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        format!("{shown}/queue1: disabled\n")
+    );
+    let out = queue_fix(&["--enable".as_ref(), queues[1].as_os_str()]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        format!("{shown}/queue2: already enabled\n")
+    );
+    let missing = base.join("queue9");
+    let out = queue_fix(&["--disable".as_ref(), missing.as_os_str()]);
+    assert_eq!(out.status.code(), Some(111), "{out:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        format!(
+            "queue-fix: fatal: {shown}/queue9: cannot open the queue: No such file or directory\n"
+        )
+    );
+
+    // queue-fix's check names the disabled queue on one line.
+    let out = queue_fix(&[
+        "-N".as_ref(),
+        "--as-invoker".as_ref(),
+        "-s".as_ref(),
+        "7".as_ref(),
+        queues[0].as_os_str(),
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with(&format!("{shown}/queue1: disabled: "))),
+        "{text}"
+    );
+
+    // qmail-multi's log: the skipped queue, then (all disabled) the error.
+    // The first pick is random: about half the injections meet queue1 first.
+    let logs: Vec<String> = (0..40)
+        .map(|_| {
+            let r = inject(&base, 2);
+            r.assert_exit(0);
+            r.stderr_text()
+        })
+        .collect();
+    let text = logs.concat();
+    assert!(
+        text.contains(&format!("skipped {shown}/queue1: is disabled\n")),
+        "{text}"
+    );
+    assert!(
+        logs.iter()
+            .all(|l| l.contains(&format!("queue {shown}/queue2 via "))),
+        "{text}"
+    );
+    queue_fix(&["--disable".as_ref(), queues[1].as_os_str()]);
+    let r = inject(&base, 2);
+    r.assert_exit(62);
+    let text = r.stderr_text();
+    assert!(
+        text.contains(&format!(
+            "): {shown}/queue1 is disabled; {shown}/queue2 is disabled\n"
+        )),
+        "{text}"
+    );
+
+    // queue-stat: the heading, and a queue named on the command line.
+    let stat = |args: &[&std::ffi::OsStr]| {
+        Command::new(env!("CARGO_BIN_EXE_queue-stat"))
+            .args(args)
+            .env_remove("QUEUEDIR")
+            .env("CONFSPLIT", SPLIT.to_string())
+            .output()
+            .unwrap()
+    };
+    let out = stat(&[
+        "--base".as_ref(),
+        base.as_os_str(),
+        "--count".as_ref(),
+        "2".as_ref(),
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(
+        text.lines().next(),
+        Some(format!("{shown}: queue1..queue2").as_str()),
+        "{text}"
+    );
+    let out = stat(&[queues[1].as_os_str()]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with(&format!("{shown}/queue2 "))),
+        "{text}"
+    );
+    for o in [&out.stdout, &out.stderr] {
+        assert!(!o.contains(&0x1b) && !o.contains(&0xff), "{out:?}");
+    }
+}

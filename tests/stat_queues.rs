@@ -737,3 +737,106 @@ fn an_unreadable_queue_is_named_and_unknown_to_monitoring() {
         q.display()
     )));
 }
+
+/// `queue-fix --disable`, the real binary, as an administrator does it.
+fn set_disabled(queue: &Path, disabled: bool) {
+    let o = Command::new(env!("CARGO_BIN_EXE_queue-fix"))
+        .arg(if disabled { "--disable" } else { "--enable" })
+        .arg(queue)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{o:?}");
+}
+
+#[test]
+fn a_disabled_queue_is_shown_as_such_and_is_no_fault() {
+    let dir = tempfile::Builder::new()
+        .prefix("stat-test")
+        .tempdir()
+        .unwrap();
+    let base = dir.path().to_str().unwrap();
+    let q = make_queues(dir.path(), 1, 3);
+    put(&q[0], 10);
+    // queue2 keeps its mail while disabled: qmail-send still delivers it.
+    for _ in 0..3 {
+        put(&q[1], 10);
+    }
+    set_disabled(&q[1], true);
+
+    let o = queue_stat(&["--base", base, "--count", "3"], &[]);
+    expect_status(&o, 0);
+    let t = text(&o);
+    let health_row = |label: &str| -> Vec<String> {
+        t.lines()
+            .filter(|l| l.split_whitespace().next() == Some(label))
+            .nth(1)
+            .unwrap_or_else(|| panic!("no second row {label} in\n{t}"))
+            .split_whitespace()
+            .map(String::from)
+            .collect()
+    };
+    assert_eq!(health_row("queue1")[..3], ["queue1", "usable", "down"]);
+    assert_eq!(health_row("queue2")[..3], ["queue2", "disabled", "down"]);
+    assert_eq!(health_row("queue3")[..3], ["queue3", "usable", "down"]);
+    assert!(
+        t.lines()
+            .any(|l| l == format!("queue2: {base}/queue2 is disabled")),
+        "{t}"
+    );
+    assert!(
+        t.lines()
+            .any(|l| l.split_whitespace().take(2).eq(["queue2", "3"])),
+        "its mail is still counted: {t}"
+    );
+
+    let o = queue_stat(&["--check", "--base", base, "--count", "3"], &[]);
+    expect_status(&o, 0);
+    assert!(
+        text(&o).starts_with(
+            "QMAIL-QUEUE OK - 2 queues usable (disabled: queue2), 4 messages, oldest "
+        ),
+        "{}",
+        text(&o)
+    );
+
+    let o = queue_stat(&["--prometheus", "--base", base, "--count", "3"], &[]);
+    expect_status(&o, 0);
+    let m = samples(&text(&o));
+    let health = |n: u32, state: &str| {
+        sample(
+            &m,
+            &format!("qmail_queue_health{{queue=\"queue{n}\",state=\"{state}\"}}"),
+        )
+    };
+    assert_eq!(
+        ["usable", "disabled"].map(|s| [health(1, s), health(2, s), health(3, s)]),
+        [[1, 0, 1], [0, 1, 0]]
+    );
+    for state in ["missing", "not-dir", "low-space", "low-inodes", "error"] {
+        assert_eq!(health(2, state), 0, "{state}");
+    }
+    assert_eq!(sample(&m, "qmail_queue_messages{queue=\"queue2\"}"), 3);
+    assert_eq!(sample(&m, "qmail_queue_readable{queue=\"queue2\"}"), 1);
+
+    // Every queue disabled: injections fail, so monitoring must alert.
+    set_disabled(&q[0], true);
+    set_disabled(&q[2], true);
+    let o = queue_stat(&["--check", "--base", base, "--count", "3"], &[]);
+    expect_status(&o, 2);
+    assert!(
+        text(&o).starts_with("QMAIL-QUEUE CRITICAL - no queue is usable"),
+        "{}",
+        text(&o)
+    );
+    // Enabled again: plain usable queues.
+    for queue in &q {
+        set_disabled(queue, false);
+    }
+    let o = queue_stat(&["--check", "--base", base, "--count", "3"], &[]);
+    expect_status(&o, 0);
+    assert!(
+        text(&o).starts_with("QMAIL-QUEUE OK - 3 queues usable, 4 messages, oldest "),
+        "{}",
+        text(&o)
+    );
+}

@@ -20,7 +20,8 @@ are escaped (\\xNN).
 --disable QUEUE_DIR: qmail-multi sends the queue no new mail while qmail-send
 keeps delivering what it holds (marker QUEUE_DIR/disabled plus the sticky bit
 on QUEUE_DIR, which injecting users can see); checks report it as disabled,
-not as a problem. --enable QUEUE_DIR undoes it.
+not as a problem; --retire moves mail into a disabled queue only when every
+queue of the range is disabled. --enable QUEUE_DIR undoes it.
 
 Exit status:
   0        everything was already correct
@@ -139,17 +140,18 @@ fn main() {
 fn disable(queue: &std::path::Path, disabled: bool) -> i32 {
     use qmail_multi::queue::disable::{set_disabled, Change};
     let word = if disabled { "disabled" } else { "enabled" };
+    let shown = qmail_multi::escape::path(queue);
     match set_disabled(queue, disabled) {
         Ok(Change::Done) => {
-            println!("{}: {word}", queue.display());
+            println!("{shown}: {word}");
             0
         }
         Ok(Change::AlreadySo) => {
-            println!("{}: already {word}", queue.display());
+            println!("{shown}: already {word}");
             0
         }
         Err(e) => {
-            eprintln!("queue-fix: fatal: {}: {e}", queue.display());
+            eprintln!("queue-fix: fatal: {shown}: {e}");
             status::FATAL
         }
     }

@@ -11,8 +11,11 @@
 //! the source files deleted (`mess` last) and the marker removed. The
 //! marker records which new message a source message became, so a rerun
 //! after a crash at any point continues instead of copying twice.
-//! Destinations are chosen by inode (`inode % count`), after looking for
-//! a destination the message already went to.
+//! Destinations are chosen by a hash of the inode among the enabled
+//! queues of the range, after looking for a destination the message
+//! already went to. A disabled queue gets retired mail only when every
+//! queue of the range is disabled: qmail-send still delivers a disabled
+//! queue, so the mail is safe there, and retiring must not strand it.
 
 use super::apply::{step, RunMode};
 use super::messages::count_messages;
@@ -80,6 +83,8 @@ struct Dest {
     n: u32,
     root: OwnedFd,
     dev: u64,
+    /// `queue-fix --disable`d: new mail goes elsewhere when it can.
+    disabled: bool,
 }
 
 fn rel(dir: &str, ino: u64, split: u32) -> PathBuf {
@@ -113,7 +118,33 @@ pub fn retire_queue(
             Ok(Some(st)) => st.dev,
             _ => return fatal(&path.join(MESS), "cannot retire into it", "missing"),
         };
-        dests.push(Dest { n, root, dev });
+        let disabled = matches!(crate::queue::disable::marker_at(&root), Ok(Some(true)));
+        dests.push(Dest {
+            n,
+            root,
+            dev,
+            disabled,
+        });
+    }
+    let targets = targets(&dests);
+    if dests.iter().any(|d| d.disabled) {
+        let shown = crate::escape::path(queue);
+        if targets.iter().all(|&i| dests[i].disabled) {
+            println!(
+                "{shown}: every queue of the range is disabled: retiring into them anyway \
+                 (qmail-send still delivers a disabled queue)"
+            );
+        } else {
+            let skipped: Vec<String> = dests
+                .iter()
+                .filter(|d| d.disabled)
+                .map(|d| format!("queue{}", d.n))
+                .collect();
+            println!(
+                "{shown}: retiring into enabled queues only, not into disabled {}",
+                skipped.join(" ")
+            );
+        }
     }
     let src = match super::observe::open_named_dir(nix::fcntl::AT_FDCWD, queue) {
         Ok(Some(fd)) => fd,
@@ -138,6 +169,7 @@ pub fn retire_queue(
         src: &src,
         qname: &qname,
         dests: &dests,
+        targets: &targets,
         split: opts.split,
         ids,
         qmta: opts.qmta,
@@ -157,6 +189,26 @@ pub fn retire_queue(
         }
     }
     outcome
+}
+
+/// The indexes of the destinations new mail goes to: the enabled ones, or
+/// all when every one is disabled.
+fn targets(dests: &[Dest]) -> Vec<usize> {
+    let enabled: Vec<usize> = (0..dests.len()).filter(|&i| !dests[i].disabled).collect();
+    if enabled.is_empty() {
+        (0..dests.len()).collect()
+    } else {
+        enabled
+    }
+}
+
+/// Which of `n` destinations a message goes to. Not `ino % n`: a
+/// filesystem hands out inodes in strides (every message takes the same
+/// number of them), and a stride sharing a factor with `n` would send all
+/// mail to some queues only. Fibonacci hashing mixes the inode first; the
+/// choice still depends on the inode alone, so `-N` shows what a run does.
+fn spread(ino: u64, n: usize) -> usize {
+    ((ino.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 32) % n as u64) as usize
 }
 
 fn refuse(live: &Path, queue: &Path) -> Outcome {
@@ -185,6 +237,8 @@ struct Mover<'a> {
     src: &'a OwnedFd,
     qname: &'a str,
     dests: &'a [Dest],
+    /// Indexes into `dests` that a message not yet moved may go to.
+    targets: &'a [usize],
     split: u32,
     ids: &'a Ids,
     qmta: bool,
@@ -335,7 +389,8 @@ impl Mover<'_> {
     fn one(&self, st: &Stat) -> Result<(), Failure> {
         let ino = st.ino;
         let mess = rel(MESS, ino, self.split);
-        // Where it already went (a resumed run), else by inode.
+        // Where it already went (a resumed run, even into a queue disabled
+        // since: finishing there never copies twice), else by inode.
         let same_fs = |d: &Dest| {
             d.dev == st.dev
                 && matches!(stat_at(&d.root, &mess), Ok(Some(x)) if x.ino == ino && x.dev == st.dev)
@@ -347,7 +402,7 @@ impl Mover<'_> {
             .dests
             .iter()
             .find(|d| same_fs(d) || marked(d))
-            .unwrap_or(&self.dests[(ino % self.dests.len() as u64) as usize]);
+            .unwrap_or_else(|| &self.dests[self.targets[spread(ino, self.targets.len())]]);
         if self.dry {
             self.say(d, ino, (d.dev == st.dev).then_some(ino));
             Ok(())
@@ -588,7 +643,12 @@ pub fn finish_markers(base: &Path, range: &Range<u32>, split: u32) -> io::Result
         if let Some(root) =
             super::observe::open_named_dir(nix::fcntl::AT_FDCWD, &base.join(format!("queue{n}")))?
         {
-            dests.push(Dest { n, root, dev: 0 });
+            dests.push(Dest {
+                n,
+                root,
+                dev: 0,
+                disabled: false,
+            });
         }
     }
     clear_finished_markers(base, &dests, split)
@@ -637,5 +697,25 @@ fn same_file(a_root: &OwnedFd, a: &Path, b_root: &OwnedFd, b: &Path) -> bool {
     match (stat_at(a_root, a), stat_at(b_root, b)) {
         (Ok(Some(x)), Ok(Some(y))) => (x.dev, x.ino) == (y.dev, y.ino),
         _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn inodes_in_strides_spread_over_every_destination() {
+        for n in 1..=10 {
+            for stride in 1..=8 {
+                let mut got = vec![0u32; n];
+                for k in 0..1000 {
+                    got[super::spread(5_000_000 + k * stride, n)] += 1;
+                }
+                let fair = 1000 / n as u32;
+                assert!(
+                    got.iter().all(|&c| c > fair * 2 / 3 && c < fair * 4 / 3),
+                    "n {n}, stride {stride}: {got:?}"
+                );
+            }
+        }
     }
 }

@@ -78,9 +78,9 @@ impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{}={:?} is not {}",
+            "{}=\"{}\" is not {}",
             self.variable,
-            self.value.to_string_lossy(),
+            crate::escape::name(&self.value),
             self.expected
         )
     }

@@ -57,7 +57,7 @@ fn temp_file(tmpdir: &Path) -> Result<File, Fatal> {
             QueueExit::TempFileFailed,
             format!(
                 "creating a temporary file {}: {}",
-                template.display(),
+                crate::escape::path(&template),
                 e.desc()
             ),
         )
@@ -71,7 +71,10 @@ fn temp_file(tmpdir: &Path) -> Result<File, Fatal> {
     std::fs::remove_file(&path).map_err(|e| {
         Fatal::new(
             QueueExit::TempFileFailed,
-            format!("unlinking the temporary file {}: {e}", path.display()),
+            format!(
+                "unlinking the temporary file {}: {e}",
+                crate::escape::path(&path)
+            ),
         )
     })?;
     Ok(file)
@@ -99,7 +102,10 @@ pub fn run(command: &OsStr, make_seekable: bool, tmpdir: &Path) -> Result<Verdic
         io::copy(&mut *stdin_file(), &mut spool).map_err(|e| {
             Fatal::new(
                 QueueExit::CannotReadInput,
-                format!("spooling the message to {}: {e}", tmpdir.display()),
+                format!(
+                    "spooling the message to {}: {e}",
+                    crate::escape::path(tmpdir)
+                ),
             )
         })?;
         spool.seek(SeekFrom::Start(0)).map_err(|e| {

@@ -86,7 +86,7 @@ fn run(args: Vec<OsString>) -> Result<(), Fatal> {
                 "loop: this injection has passed through qmail-multi {} times \
                  ({PASSES_VARIABLE}); the queue program {} leads back to qmail-multi",
                 config.passes,
-                program.display()
+                crate::escape::path(&program)
             ),
         ));
     }
@@ -95,7 +95,7 @@ fn run(args: Vec<OsString>) -> Result<(), Fatal> {
             QueueExit::QmailHome,
             format!(
                 "cannot change into QMAILHOME {}: {e}",
-                config.qmail_home.display()
+                crate::escape::path(&config.qmail_home)
             ),
         )
     })?;
@@ -157,7 +157,7 @@ fn run(args: Vec<OsString>) -> Result<(), Fatal> {
                     let why: Vec<String> = none
                         .skipped
                         .iter()
-                        .map(|s| format!("{} {}", probe.path(s.queue).display(), s.health))
+                        .map(|s| format!("{} {}", crate::escape::path(&probe.path(s.queue)), s.health))
                         .collect();
                     let all_disabled = none
                         .skipped
@@ -179,7 +179,7 @@ fn run(args: Vec<OsString>) -> Result<(), Fatal> {
                 crate::diag!(
                     warn,
                     "skipped {}: {}",
-                    probe.path(s.queue).display(),
+                    crate::escape::path(&probe.path(s.queue)),
                     s.health
                 );
             }
@@ -187,7 +187,12 @@ fn run(args: Vec<OsString>) -> Result<(), Fatal> {
         }
     };
     if diag::on_stderr() {
-        crate::diag!(debug, "queue {} via {}", queue.display(), program.display());
+        crate::diag!(
+            debug,
+            "queue {} via {}",
+            crate::escape::path(&queue),
+            crate::escape::path(&program)
+        );
     }
     Err(exec_queue(&program, args, &queue, config.passes + 1))
 }
@@ -207,7 +212,7 @@ pub fn resolve_base(base: &Base) -> Result<PathBuf, Fatal> {
                 Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(qmailhome.join("queue")),
                 Err(e) => Err(Fatal::new(
                     QueueExit::CannotReadConfig,
-                    format!("cannot read {}: {e}", file.display()),
+                    format!("cannot read {}: {e}", crate::escape::path(&file)),
                 )),
             }
         }
@@ -241,7 +246,7 @@ fn exec_queue(
         QueueExit::CannotExec,
         format!(
             "cannot run the queue program {}: {}",
-            program.display(),
+            crate::escape::path(program),
             e.desc()
         ),
     )

@@ -154,7 +154,7 @@ pub fn note_disabled(root: &OwnedFd, queue: &Path) -> bool {
     if disabled {
         println!(
             "{}: disabled: qmail-multi sends it no new mail (queue-fix --enable enables it)",
-            queue.display()
+            crate::escape::path(queue)
         );
     }
     disabled

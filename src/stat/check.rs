@@ -3,7 +3,7 @@
 //! so queue-stat drops into Nagios or Icinga like `check_mailq`.
 
 use super::model::{health_is_fault, QueueStat, Snapshot};
-use super::table::{age, bytes, printable};
+use super::table::{age, bytes};
 use crate::multi::select::Health;
 use std::fmt::Write;
 
@@ -139,7 +139,7 @@ pub fn check(s: &Snapshot, t: &Thresholds) -> (Status, String) {
     };
     let mut usable = 0;
     for q in &s.queues {
-        let name = printable(&q.label);
+        let name = &q.label;
         if q.health == Health::Usable {
             usable += 1;
         } else if health_is_fault(q.health) {
@@ -151,10 +151,7 @@ pub fn check(s: &Snapshot, t: &Thresholds) -> (Status, String) {
             say(st, format!("{name} {}", q.health));
         }
         if let Some(e) = &q.error {
-            say(
-                Status::Unknown,
-                format!("{name} cannot be read: {}", printable(e)),
-            );
+            say(Status::Unknown, format!("{name} cannot be read: {e}"));
         }
         if let Some(c) = &q.counts {
             let a = c.oldest.unwrap_or(0);
@@ -196,27 +193,33 @@ pub fn check(s: &Snapshot, t: &Thresholds) -> (Status, String) {
     for o in &s.orphans {
         say(
             Status::Warning,
-            format!(
-                "orphan {} holds {} messages",
-                printable(&o.label),
-                o.messages
-            ),
+            format!("orphan {} holds {} messages", o.label, o.messages),
         );
     }
     if let Some(e) = &s.orphan_error {
-        say(
-            Status::Unknown,
-            format!("orphans cannot be searched: {}", printable(e)),
-        );
+        say(Status::Unknown, format!("orphans cannot be searched: {e}"));
     }
     let total = s.total();
     let mut line = format!("QMAIL-QUEUE {} - ", worst.word());
     if reasons.is_empty() {
+        // Disabled is the administrator's choice, not a fault, but the
+        // OK line still names it so nobody forgets a queue left disabled.
+        let disabled: Vec<&str> = s
+            .queues
+            .iter()
+            .filter(|q| q.health == Health::Disabled)
+            .map(|q| q.label.as_str())
+            .collect();
         let _ = write!(
             line,
-            "{} queue{} usable, {} message{}, oldest {}",
+            "{} queue{} usable{}, {} message{}, oldest {}",
             usable,
             if usable == 1 { "" } else { "s" },
+            if disabled.is_empty() {
+                String::new()
+            } else {
+                format!(" (disabled: {})", disabled.join(" "))
+            },
             total.messages,
             if total.messages == 1 { "" } else { "s" },
             age(total.oldest.unwrap_or(0))

@@ -84,7 +84,7 @@ where
                 title: "queues".into(),
                 queues: qs
                     .iter()
-                    .map(|q| (q.display().to_string(), q.clone()))
+                    .map(|q| (crate::escape::path(q), q.clone()))
                     .collect(),
                 orphans_of: None,
                 min_free: config.min_free,
@@ -92,8 +92,8 @@ where
         }
         (Target::Range(r), MultiTarget::Fixed(dir)) if *r == Range::default() => {
             return Ok(Plan {
-                title: format!("QUEUEDIR={}", dir.display()),
-                queues: vec![(dir.display().to_string(), dir.clone())],
+                title: format!("QUEUEDIR={}", crate::escape::path(dir)),
+                queues: vec![(crate::escape::path(dir), dir.clone())],
                 orphans_of: None,
                 min_free: config.min_free,
             })
@@ -124,7 +124,11 @@ where
         .checked_add(u64::from(count))
         .ok_or_else(|| format!("queue{start} + {count} queues is past the largest queue number"))?;
     Ok(Plan {
-        title: format!("{}: queue{start}..queue{}", base.display(), end - 1),
+        title: format!(
+            "{}: queue{start}..queue{}",
+            crate::escape::path(&base),
+            end - 1
+        ),
         queues: (start..end)
             .map(|n| (format!("queue{n}"), queue_path(&base, n)))
             .collect(),
@@ -230,7 +234,10 @@ fn orphans(base: &std::path::Path, range: &std::ops::Range<u64>) -> (Vec<Orphan>
                 .collect(),
             None,
         ),
-        Err(e) => (Vec::new(), Some(format!("{}: {e}", base.display()))),
+        Err(e) => (
+            Vec::new(),
+            Some(format!("{}: {e}", crate::escape::path(base))),
+        ),
     }
 }
 
@@ -241,7 +248,7 @@ pub fn run(opts: &Options) -> i32 {
         Ok(p) => p,
         Err(e) => {
             if checking {
-                println!("QMAIL-QUEUE UNKNOWN - {}", table::printable(&e));
+                println!("QMAIL-QUEUE UNKNOWN - {e}");
                 return check::Status::Unknown.code();
             }
             eprintln!("queue-stat: fatal: {e}");
@@ -268,15 +275,12 @@ pub fn run(opts: &Options) -> i32 {
         for q in snap.queues.iter().filter(|q| q.error.is_some()) {
             eprintln!(
                 "queue-stat: {}: cannot read: {}",
-                table::printable(&q.path.display().to_string()),
-                table::printable(q.error.as_deref().unwrap_or_default())
+                crate::escape::path(&q.path),
+                q.error.as_deref().unwrap_or_default()
             );
         }
         if let Some(e) = &snap.orphan_error {
-            eprintln!(
-                "queue-stat: orphans: cannot search: {}",
-                table::printable(e)
-            );
+            eprintln!("queue-stat: orphans: cannot search: {e}");
         }
         return status::FATAL;
     }

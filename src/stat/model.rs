@@ -81,7 +81,9 @@ pub struct Space {
 /// One queue of the range (or named on the command line).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct QueueStat {
-    /// `queueN` under a base, else the path as given.
+    /// `queueN` under a base, else the path as given, escaped
+    /// ([`crate::escape`]) like every text of a snapshot, so the views print
+    /// it as it is.
     pub label: String,
     pub path: PathBuf,
     /// qmail-multi's own judgement of the queue.
@@ -109,7 +111,7 @@ pub struct Snapshot {
     pub title: String,
     pub queues: Vec<QueueStat>,
     pub orphans: Vec<Orphan>,
-    /// Why the orphan search failed, when it did.
+    /// Why the orphan search failed, when it did (its path escaped).
     pub orphan_error: Option<String>,
 }
 

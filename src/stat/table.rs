@@ -53,16 +53,6 @@ pub fn age(s: u64) -> String {
 /// Age bucket headings, matching [`super::model::AGE_BOUNDS`].
 const AGE_HEADINGS: [&str; AGE_BUCKETS] = ["<5m", "<10m", "<20m", "<40m", "<80m", "<160m", "older"];
 
-/// A printed name: control characters and non-UTF-8 bytes escaped, so a
-/// hostile directory name cannot drive the terminal.
-pub fn printable(s: &str) -> String {
-    s.chars()
-        .flat_map(char::escape_default)
-        .collect::<String>()
-        .replace("\\'", "'")
-        .replace("\\\"", "\"")
-}
-
 fn send_word(q: &QueueStat) -> &'static str {
     match (q.health, q.live) {
         (Health::Missing | Health::NotADirectory, _) => "-",
@@ -81,7 +71,7 @@ fn state_word(q: &QueueStat) -> &'static str {
 }
 
 pub fn render(s: &Snapshot) -> String {
-    let labels: Vec<String> = s.queues.iter().map(|q| printable(&q.label)).collect();
+    let labels: Vec<&str> = s.queues.iter().map(|q| q.label.as_str()).collect();
     let lw = labels
         .iter()
         .map(|l| l.chars().count())
@@ -90,7 +80,7 @@ pub fn render(s: &Snapshot) -> String {
         .max(5);
     let total = s.total();
     let mut out = String::new();
-    let _ = writeln!(out, "{}", printable(&s.title));
+    let _ = writeln!(out, "{}", s.title);
 
     // Depth: counts, size, oldest, and a bar scaled to the fullest queue.
     let head = format!(
@@ -196,24 +186,24 @@ pub fn render(s: &Snapshot) -> String {
         if q.health != Health::Usable {
             notes.push(format!(
                 "{label}: {} {}",
-                printable(&q.path.display().to_string()),
+                crate::escape::path(&q.path),
                 q.health
             ));
         }
         if let Some(e) = &q.error {
-            notes.push(format!("{label}: cannot read: {}", printable(e)));
+            notes.push(format!("{label}: cannot read: {e}"));
         }
     }
     for o in &s.orphans {
         notes.push(format!(
             "orphan: {} holds {} message{} (queue-fix --base --retire moves them)",
-            printable(&o.label),
+            o.label,
             o.messages,
             if o.messages == 1 { "" } else { "s" }
         ));
     }
     if let Some(e) = &s.orphan_error {
-        notes.push(format!("orphans: cannot search: {}", printable(e)));
+        notes.push(format!("orphans: cannot search: {e}"));
     }
     if !notes.is_empty() {
         out.push('\n');
@@ -261,11 +251,5 @@ mod tests {
         assert_eq!(bar_len(10, 10, 20), 20);
         assert_eq!(bar_len(1, 1_000_000, 20), 1);
         assert_eq!(bar_len(5, 10, 20), 10);
-    }
-
-    #[test]
-    fn names_are_escaped() {
-        assert_eq!(printable("queue1"), "queue1");
-        assert_eq!(printable("q\x1b[2Jx\n"), "q\\u{1b}[2Jx\\n");
     }
 }
