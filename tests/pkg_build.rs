@@ -598,7 +598,13 @@ fn rpm_repository_tells_dnf_and_zypper_what_the_spec_declares() {
         "dnf: {dnf_nvra:?}\nrequires {dnf_requires:?}\nconflicts {dnf_conflicts:?}\n\
          provides {dnf_provides:?}\nfiles {dnf_files:?}"
     );
-    assert_eq!(dnf_requires, rpm_requires, "dnf requires vs the package's");
+    // createrepo_c keeps only the highest symbol version of each library
+    // and drops what the package provides itself; it invents nothing.
+    assert!(
+        dnf_requires.is_subset(&rpm_requires),
+        "dnf requires {:?}, which the package does not",
+        dnf_requires.difference(&rpm_requires).collect::<Vec<_>>()
+    );
     assert!(
         spec_requires.is_subset(&dnf_requires),
         "the spec's requirements {spec_requires:?} are not all in the metadata"
@@ -669,7 +675,20 @@ fn rpm_repository_tells_dnf_and_zypper_what_the_spec_declares() {
     assert_eq!(get("Requires"), dnf_requires, "zypper requires vs dnf's");
     assert_eq!(get("Conflicts"), dnf_conflicts, "zypper conflicts vs dnf's");
     assert_eq!(get("Provides"), dnf_provides, "zypper provides vs dnf's");
-    for f in &rpm_files {
+    // libzypp (17.25 here) reads primary.xml of an rpm-md repository, not
+    // filelists.xml: its file list holds the paths a file dependency can
+    // name (under /etc and the bin directories), which is what zypper
+    // resolves with. dnf above read the whole list.
+    let primary: Vec<&String> = rpm_files
+        .iter()
+        .filter(|f| f.starts_with("/etc/") || f.contains("bin/"))
+        .collect();
+    assert!(
+        primary.iter().any(|f| f.ends_with("/sbin/qmail-multi"))
+            && primary.iter().any(|f| f.ends_with("/bin/queue-fix")),
+        "{primary:?}"
+    );
+    for f in primary {
         let found = zypper(&["search", "--file-list", "--match-exact", f]);
         assert!(
             found
