@@ -23,10 +23,18 @@ fn script(name: &str) -> PathBuf {
     repo().join("tests/packaging").join(name)
 }
 
-/// Build outputs, the vendored crates and the OBS package cache, reused
-/// between runs.
+/// Build outputs, the vendored crates, the cargo target directory and the
+/// OBS package cache, reused between runs. The directory of
+/// tests/pkg_packaging.rs on purpose: the package builds of both then share
+/// one cargo target directory (the deb and RPM builds map the same paths and
+/// use the same flags), and cargo runs one test binary at a time.
 fn out_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("pkgbuild")
+    PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("pkg")
+}
+
+/// Where the second build of the reproducibility test happens.
+fn elsewhere() -> PathBuf {
+    PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("pkgbuild-elsewhere")
 }
 
 fn is_root() -> bool {
@@ -242,15 +250,12 @@ fn builds() -> MutexGuard<'static, ()> {
     LOCK.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// build-deb.sh's .deb in out_dir()/a, built once per run (callers hold
+/// build-deb.sh's .deb in out_dir(), built once per run (callers hold
 /// `builds()`).
 fn reference_deb() -> PathBuf {
     static DEB: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-    DEB.get_or_init(|| {
-        let out = out_dir().join("a");
-        PathBuf::from(sh_script("build-deb.sh", &[out.to_str().unwrap()]))
-    })
-    .clone()
+    DEB.get_or_init(|| PathBuf::from(sh_script("build-deb.sh", &[out_dir().to_str().unwrap()])))
+        .clone()
 }
 
 /// Whether `needle` occurs in any file under `dir`.
@@ -304,11 +309,11 @@ fn deb_rebuilt_in_another_directory_later_is_identical() {
     }
     let _builds = builds();
     let a = reference_deb();
-    let out_a = out_dir().join("a");
+    let out_a = out_dir();
 
     // The same sources, a longer path, a later time, another umask.
-    let out_b = out_dir().join("b-elsewhere/and/deeper");
-    let _ = fs::remove_dir_all(out_dir().join("b-elsewhere"));
+    let out_b = elsewhere().join("and/deeper");
+    let _ = fs::remove_dir_all(elsewhere());
     fs::create_dir_all(&out_b).unwrap();
     for f in ["vendor.tar.xz", "vendor.stamp"] {
         fs::copy(out_a.join(f), out_b.join(f)).unwrap();
@@ -367,9 +372,21 @@ fn obs_build_from_packaging_obs_makes_the_deb_build_deb_makes() {
     if let Some(why) = missing(&tools) {
         return skip(name, &why);
     }
+    // The chroot gets the host's cargo-web version; build-deb.sh uses it
+    // only when it is installed (else rustup's cargo, another compiler).
+    let installed = output(
+        clean("dpkg-query").args(["-W", "-f=${Status}", "cargo-web"]),
+        "dpkg-query",
+    );
+    if !String::from_utf8_lossy(&installed.stdout).contains("ok installed") {
+        return skip(
+            name,
+            "cargo-web is not installed: build-deb.sh would use another compiler than the chroot",
+        );
+    }
     let _builds = builds();
     let reference = reference_deb();
-    let out = out_dir().join("a");
+    let out = out_dir();
     let obs = PathBuf::from(sh_script("obs-build.sh", &[out.to_str().unwrap()]));
     let log = read(out.join("obs-build/build.log"));
     // The path OBS takes for a .dsc with debian.* files beside it.
@@ -515,7 +532,7 @@ fn rpm_repository_tells_dnf_and_zypper_what_the_spec_declares() {
         return skip(name, &why);
     }
     let _builds = builds();
-    let out = out_dir().join("a");
+    let out = out_dir();
     let rpm = PathBuf::from(sh_script(
         "build-rpm.sh",
         &[out.to_str().unwrap(), "1", "5"],

@@ -65,9 +65,15 @@ fi
 echo "obs-build: $(ls "$DEBS"/*.deb | wc -l) packages in $DEBS"
 
 # ---- the build, offline
+# A network namespace of its own (loopback only) and a mount namespace of
+# its own: the chroot's /proc, /sys and /dev/pts go away with it, even when
+# the build fails half-way.
+for m in proc sys dev/pts dev/shm; do
+	if mountpoint -q "$BUILDROOT/$m" 2>/dev/null; then umount -l "$BUILDROOT/$m"; fi
+done
 rm -rf "$BUILDROOT"
 # OBS gives its workers the job count; two cores here.
-unshare --net /usr/lib/obs-build/build --root "$BUILDROOT" --dist "$CONF" \
+unshare --net --mount /usr/lib/obs-build/build --root "$BUILDROOT" --dist "$CONF" \
 	--rpms "$DEBS" --jobs 2 --clean \
 	"$OBS/upload/qmail-multi.dsc" >"$OBS/build.log" 2>&1 || {
 	tail -n 80 "$OBS/build.log" >&2
