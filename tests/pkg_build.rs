@@ -346,6 +346,7 @@ fn deb_rebuilt_in_another_directory_later_is_identical() {
         panic!("{} and {} differ:\n{report}", a.display(), b.display());
     }
     eprintln!("{} and {} are identical", a.display(), b.display());
+    let _ = fs::remove_dir_all(elsewhere());
 }
 
 // ---- OBS

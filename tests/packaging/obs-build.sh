@@ -83,4 +83,6 @@ grep -i -m1 'debtransform' "$OBS/build.log" || true
 mkdir -p "$OBS/debs"
 rm -f "$OBS/debs"/*
 cp "$BUILDROOT"/usr/src/packages/DEBS/*.deb "$OBS/debs/"
+# 1.3 GB of chroot; kept only when the build failed.
+rm -rf "$BUILDROOT"
 ls "$OBS/debs/"qmail-multi_"$VERSION"-*.deb | head -n 1
