@@ -44,8 +44,7 @@ cp "$OBS/upload/vendor.tar.xz" "$OBS/src/qmail-multi_$upstream.orig-vendor.tar.x
 tar -C "$OBS/src" -xf "$OBS/upload/$src"
 tree=$OBS/src/qmail-multi-$upstream
 tar -C "$tree" -xf "$OBS/upload/vendor.tar.xz"
-mkdir "$tree/debian"
-tar -C "$tree/debian" -xf "$OBS/upload/$deb"
+tar -C "$tree" -xf "$OBS/upload/$deb" debian
 (cd "$OBS/src" && dpkg-source -b "qmail-multi-$upstream" >"$OBS/dpkg-source.log" 2>&1) || {
 	cat "$OBS/dpkg-source.log" >&2
 	exit 1
