@@ -30,6 +30,7 @@ const CONF: &str = "/etc/qmail-multi/qmail-multi.conf";
 const STATE: &str = "/var/lib/qmail-multi/applied";
 const MULTI: &str = "/usr/sbin/qmail-multi";
 const QUEUE_FIX: &str = "/usr/bin/queue-fix";
+const QUEUE_STAT: &str = "/usr/bin/queue-stat";
 const PROVISION: &str = "/usr/libexec/qmail-multi/provision";
 /// Small, so queues are quick to create; every queue-fix call uses it.
 const SPLIT: &str = "7";
@@ -387,6 +388,26 @@ impl World {
             .arg(self.base())
             .args(["--count", &count.to_string(), "--start", "1"]);
         run(&mut c, &format!("queue-fix -N --base, {count} queues"));
+    }
+
+    /// The installed queue-stat reads the range the package made: one row
+    /// per queue, every one usable.
+    fn assert_stat_sees(&self, count: u32) {
+        let mut c = Command::new(QUEUE_STAT);
+        c.arg("--base")
+            .arg(self.base())
+            .args(["--count", &count.to_string(), "--start", "1"]);
+        let out = run(&mut c, &format!("queue-stat over {count} queues"));
+        for n in 1..=count {
+            let row = out.lines().find(|l| {
+                l.split_whitespace().next() == Some(&format!("queue{n}")[..])
+                    && l.contains(" usable ")
+            });
+            assert!(
+                row.is_some(),
+                "queue{n} is not shown usable by queue-stat: {out}"
+            );
+        }
     }
 
     /// Injects messages `ids` through the installed qmail-multi, as qmailq,
@@ -843,7 +864,7 @@ fn already_installed() -> Option<String> {
         .args(["-W", "-f=${Status}", "qmail-multi"])
         .output()
         .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("installed"));
-    let files = [MULTI, QUEUE_FIX, CONF]
+    let files = [MULTI, QUEUE_FIX, QUEUE_STAT, CONF]
         .iter()
         .any(|p| Path::new(p).exists());
     (dpkg || files).then(|| {
@@ -1117,6 +1138,7 @@ fn man_pages_render() {
             ["QUEUE_COUNT", "dpkg-reconfigure qmail-multi", "EXIT STATUS"],
         ),
         ("queue-fix.8", ["--retire", "EXIT STATUS", "orphan"]),
+        ("queue-stat.8", ["--prometheus", "--check", "EXIT STATUS"]),
     ] {
         let o = Command::new("man")
             .args(["--warnings", "-l"])
@@ -1227,6 +1249,7 @@ fn packages_install_provision_and_remove_on_real_services() {
             "the install does not say which SERVICEDIR it used: {said}"
         );
         assert!(Path::new(MULTI).exists() && Path::new(QUEUE_FIX).exists());
+        w.assert_stat_sees(5);
         assert_eq!(
             diversions(),
             4,
