@@ -19,6 +19,11 @@ fn q_args<'a>(q: &'a Path, extra: &[&'a str]) -> Vec<&'a str> {
     v
 }
 
+/// Split 7 over the range queue1..queue`count` of `base`.
+fn base_args<'a>(base: &'a Path, count: &'a str) -> [&'a str; 7] {
+    ["-s", "7", INV, "--base", s(base), "--count", count]
+}
+
 /// A queue of split 7 holding `n` messages.
 fn queue_with(dir: &Path, n: usize) -> (PathBuf, Vec<u64>) {
     let q = dir.join("q");
@@ -434,15 +439,7 @@ fn a_retire_across_filesystems_never_opens_a_fifo_nor_copies_a_hard_link() {
         return skip("cross-filesystem retire", "mount -t tmpfs failed");
     };
     let victim = victim_tree(&base, 2);
-    let args = [
-        "-s",
-        "7",
-        "--as-invoker",
-        "--base",
-        s(&base),
-        "--count",
-        "2",
-    ];
+    let args = base_args(&base, "2");
     expect(&args, 99);
     let q5 = base.join("queue5");
     run(&q_args(&q5, &[]));
@@ -643,15 +640,7 @@ fn retire_syncs_every_new_name_before_the_old_one_goes() {
         return skip("retire durability", "strace is not installed");
     }
     let (_t, base) = scratch();
-    let args = [
-        "-s",
-        "7",
-        "--as-invoker",
-        "--base",
-        s(&base),
-        "--count",
-        "2",
-    ];
+    let args = base_args(&base, "2");
     expect(&args, 99);
     let mut retire: Vec<&str> = args.to_vec();
     retire.push("--retire");
@@ -698,15 +687,7 @@ fn four_injectors_and_a_looping_check_lose_and_double_nothing() {
         );
     }
     let (_t, base) = scratch();
-    let args = [
-        "-s",
-        "7",
-        "--as-invoker",
-        "--base",
-        s(&base),
-        "--count",
-        "10",
-    ];
+    let args = base_args(&base, "10");
     expect(&args, 99);
     let stop = std::sync::atomic::AtomicBool::new(false);
     // Stops the checker however the injectors end (a failed injection

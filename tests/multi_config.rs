@@ -22,10 +22,6 @@ cat <&1 > "$out.envelope""#,
     )
 }
 
-fn counts(queues: &[std::path::PathBuf]) -> Vec<usize> {
-    queues.iter().map(|q| messages_in(q)).collect()
-}
-
 #[test]
 fn base_count_and_start_choose_the_range() {
     let t = tempfile::tempdir().unwrap();
@@ -37,10 +33,7 @@ fn base_count_and_start_choose_the_range() {
             .var("QUEUE_BASE", t.path())
             .var("QUEUE_COUNT", "3")
             .var("QUEUE_START", "4")
-            .var("QUEUEPROG", depositor())
-            .var("QMAILHOME", "/")
-            .var("CONFSPLIT", SPLIT.to_string())
-            .var("SYNC", "0")
+            .depositing()
             .run()
             .assert_exit(0);
     }
@@ -59,10 +52,7 @@ fn defaults_are_queue1_to_queue10() {
     for _ in 0..100 {
         Injection::new(&[])
             .var("QUEUE_BASE", t.path())
-            .var("QUEUEPROG", depositor())
-            .var("QMAILHOME", "/")
-            .var("CONFSPLIT", SPLIT.to_string())
-            .var("SYNC", "0")
+            .depositing()
             .run()
             .assert_exit(0);
     }
@@ -305,10 +295,7 @@ fn bad_numbers_are_55_with_nothing_written() {
     for (var, ok) in [("QUEUE_START", "1"), ("MIN_FREE", "0")] {
         Injection::new(&[])
             .var("QUEUE_BASE", t.path())
-            .var("QUEUEPROG", depositor())
-            .var("QMAILHOME", "/")
-            .var("CONFSPLIT", SPLIT.to_string())
-            .var("SYNC", "0")
+            .depositing()
             .var(var, ok)
             .run()
             .assert_exit(0);

@@ -9,7 +9,7 @@ mod multi_support;
 use multi_support::*;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
 fn queue_fix(args: &[&std::ffi::OsStr]) -> Output {
@@ -24,16 +24,9 @@ fn inject(base: &Path, count: u32) -> Outcome {
     Injection::new(&[])
         .var("QUEUE_BASE", base)
         .var("QUEUE_COUNT", count.to_string())
-        .var("QUEUEPROG", depositor())
-        .var("QMAILHOME", "/")
+        .depositing()
         .var("QMAIL_MULTI_DEBUG", "1")
-        .var("CONFSPLIT", SPLIT.to_string())
-        .var("SYNC", "0")
         .run()
-}
-
-fn counts(queues: &[PathBuf]) -> Vec<usize> {
-    queues.iter().map(|q| messages_in(q)).collect()
 }
 
 #[test]
@@ -44,10 +37,7 @@ fn a_disabled_queue_gets_no_mail_keeps_its_own_and_comes_back() {
     for _ in 0..5 {
         Injection::new(&[])
             .var("QUEUEDIR", &queues[2])
-            .var("QUEUEPROG", depositor())
-            .var("QMAILHOME", "/")
-            .var("CONFSPLIT", SPLIT.to_string())
-            .var("SYNC", "0")
+            .depositing()
             .run()
             .assert_exit(0);
     }

@@ -58,20 +58,13 @@ fn inject(base: &Path, extra: &[(&str, &str)]) -> Outcome {
     let mut inj = Injection::new(&[])
         .var("QUEUE_BASE", base)
         .var("QUEUE_COUNT", "4")
-        .var("QUEUEPROG", depositor())
-        .var("QMAILHOME", "/")
+        .depositing()
         .var("DYNAMIC_QUEUE", "1")
-        .var("QMAIL_MULTI_DEBUG", "1")
-        .var("CONFSPLIT", SPLIT.to_string())
-        .var("SYNC", "0");
+        .var("QMAIL_MULTI_DEBUG", "1");
     for (k, v) in extra {
         inj = inj.var(k, v);
     }
     inj.run()
-}
-
-fn counts(queues: &[PathBuf]) -> Vec<usize> {
-    queues.iter().map(|q| messages_in(q)).collect()
 }
 
 /// `n` injections; the queue counts they added.

@@ -75,10 +75,7 @@ fn nothing_reaches_descriptor_1_and_only_the_88_text_reaches_2() {
             let mut inj = Injection::new(&[])
                 .var("QUEUE_BASE", &base)
                 .var("QUEUE_COUNT", "2")
-                .var("QUEUEPROG", depositor())
-                .var("QMAILHOME", "/")
-                .var("CONFSPLIT", SPLIT.to_string())
-                .var("SYNC", "0")
+                .depositing()
                 .var("TMPDIR", t.path().join("tmp"));
             for (k, v) in vars {
                 inj = inj.var(k, v);

@@ -29,10 +29,7 @@ impl Setup {
         Injection::new(&[])
             .var("QUEUE_BASE", self.path("base"))
             .var("QUEUE_COUNT", "1")
-            .var("QUEUEPROG", depositor())
-            .var("QMAILHOME", "/")
-            .var("CONFSPLIT", SPLIT.to_string())
-            .var("SYNC", "0")
+            .depositing()
             .var("TMPDIR", self.path("tmp"))
             .var("FILTERARGS", filter)
     }

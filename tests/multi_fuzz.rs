@@ -62,12 +62,7 @@ fn bad_configurations_are_55_with_nothing_written_and_silent_descriptors() {
         "QMAIL_MULTI_PASSES",
     ];
     for run in 0..RUNS {
-        let mut inj = Injection::new(&[])
-            .var("QUEUE_BASE", &base)
-            .var("QUEUEPROG", depositor())
-            .var("QMAILHOME", "/")
-            .var("CONFSPLIT", SPLIT.to_string())
-            .var("SYNC", "0");
+        let mut inj = Injection::new(&[]).var("QUEUE_BASE", &base).depositing();
         // Plausible company for the bad value, chosen at random.
         for (k, v) in [
             ("FILTERARGS", "cat"),

@@ -12,18 +12,11 @@ fn inject(base: &Path, count: u32, extra: &[(&str, &str)]) -> Outcome {
     let mut inj = Injection::new(&[])
         .var("QUEUE_BASE", base)
         .var("QUEUE_COUNT", count.to_string())
-        .var("QUEUEPROG", depositor())
-        .var("QMAILHOME", "/")
-        .var("CONFSPLIT", SPLIT.to_string())
-        .var("SYNC", "0");
+        .depositing();
     for (k, v) in extra {
         inj = inj.var(k, v);
     }
     inj.run()
-}
-
-fn counts(queues: &[PathBuf]) -> Vec<usize> {
-    queues.iter().map(|q| messages_in(q)).collect()
 }
 
 /// `n` injections into 10 queues must all succeed, none in `avoided`, and

@@ -15,70 +15,16 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::{Mutex, MutexGuard};
 
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn script(name: &str) -> PathBuf {
-    repo().join("tests/packaging").join(name)
-}
-
-/// Build outputs, the vendored crates, the cargo target directory and the
-/// OBS package cache, reused between runs. The directory of
-/// tests/pkg_packaging.rs on purpose: the package builds of both then share
-/// one cargo target directory (the deb and RPM builds map the same paths and
-/// use the same flags), and cargo runs one test binary at a time.
-fn out_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("pkg")
-}
+mod pkg_support;
+use pkg_support::*;
 
 /// Where the second build of the reproducibility test happens.
 fn elsewhere() -> PathBuf {
     PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("pkgbuild-elsewhere")
 }
 
-fn is_root() -> bool {
-    nix::unistd::geteuid().is_root()
-}
-
-fn have(tool: &str) -> bool {
-    Command::new("sh")
-        .args(["-c", "command -v \"$0\" >/dev/null", tool])
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
-fn missing(tools: &[&str]) -> Option<String> {
-    let m: Vec<&str> = tools.iter().copied().filter(|t| !have(t)).collect();
-    (!m.is_empty()).then(|| format!("missing tools: {}", m.join(" ")))
-}
-
 fn skip(test: &str, why: &str) {
     eprintln!("skipped: {why} ({test})");
-}
-
-/// A command with only PATH, HOME and a C locale from the test's
-/// environment: cargo's own variables must not leak into the nested builds.
-fn clean(program: impl AsRef<std::ffi::OsStr>) -> Command {
-    let mut c = Command::new(program);
-    c.env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env(
-            "HOME",
-            std::env::var_os("HOME").unwrap_or_else(|| "/root".into()),
-        )
-        .env("LC_ALL", "C.UTF-8")
-        .env("DEBIAN_FRONTEND", "noninteractive");
-    c
-}
-
-fn show(o: &Output) -> String {
-    format!(
-        "status {:?}\n--- stdout\n{}--- stderr\n{}",
-        o.status,
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
 }
 
 fn output(c: &mut Command, what: &str) -> Output {
@@ -101,11 +47,6 @@ fn sh_script(name: &str, args: &[&str]) -> String {
     let out = run(&mut c, name);
     eprint!("== {name}\n{out}");
     out.lines().last().unwrap_or_default().trim().to_string()
-}
-
-fn read(p: impl AsRef<Path>) -> String {
-    let p = p.as_ref();
-    fs::read_to_string(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
 }
 
 // ---- build dependencies

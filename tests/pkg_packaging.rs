@@ -18,6 +18,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+mod pkg_support;
+use pkg_support::{is_root, missing, out_dir, read, repo, script, show};
+
 const SERVICES: [&str; 6] = [
     "qmail-smtpd.25",
     "qmail-smtpd.465",
@@ -41,72 +44,24 @@ const BULK: usize = 20_000;
 /// Test ids of the bulk messages start here (clear of the injected ones).
 const BULK_FIRST: usize = 1_000_000;
 
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn script(name: &str) -> PathBuf {
-    repo().join("tests/packaging").join(name)
-}
-
-/// Build outputs and the vendored crates, reused between runs.
-fn out_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("pkg")
-}
-
 fn depositor() -> PathBuf {
     let bin = PathBuf::from(env!("CARGO_BIN_EXE_qmail-multi"));
     bin.parent().unwrap().join("examples/test-qmail-queue")
-}
-
-fn is_root() -> bool {
-    nix::unistd::geteuid().is_root()
-}
-
-fn have(tool: &str) -> bool {
-    Command::new("sh")
-        .args(["-c", "command -v \"$0\" >/dev/null", tool])
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
-fn missing(tools: &[&str]) -> Option<String> {
-    let m: Vec<&str> = tools.iter().copied().filter(|t| !have(t)).collect();
-    (!m.is_empty()).then(|| format!("missing tools: {}", m.join(" ")))
 }
 
 fn skip(test: &str, why: &str) {
     eprintln!("SKIPPED {test}: {why}");
 }
 
-/// A command with only PATH, HOME and a C locale from the test's
-/// environment: cargo's own variables must not leak into the nested builds.
+/// `pkg_support::clean`, and where the provisioning looks for SERVICEDIR
+/// when the configuration does not say: the scratch world's stand-ins for
+/// /service and /etc/service (the packages' scriptlets inherit it).
 fn clean(program: impl AsRef<std::ffi::OsStr>) -> Command {
-    let mut c = Command::new(program);
-    c.env_clear();
-    // Where the provisioning looks for SERVICEDIR when the configuration
-    // does not say: the scratch world's stand-ins for /service and
-    // /etc/service (the packages' scriptlets inherit it).
+    let mut c = pkg_support::clean(program);
     if let Some(dirs) = SERVICEDIRS.lock().unwrap().as_ref() {
         c.env("QMAIL_MULTI_SERVICEDIRS", dirs);
     }
-    c.env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env(
-            "HOME",
-            std::env::var_os("HOME").unwrap_or_else(|| "/root".into()),
-        )
-        .env("LC_ALL", "C.UTF-8")
-        .env("DEBIAN_FRONTEND", "noninteractive");
     c
-}
-
-fn show(o: &Output) -> String {
-    format!(
-        "status {:?}\n--- stdout\n{}--- stderr\n{}",
-        o.status,
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
 }
 
 /// Runs `c`, prints what it said, fails the test unless it succeeded.
@@ -121,12 +76,7 @@ fn run_output(c: &mut Command, what: &str) -> Output {
 
 /// Like `run_output`; returns what it said on stdout and stderr.
 fn run(c: &mut Command, what: &str) -> String {
-    let o = run_output(c, what);
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
+    said(&run_output(c, what))
 }
 
 /// Runs a script of tests/packaging; returns its standard output.
@@ -135,11 +85,6 @@ fn sh_script(name: &str, args: &[&str]) -> String {
     c.arg(script(name)).args(args);
     let o = run_output(&mut c, name);
     String::from_utf8_lossy(&o.stdout).trim().to_string()
-}
-
-fn read(p: impl AsRef<Path>) -> String {
-    let p = p.as_ref();
-    fs::read_to_string(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
 }
 
 fn wait_for(what: &str, secs: u64, mut ok: impl FnMut() -> bool) {
@@ -1017,6 +962,7 @@ fn provision_in(dir: &Path, cmd: &str) -> Output {
         .unwrap()
 }
 
+/// What `o` said on stdout and stderr; fails the test unless it succeeded.
 fn said(o: &Output) -> String {
     assert!(o.status.success(), "{}", show(o));
     format!(

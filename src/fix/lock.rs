@@ -27,15 +27,7 @@ pub fn is_live(root: &OwnedFd) -> io::Result<bool> {
         },
     };
     // A POSIX record lock held by anyone else shows up here.
-    let mut probe = libc::flock {
-        l_type: libc::F_WRLCK as libc::c_short,
-        l_whence: libc::SEEK_SET as libc::c_short,
-        l_start: 0,
-        l_len: 0,
-        l_pid: 0,
-    };
-    fcntl(&fd, FcntlArg::F_GETLK(&mut probe)).map_err(io_err)?;
-    if probe.l_type != libc::F_UNLCK as libc::c_short {
+    if write_lock_conflicts(&fd)? {
         return Ok(true);
     }
     // A BSD lock: try to take it without waiting; our own fresh open
@@ -48,4 +40,19 @@ pub fn is_live(root: &OwnedFd) -> io::Result<bool> {
         Err((_, Errno::EWOULDBLOCK)) => Ok(true),
         Err((_, e)) => Err(io_err(e)),
     }
+}
+
+/// Whether a write lock on all of `fd`'s file would conflict with a POSIX
+/// record (or OFD) lock someone else holds. `F_GETLK` only asks: it takes
+/// nothing and never waits, and a read-only descriptor is enough.
+pub fn write_lock_conflicts(fd: &OwnedFd) -> io::Result<bool> {
+    let mut probe = libc::flock {
+        l_type: libc::F_WRLCK as libc::c_short,
+        l_whence: libc::SEEK_SET as libc::c_short,
+        l_start: 0,
+        l_len: 0,
+        l_pid: 0,
+    };
+    fcntl(fd, FcntlArg::F_GETLK(&mut probe)).map_err(io_err)?;
+    Ok(probe.l_type != libc::F_UNLCK as libc::c_short)
 }

@@ -131,6 +131,24 @@ pub struct MessageCheck<'a> {
     pub live: bool,
 }
 
+impl MessageCheck<'_> {
+    /// The plan for the files of `bucket`, and its stray candidates.
+    fn plan(&self, bucket: &Bucket, index: &RealIndex) -> (Plan, Vec<StrayCandidate>) {
+        let mut plan = Plan::default();
+        let mut strays = Vec::new();
+        plan_bucket(
+            bucket,
+            self.split,
+            self.ids,
+            self.qmta,
+            index,
+            &mut plan,
+            &mut strays,
+        );
+        (plan, strays)
+    }
+}
+
 /// Runs the check, applying through `applier`; returns the number of
 /// problems found, or the first error that stopped reading.
 pub fn check(c: &MessageCheck, applier: &Applier) -> io::Result<usize> {
@@ -309,17 +327,7 @@ fn check_bucket(
         };
         bucket.dirs.push((dir, listing));
     }
-    let mut plan = Plan::default();
-    let mut strays = Vec::new();
-    plan_bucket(
-        &bucket,
-        c.split,
-        c.ids,
-        c.qmta,
-        index,
-        &mut plan,
-        &mut strays,
-    );
+    let (plan, strays) = c.plan(&bucket, index);
     for w in &plan.warnings {
         applier.warn(&w.path, &w.cause);
     }
@@ -351,17 +359,7 @@ fn plan_one(c: &MessageCheck, index: &RealIndex, mess: &Path) -> Option<MessageM
         };
         bucket.dirs.push((dir, files));
     }
-    let mut plan = Plan::default();
-    let mut strays = Vec::new();
-    plan_bucket(
-        &bucket,
-        c.split,
-        c.ids,
-        c.qmta,
-        index,
-        &mut plan,
-        &mut strays,
-    );
+    let (plan, _) = c.plan(&bucket, index);
     plan.actions.into_iter().find_map(|a| match a {
         Action::MoveMessage(m) if m.from == mess => Some(m),
         _ => None,

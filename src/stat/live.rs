@@ -8,10 +8,11 @@
 //! - `F_GETLK` on a read-only descriptor reports a conflicting POSIX or
 //!   OFD lock without taking one (and sees holders in other namespaces).
 
+use crate::fix::lock::write_lock_conflicts;
 use crate::fix::observe::{io_err, stat_at, Found};
 use crate::queue::layout::SENDMUTEX;
 use nix::errno::Errno;
-use nix::fcntl::{fcntl, FcntlArg, OFlag};
+use nix::fcntl::OFlag;
 use nix::libc;
 use nix::sys::stat::Mode;
 use std::io::{self, BufRead};
@@ -111,15 +112,7 @@ fn posix_lock_held(root: &OwnedFd, ino: u64) -> io::Result<bool> {
         // reported by the next run.
         return Ok(false);
     }
-    let mut probe = libc::flock {
-        l_type: libc::F_WRLCK as libc::c_short,
-        l_whence: libc::SEEK_SET as libc::c_short,
-        l_start: 0,
-        l_len: 0,
-        l_pid: 0,
-    };
-    fcntl(&fd, FcntlArg::F_GETLK(&mut probe)).map_err(io_err)?;
-    Ok(probe.l_type != libc::F_UNLCK as libc::c_short)
+    write_lock_conflicts(&fd)
 }
 
 #[cfg(test)]

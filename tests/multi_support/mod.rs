@@ -98,6 +98,11 @@ pub fn messages_in(queue: &Path) -> usize {
     files_under(&queue.join("mess"))
 }
 
+/// `messages_in` of each queue.
+pub fn counts(queues: &[PathBuf]) -> Vec<usize> {
+    queues.iter().map(|q| messages_in(q)).collect()
+}
+
 /// Every file an injection could have left: message directories and `pid`.
 pub fn files_written(queue: &Path) -> usize {
     LAYOUT
@@ -209,6 +214,15 @@ impl Injection {
     pub fn var(mut self, k: &str, v: impl AsRef<OsStr>) -> Injection {
         self.env.push((k.into(), v.as_ref().to_os_string()));
         self
+    }
+
+    /// Queues through the test depositor into queues made with `SPLIT`;
+    /// SYNC 0: the depositor skips its fsyncs (no test here crashes).
+    pub fn depositing(self) -> Injection {
+        self.var("QUEUEPROG", depositor())
+            .var("QMAILHOME", "/")
+            .var("CONFSPLIT", SPLIT.to_string())
+            .var("SYNC", "0")
     }
 
     pub fn run(&self) -> Outcome {
