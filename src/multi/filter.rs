@@ -5,6 +5,7 @@
 
 use super::Fatal;
 use crate::exit::QueueExit;
+use nix::sys::signal::{SigSet, Signal};
 use std::ffi::OsStr;
 use std::fs::File;
 use std::io::{self, Seek, SeekFrom};
@@ -130,7 +131,17 @@ pub fn run(command: &OsStr, make_seekable: bool, tmpdir: &Path) -> Result<Verdic
     for name in HIDDEN_FROM_FILTER {
         sh.env_remove(name);
     }
-    let mut child = sh.spawn().map_err(|e| {
+    // The alarm stays blocked until the filter's pid is recorded, so an
+    // alarm that comes while it starts still kills it (the child starts
+    // with an empty mask: std resets it before exec).
+    let alarm = SigSet::from(Signal::SIGALRM);
+    let _ = alarm.thread_block();
+    let spawned = sh.spawn();
+    if let Ok(child) = &spawned {
+        super::guard::filter_running(child.id() as i32);
+    }
+    let _ = alarm.thread_unblock();
+    let mut child = spawned.map_err(|e| {
         let exit = match e.raw_os_error().map(nix::errno::Errno::from_raw) {
             Some(nix::errno::Errno::EAGAIN | nix::errno::Errno::ENOMEM) => QueueExit::ForkFailed,
             _ => QueueExit::CannotExec,
@@ -140,7 +151,6 @@ pub fn run(command: &OsStr, make_seekable: bool, tmpdir: &Path) -> Result<Verdic
     // Our copies of the child's descriptors go, so nothing but the filter
     // holds the spool open for writing.
     drop(sh);
-    super::guard::filter_running(child.id() as i32);
     let waited = child.wait();
     super::guard::filter_running(0);
     let status = waited.map_err(|e| {
