@@ -40,62 +40,52 @@ fn gauge(
     }
 }
 
-fn counted(q: &QueueStat, f: impl Fn(&Counts) -> u64) -> Option<u64> {
-    q.counts.as_ref().map(f)
-}
+/// The per-queue counts, one gauge family each: name, help, figure.
+type CountGauge = (&'static str, &'static str, fn(&Counts) -> u64);
+const COUNT_GAUGES: [CountGauge; 7] = [
+    (
+        "qmail_queue_messages",
+        "Messages in the queue (files in mess/).",
+        |c| c.messages,
+    ),
+    (
+        "qmail_queue_unpreprocessed_messages",
+        "Messages qmail-send has not preprocessed yet (in todo/ or intd/).",
+        |c| c.preprocess,
+    ),
+    (
+        "qmail_queue_local_pending_messages",
+        "Messages with local deliveries pending (files in local/).",
+        |c| c.local,
+    ),
+    (
+        "qmail_queue_remote_pending_messages",
+        "Messages with remote deliveries pending (files in remote/).",
+        |c| c.remote,
+    ),
+    (
+        "qmail_queue_bounce_pending_messages",
+        "Messages with a bounce pending (files in bounce/).",
+        |c| c.bounces,
+    ),
+    (
+        "qmail_queue_mess_bytes",
+        "Total size of the files in mess/.",
+        |c| c.bytes,
+    ),
+    (
+        "qmail_queue_oldest_message_age_seconds",
+        "Age of the oldest message (its info file, else its mess file); 0 when empty.",
+        |c| c.oldest.unwrap_or(0),
+    ),
+];
 
 pub fn render(s: &Snapshot) -> String {
     let mut out = String::new();
     let o = &mut out;
-    gauge(
-        o,
-        s,
-        "qmail_queue_messages",
-        "Messages in the queue (files in mess/).",
-        |q| counted(q, |c| c.messages),
-    );
-    gauge(
-        o,
-        s,
-        "qmail_queue_unpreprocessed_messages",
-        "Messages qmail-send has not preprocessed yet (in todo/ or intd/).",
-        |q| counted(q, |c| c.preprocess),
-    );
-    gauge(
-        o,
-        s,
-        "qmail_queue_local_pending_messages",
-        "Messages with local deliveries pending (files in local/).",
-        |q| counted(q, |c| c.local),
-    );
-    gauge(
-        o,
-        s,
-        "qmail_queue_remote_pending_messages",
-        "Messages with remote deliveries pending (files in remote/).",
-        |q| counted(q, |c| c.remote),
-    );
-    gauge(
-        o,
-        s,
-        "qmail_queue_bounce_pending_messages",
-        "Messages with a bounce pending (files in bounce/).",
-        |q| counted(q, |c| c.bounces),
-    );
-    gauge(
-        o,
-        s,
-        "qmail_queue_mess_bytes",
-        "Total size of the files in mess/.",
-        |q| counted(q, |c| c.bytes),
-    );
-    gauge(
-        o,
-        s,
-        "qmail_queue_oldest_message_age_seconds",
-        "Age of the oldest message (its info file, else its mess file); 0 when empty.",
-        |q| counted(q, |c| c.oldest.unwrap_or(0)),
-    );
+    for (name, help, value) in COUNT_GAUGES {
+        gauge(o, s, name, help, |q| q.counts.as_ref().map(value));
+    }
     let name = "qmail_queue_message_age_seconds";
     family(
         o,
