@@ -349,11 +349,12 @@ fn make_queues(base: &Path, split: u32) {
 }
 
 fn make_n_queues(base: &Path, split: u32, count: u32) {
-    use qmail_multi::queue::layout::{Kind, Presence, LAYOUT};
+    use qmail_multi::queue::layout::{Kind, Layout};
     use std::os::unix::fs::PermissionsExt;
+    let shape = Layout::new(split);
     for n in 1..=count {
         let root = base.join(format!("queue{n}"));
-        for e in LAYOUT.iter().filter(|e| e.presence == Presence::Always) {
+        for e in shape.entries() {
             let path = if e.path == "." {
                 root.clone()
             } else {
@@ -362,7 +363,7 @@ fn make_n_queues(base: &Path, split: u32, count: u32) {
             match e.kind {
                 Kind::Dir => {
                     std::fs::create_dir_all(&path).unwrap();
-                    for i in 0..e.split_mode.map_or(0, |_| split) {
+                    for i in 0..if shape.is_split(e) { split } else { 0 } {
                         std::fs::create_dir(path.join(i.to_string())).unwrap();
                     }
                 }

@@ -1,10 +1,12 @@
 //! A faithful qmail-queue for tests, benchmarks and the demo (never
 //! packaged): message on descriptor 0, envelope on descriptor 1, the queue
-//! in `QUEUEDIR`, split in `CONFSPLIT` (default 151). Exits with
+//! in `QUEUEDIR`, split in `CONFSPLIT` (default 151), `todo`/`intd` flat
+//! when `BIGTODO=0` (as IndiMail 3.x's qmail-queue). Exits with
 //! qmail-queue's codes. `SYNC=0` skips the fsyncs.
 
 use qmail_multi::exit::QueueExit;
 use qmail_multi::queue::deposit::{deposit, read_envelope_from_fd1, DepositOptions};
+use qmail_multi::queue::layout::{parse_big_todo, Layout};
 use qmail_multi::queue::name::{parse_split, DEFAULT_SPLIT};
 use std::path::PathBuf;
 use std::process::exit;
@@ -27,8 +29,15 @@ fn main() {
         );
     }
     let sync = std::env::var("SYNC").map_or(true, |v| v != "0");
+    let big_todo = match std::env::var("BIGTODO") {
+        Ok(s) => parse_big_todo(&s).unwrap_or_else(|e| die(QueueExit::CannotReadConfig, &e)),
+        Err(_) => true,
+    };
     let opts = DepositOptions {
-        split,
+        layout: Layout {
+            big_todo,
+            ..Layout::new(split)
+        },
         sync,
         received_line: true,
     };

@@ -3,7 +3,7 @@
 
 mod fix_support;
 use fix_support::*;
-use qmail_multi::queue::layout::{self, Kind};
+use qmail_multi::queue::layout::{Kind, Layout};
 use qmail_multi::queue::users::{resolve, Ids, Owners};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
@@ -30,7 +30,11 @@ fn args<'a>(extra: &'a [&'a str], rest: &[&'a str]) -> Vec<&'a str> {
 /// Every row of the table (and every split subdirectory) is exactly as the
 /// table says.
 fn assert_matches_table(q: &Path, ids: &Ids, ratelimit: bool) {
-    for e in layout::entries(ratelimit) {
+    let shape = Layout {
+        ratelimit,
+        ..Layout::new(SPLIT)
+    };
+    for e in shape.entries() {
         let mut paths = vec![q.join(e.path)];
         if e.is_split() {
             paths.extend((0..SPLIT).map(|i| q.join(e.path).join(i.to_string())));
@@ -61,8 +65,8 @@ fn assert_matches_table(q: &Path, ids: &Ids, ratelimit: bool) {
     }
     // Nothing more: no subdirectory beyond the split, no quarantine.
     let count = snapshot(q).len();
-    let rows = layout::entries(ratelimit).count();
-    let subs = layout::entries(false).filter(|e| e.is_split()).count() * SPLIT as usize;
+    let rows = shape.entries().count();
+    let subs = shape.entries().filter(|e| shape.is_split(e)).count() * SPLIT as usize;
     assert_eq!(count, rows + subs, "extra entries in {}", q.display());
 }
 
@@ -168,9 +172,13 @@ fn every_row_broken_every_way_is_reported_by_dry_run_and_fixed() {
     let (_t, dir) = scratch();
     // With -r, so the ratelimit row is broken too.
     let extra = [&extra[..], &["-r"]].concat();
-    let mut rows: Vec<(String, Kind)> = layout::entries(true)
-        .map(|e| (e.path.to_string(), e.kind))
-        .collect();
+    let mut rows: Vec<(String, Kind)> = Layout {
+        ratelimit: true,
+        ..Layout::new(SPLIT)
+    }
+    .entries()
+    .map(|e| (e.path.to_string(), e.kind))
+    .collect();
     rows.push(("info/3".into(), Kind::Dir));
     let mut n = 0;
     for (row, kind) in &rows {

@@ -416,7 +416,7 @@ impl World {
         use qmail_multi::queue::deposit::{deposit, DepositOptions, Envelope};
         let split: u32 = SPLIT.parse().unwrap();
         let opts = DepositOptions {
-            split,
+            layout: qmail_multi::queue::layout::Layout::new(split),
             sync: false,
             received_line: true,
         };

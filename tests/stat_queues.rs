@@ -47,7 +47,7 @@ fn put(queue: &Path, size: usize) -> u64 {
         recipients: vec![b"rcpt@example.net".to_vec()],
     };
     let opts = DepositOptions {
-        split: SPLIT,
+        layout: qmail_multi::queue::layout::Layout::new(SPLIT),
         sync: false,
         received_line: false,
     };

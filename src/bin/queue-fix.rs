@@ -3,6 +3,7 @@
 use clap::{value_parser, Arg, ArgAction, ArgGroup, Command};
 use qmail_multi::fix::apply::{arm_crash_hook, RunMode};
 use qmail_multi::fix::{run, status, Options, Target};
+use qmail_multi::queue::layout::{parse_big_todo, Layout};
 use qmail_multi::queue::name::{parse_split, DEFAULT_SPLIT};
 use qmail_multi::queue::users::Owners;
 use std::path::PathBuf;
@@ -90,6 +91,13 @@ fn main() {
             _ => DEFAULT_SPLIT,
         },
     };
+    let big_todo = match std::env::var("BIGTODO") {
+        Ok(s) => parse_big_todo(&s).unwrap_or_else(|e| {
+            eprintln!("queue-fix: fatal: {e}");
+            std::process::exit(status::FATAL)
+        }),
+        Err(_) => true,
+    };
     let on = |id: &str| m.get_flag(id);
     if m.get_one::<PathBuf>("base").is_none() {
         for (id, opt) in [
@@ -120,9 +128,12 @@ fn main() {
             RunMode::Apply
         },
         verbose: on("verbose"),
-        qmta: on("qmta"),
-        ratelimit: on("ratelimit"),
-        split,
+        layout: Layout {
+            big_todo,
+            qmta: on("qmta"),
+            ratelimit: on("ratelimit"),
+            ..Layout::new(split)
+        },
         force: on("force"),
         delete_strays: on("delete-strays"),
         owners: if on("as-invoker") {

@@ -45,17 +45,8 @@ pub fn arm_crash_hook() {
         CRASH_AFTER.store(n, Ordering::SeqCst);
     }
     if std::env::var_os("QUEUE_FIX_UNSAFE_NO_FSYNC").is_some_and(|v| v == "1") {
-        NO_SYNC.store(true, Ordering::Relaxed);
+        safe::skip_fsyncs();
     }
-}
-
-/// `QUEUE_FIX_UNSAFE_NO_FSYNC=1` (a benchmark hook, undocumented) skips
-/// every fsync, to measure what durability costs.
-static NO_SYNC: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-
-/// Whether moves are made durable (fsync of files and directories).
-pub fn durable() -> bool {
-    !NO_SYNC.load(Ordering::Relaxed)
 }
 
 /// Called before every single change to the file system.

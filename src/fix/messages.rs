@@ -23,7 +23,7 @@ use super::observe::{list_with_stats, open_dir_at, split_subdirs, stat_at, Found
 use super::plan::{
     plan_bounce_file, plan_bucket, Action, Bucket, MessIndex, MessageMove, Plan, StrayCandidate,
 };
-use crate::queue::layout::{self, MESS, MESSAGE_DIRS};
+use crate::queue::layout::{Layout, MESS};
 use crate::queue::name::{parse_subdir, split_index};
 use crate::queue::users::Ids;
 use std::collections::HashMap;
@@ -123,9 +123,8 @@ impl MessIndex for RealIndex {
 /// What the message check needs to know.
 pub struct MessageCheck<'a> {
     pub root: &'a OwnedFd,
-    pub split: u32,
+    pub layout: &'a Layout,
     pub ids: &'a Ids,
-    pub qmta: bool,
     pub threads: usize,
     /// The queue is live (and forced): young strays are left alone.
     pub live: bool,
@@ -136,15 +135,7 @@ impl MessageCheck<'_> {
     fn plan(&self, bucket: &Bucket, index: &RealIndex) -> (Plan, Vec<StrayCandidate>) {
         let mut plan = Plan::default();
         let mut strays = Vec::new();
-        plan_bucket(
-            bucket,
-            self.split,
-            self.ids,
-            self.qmta,
-            index,
-            &mut plan,
-            &mut strays,
-        );
+        plan_bucket(bucket, self.layout, self.ids, index, &mut plan, &mut strays);
         (plan, strays)
     }
 }
@@ -156,18 +147,14 @@ pub fn check(c: &MessageCheck, applier: &Applier) -> io::Result<usize> {
     let strays = Mutex::new(Vec::<StrayCandidate>::new());
     let mut dir_fds: Vec<(&'static str, OwnedFd)> = Vec::new();
     let mut buckets: Vec<u32> = Vec::new();
-    for dir in MESSAGE_DIRS
-        .iter()
-        .copied()
-        .filter(|d| layout::entry(d).is_split())
-    {
+    for dir in c.layout.split_message_dirs() {
         let Some(fd) = open_dir_at(c.root, dir).map_err(|e| named(dir, e))? else {
             continue;
         };
         let (subs, others) = split_subdirs(&fd).map_err(|e| named(dir, e))?;
         for name in others {
             // Wrong-typed subdirectories below the split are the layout's.
-            if parse_subdir(name.as_bytes()).is_some_and(|n| n < c.split) {
+            if parse_subdir(name.as_bytes()).is_some_and(|n| n < c.layout.split) {
                 continue;
             }
             if let Some(st) = stat_at(&fd, &name).map_err(|e| named(dir, e))? {
@@ -186,7 +173,7 @@ pub fn check(c: &MessageCheck, applier: &Applier) -> io::Result<usize> {
     }
     buckets.sort_unstable();
     buckets.dedup();
-    let index = RealIndex::open(c.root, c.split).map_err(|e| named(MESS, e))?;
+    let index = RealIndex::open(c.root, c.layout.split).map_err(|e| named(MESS, e))?;
     let first_error = Mutex::new(None::<io::Error>);
     let threads = if applier.mode == RunMode::Ask {
         1
@@ -227,7 +214,7 @@ pub fn check(c: &MessageCheck, applier: &Applier) -> io::Result<usize> {
     if let Some(bfd) = open_dir_at(c.root, "bounce")? {
         super::observe::for_each_name(&bfd, |name| {
             if let Some(st) = stat_at(&bfd, name)? {
-                plan_bounce_file(name, &st, c.ids, c.qmta, &index, &mut plan, &mut strays);
+                plan_bounce_file(name, &st, c.ids, c.layout, &index, &mut plan, &mut strays);
             }
             Ok(())
         })
@@ -347,11 +334,7 @@ fn plan_one(c: &MessageCheck, index: &RealIndex, mess: &Path) -> Option<MessageM
         sub,
         dirs: Vec::new(),
     };
-    for dir in MESSAGE_DIRS
-        .iter()
-        .copied()
-        .filter(|d| layout::entry(d).is_split())
-    {
+    for dir in c.layout.split_message_dirs() {
         let p: PathBuf = Path::new(dir).join(sub_name).join(name);
         let files = match stat_at(c.root, &p) {
             Ok(Some(st)) => vec![(name.to_owned(), st)],

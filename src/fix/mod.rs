@@ -14,7 +14,7 @@ pub mod plan;
 pub mod retire;
 pub mod safe;
 
-use crate::queue::layout::{Kind, PID, QUARANTINE};
+use crate::queue::layout::{Kind, Layout, PID, QUARANTINE};
 use crate::queue::users::{self, Ids, Owners};
 use apply::{Applier, RunMode};
 use nix::errno::Errno;
@@ -43,9 +43,8 @@ pub mod status {
 pub struct Options {
     pub mode: RunMode,
     pub verbose: bool,
-    pub qmta: bool,
-    pub ratelimit: bool,
-    pub split: u32,
+    /// The shape every queue of the run must have.
+    pub layout: Layout,
     pub force: bool,
     pub delete_strays: bool,
     pub owners: Owners,
@@ -174,7 +173,7 @@ fn fix_base(
     }
     if retire && opts.mode != RunMode::DryRun {
         // Markers of moves that finished just before a crash.
-        if let Err(e) = retire::finish_markers(base, &range, opts.split) {
+        if let Err(e) = retire::finish_markers(base, &range, &opts.layout) {
             total.add(fatal(base, "cannot clear retire markers", e));
         }
     }
@@ -183,7 +182,7 @@ fn fix_base(
 
 /// Creates, checks or repairs one queue.
 pub fn fix_queue(queue: &Path, opts: &Options, ids: &Ids) -> Outcome {
-    let mut wants = wanted(ids, opts.qmta, opts.split, opts.ratelimit);
+    let mut wants = wanted(ids, &opts.layout);
     let root = match open_queue(queue) {
         Ok(Some(fd)) => fd,
         Ok(None) => return create_queue(queue, opts, ids),
@@ -216,7 +215,7 @@ pub fn fix_queue(queue: &Path, opts: &Options, ids: &Ids) -> Outcome {
         mode,
         verbose,
         opts.delete_strays,
-        want_of(&QUARANTINE, ids, opts.qmta),
+        want_of(&QUARANTINE, ids, &opts.layout),
     );
     let mut plan = Plan::default();
     for (path, want) in &wants {
@@ -245,15 +244,15 @@ pub fn fix_queue(queue: &Path, opts: &Options, ids: &Ids) -> Outcome {
     // anything else under its name would make every set-aside fail.
     let mut bad_quarantine = false;
     if let Ok(Some(st)) = stat_at(&root, QUARANTINE.path) {
-        let want = want_of(&QUARANTINE, ids, opts.qmta);
+        let want = want_of(&QUARANTINE, ids, &opts.layout);
         if st.kind == Found::Dir {
             plan::plan_permissions(Path::new(QUARANTINE.path), &want, &st, &mut plan);
         } else {
             bad_quarantine = true;
         }
     }
-    if opts.ratelimit {
-        if let Err(e) = plan_ratelimit_files(&root, ids, opts.qmta, &mut plan) {
+    if opts.layout.ratelimit {
+        if let Err(e) = plan_ratelimit_files(&root, ids, &opts.layout, &mut plan) {
             return fatal(&queue.join("ratelimit"), "cannot read", e);
         }
     }
@@ -277,9 +276,8 @@ pub fn fix_queue(queue: &Path, opts: &Options, ids: &Ids) -> Outcome {
     warn_pid_leftovers(&root, queue);
     let check = messages::MessageCheck {
         root: &root,
-        split: opts.split,
+        layout: &opts.layout,
         ids,
-        qmta: opts.qmta,
         threads: opts.threads,
         live,
     };
@@ -307,12 +305,17 @@ pub fn fix_queue(queue: &Path, opts: &Options, ids: &Ids) -> Outcome {
 }
 
 /// With `-r`: owner, group and mode of every file in `ratelimit`.
-fn plan_ratelimit_files(root: &OwnedFd, ids: &Ids, qmta: bool, plan: &mut Plan) -> io::Result<()> {
+fn plan_ratelimit_files(
+    root: &OwnedFd,
+    ids: &Ids,
+    layout: &Layout,
+    plan: &mut Plan,
+) -> io::Result<()> {
     let entry = crate::queue::layout::entry("ratelimit");
     let Some(fd) = open_dir_at(root, entry.path)? else {
         return Ok(());
     };
-    let want = plan::want_file(entry, ids, qmta);
+    let want = plan::want_file(entry, ids, layout);
     observe::for_each_name(&fd, |name| {
         if let Some(st) = stat_at(&fd, name)? {
             if st.kind == Found::File {
@@ -359,7 +362,7 @@ fn create_queue(queue: &Path, opts: &Options, ids: &Ids) -> Outcome {
         }
         Err(e) => return fatal(&parent, "cannot open", e),
     };
-    let wants = wanted(ids, opts.qmta, opts.split, opts.ratelimit);
+    let wants = wanted(ids, &opts.layout);
     if opts.mode == RunMode::DryRun {
         let applier = Applier::new(
             None,
@@ -367,7 +370,7 @@ fn create_queue(queue: &Path, opts: &Options, ids: &Ids) -> Outcome {
             RunMode::DryRun,
             true,
             false,
-            want_of(&QUARANTINE, ids, opts.qmta),
+            want_of(&QUARANTINE, ids, &opts.layout),
         );
         let mut plan = Plan::default();
         for (path, want) in &wants {

@@ -3,7 +3,7 @@
 //! Paths in actions are relative to the queue root.
 
 use super::observe::{Found, Stat};
-use crate::queue::layout::{self, Entry, Kind, MESS};
+use crate::queue::layout::{self, Entry, Kind, Layout, MESS};
 use crate::queue::name::{parse_inode, split_index};
 use crate::queue::users::Ids;
 use std::collections::HashMap;
@@ -183,13 +183,13 @@ pub const TEMP_SUFFIX: &str = ".queue-fix-new";
 
 /// Every fixed entry of a queue with what it must be, parents first: the
 /// layout rows with each split directory followed by its subdirectories.
-pub fn wanted(ids: &Ids, qmta: bool, split: u32, ratelimit: bool) -> Vec<(PathBuf, Want)> {
+pub fn wanted(ids: &Ids, layout: &Layout) -> Vec<(PathBuf, Want)> {
     let mut out = Vec::new();
-    for e in layout::entries(ratelimit) {
-        let want = want_of(e, ids, qmta);
+    for e in layout.entries() {
+        let want = want_of(e, ids, layout);
         out.push((PathBuf::from(e.path), want));
-        if let Some(sub_mode) = e.split_mode {
-            for i in 0..split {
+        if let Some(sub_mode) = e.split_mode.filter(|_| layout.is_split(e)) {
+            for i in 0..layout.split {
                 let sub = Want {
                     mode: sub_mode,
                     ..want
@@ -201,21 +201,21 @@ pub fn wanted(ids: &Ids, qmta: bool, split: u32, ratelimit: bool) -> Vec<(PathBu
     out
 }
 
-pub fn want_of(e: &Entry, ids: &Ids, qmta: bool) -> Want {
+pub fn want_of(e: &Entry, ids: &Ids, layout: &Layout) -> Want {
     Want {
-        kind: e.kind,
-        uid: ids.uid(e.owner.in_mode(qmta)),
+        kind: layout.kind(e),
+        uid: ids.uid(layout.owner(e)),
         gid: ids.gid(),
         mode: e.mode,
     }
 }
 
 /// What a file inside a message directory must be.
-pub fn want_file(e: &Entry, ids: &Ids, qmta: bool) -> Want {
+pub fn want_file(e: &Entry, ids: &Ids, layout: &Layout) -> Want {
     Want {
         kind: Kind::File { size: 0 },
         mode: e.file_mode.unwrap_or(0o600),
-        ..want_of(e, ids, qmta)
+        ..want_of(e, ids, layout)
     }
 }
 
@@ -429,9 +429,8 @@ fn index_by_name(bucket: &Bucket) -> ByName<'_> {
 /// a second look, see [`StrayCandidate`]).
 pub fn plan_bucket(
     bucket: &Bucket,
-    split: u32,
+    layout: &Layout,
     ids: &Ids,
-    qmta: bool,
     index: &dyn MessIndex,
     plan: &mut Plan,
     strays: &mut Vec<StrayCandidate>,
@@ -441,7 +440,8 @@ pub fn plan_bucket(
     let at =
         |dir: &str, sub: &str, name: &OsStr| -> PathBuf { Path::new(dir).join(sub).join(name) };
     let mut messages: HashMap<&OsStr, MessState> = HashMap::new();
-    let mess_want = want_file(layout::entry(MESS), ids, qmta);
+    let split = layout.split;
+    let mess_want = want_file(layout::entry(MESS), ids, layout);
     let no_mess: &[(OsString, Stat)] = &[];
     let mess_files = bucket
         .dirs
@@ -485,7 +485,7 @@ pub fn plan_bucket(
                 if ost.kind == Found::File {
                     let to = at(dir, &to_sub_s, &new_name);
                     others.push((at(dir, &sub, name), to.clone()));
-                    let want = want_file(layout::entry(dir), ids, qmta);
+                    let want = want_file(layout::entry(dir), ids, layout);
                     let max = allowed_links(dir, name, ost, by_name);
                     plan_permissions_linked(&to, &want, ost, max, &mut then);
                 }
@@ -510,7 +510,7 @@ pub fn plan_bucket(
         }));
     }
     for (dir, files) in bucket.dirs.iter().filter(|(d, _)| *d != MESS) {
-        let want = want_file(layout::entry(dir), ids, qmta);
+        let want = want_file(layout::entry(dir), ids, layout);
         for (name, st) in files {
             let path = at(dir, &sub, name);
             let n = parse_inode(name.as_bytes());
@@ -577,7 +577,7 @@ pub fn plan_bounce_file(
     name: &OsStr,
     st: &Stat,
     ids: &Ids,
-    qmta: bool,
+    layout: &Layout,
     index: &dyn MessIndex,
     plan: &mut Plan,
     strays: &mut Vec<StrayCandidate>,
@@ -595,7 +595,7 @@ pub fn plan_bounce_file(
                 linked: true,
             });
         } else {
-            let want = want_file(layout::entry("bounce"), ids, qmta);
+            let want = want_file(layout::entry("bounce"), ids, layout);
             plan_permissions(&path, &want, st, plan);
         }
         return;
@@ -700,7 +700,14 @@ mod tests {
             );
             let (mut plan, mut strays) = (Plan::default(), Vec::new());
             let index = Index(HashSet::new());
-            plan_bucket(&b, split, &IDS, false, &index, &mut plan, &mut strays);
+            plan_bucket(
+                &b,
+                &Layout::new(split),
+                &IDS,
+                &index,
+                &mut plan,
+                &mut strays,
+            );
             assert_eq!(plan, Plan::default(), "{ino}");
             assert!(strays.is_empty(), "{ino}");
             // The same files seen from bounce: found through the index.
@@ -709,7 +716,7 @@ mod tests {
                 OsStr::new(&ino.to_string()),
                 &file(ino.wrapping_add(1), 11, 0o600),
                 &IDS,
-                false,
+                &Layout::new(split),
                 &index,
                 &mut plan,
                 &mut strays,
@@ -732,9 +739,8 @@ mod tests {
         let (mut plan, mut strays) = (Plan::default(), Vec::new());
         plan_bucket(
             &b,
-            split,
+            &Layout::new(split),
             &IDS,
-            false,
             &Index(HashSet::new()),
             &mut plan,
             &mut strays,
@@ -766,9 +772,8 @@ mod tests {
         // 10's mess exists (in subdir 3); 17 (17 % 7 = 3) has none.
         plan_bucket(
             &b,
-            split,
+            &Layout::new(split),
             &IDS,
-            false,
             &Index([10].into()),
             &mut plan,
             &mut strays,
@@ -781,9 +786,8 @@ mod tests {
         let (mut plan, mut strays) = (Plan::default(), Vec::new());
         plan_bucket(
             &b,
-            split,
+            &Layout::new(split),
             &IDS,
-            false,
             &Index([12].into()),
             &mut plan,
             &mut strays,
@@ -799,14 +803,28 @@ mod tests {
 
     #[test]
     fn wanted_expands_split_dirs_and_qmta_mode_uses_qmailq_everywhere() {
-        let w = wanted(&IDS, false, 5, false);
-        assert_eq!(w.len(), layout::entries(false).count() + 6 * 5);
+        let w = wanted(&IDS, &Layout::new(5));
+        assert_eq!(
+            w.len(),
+            layout::LAYOUT
+                .iter()
+                .filter(|e| e.presence != layout::Presence::WithRatelimit)
+                .count()
+                + 6 * 5
+        );
         let uid = |w: &[(PathBuf, Want)], p: &str| {
             w.iter().find(|(x, _)| x == Path::new(p)).unwrap().1.uid
         };
         assert_eq!(uid(&w, "lock/tcpto"), 12);
         assert_eq!(uid(&w, "info/4"), 11);
-        let m = wanted(&IDS, true, 5, true);
+        let m = wanted(
+            &IDS,
+            &Layout {
+                qmta: true,
+                ratelimit: true,
+                ..Layout::new(5)
+            },
+        );
         assert!(m.iter().all(|(_, want)| want.uid == 10 && want.gid == 20));
         assert!(m.iter().any(|(p, _)| p == Path::new("ratelimit")));
     }
@@ -861,7 +879,14 @@ mod tests {
             .mode = 0o600;
         let index = Index([ino].into());
         let (mut plan, mut strays) = (Plan::default(), Vec::new());
-        plan_bucket(&b, split, &IDS, false, &index, &mut plan, &mut strays);
+        plan_bucket(
+            &b,
+            &Layout::new(split),
+            &IDS,
+            &index,
+            &mut plan,
+            &mut strays,
+        );
         assert!(strays.is_empty(), "{strays:?}");
         assert!(
             matches!(&plan.actions[..], [Action::Chmod { expect, .. }] if expect.max_links == 2)
@@ -869,7 +894,14 @@ mod tests {
         // info with a second link: set aside, not changed.
         linked(&mut b, "info", 2);
         let (mut plan, mut strays) = (Plan::default(), Vec::new());
-        plan_bucket(&b, split, &IDS, false, &index, &mut plan, &mut strays);
+        plan_bucket(
+            &b,
+            &Layout::new(split),
+            &IDS,
+            &index,
+            &mut plan,
+            &mut strays,
+        );
         assert_eq!(strays.len(), 1);
         assert!(strays[0].linked && strays[0].regardless);
         assert_eq!(strays[0].path, Path::new("info/0/21"));
@@ -879,7 +911,14 @@ mod tests {
         m.nlink = 2;
         m.mode = 0o600;
         let (mut plan, mut strays) = (Plan::default(), Vec::new());
-        plan_bucket(&b, split, &IDS, false, &index, &mut plan, &mut strays);
+        plan_bucket(
+            &b,
+            &Layout::new(split),
+            &IDS,
+            &index,
+            &mut plan,
+            &mut strays,
+        );
         assert!(strays.is_empty());
         assert!(!plan
             .actions

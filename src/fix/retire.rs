@@ -23,7 +23,7 @@ use super::observe::{io_err, open_dir_at, split_subdirs, stat_at, Found, Stat};
 use super::plan::want_file;
 use super::safe;
 use super::{fatal, lock, Options, Outcome};
-use crate::queue::layout::{self, MESS, PID};
+use crate::queue::layout::{self, Layout, MESS, PID};
 use crate::queue::name::{parse_inode, split_index};
 use crate::queue::users::Ids;
 use nix::errno::Errno;
@@ -87,8 +87,8 @@ struct Dest {
     disabled: bool,
 }
 
-fn rel(dir: &str, ino: u64, split: u32) -> PathBuf {
-    crate::queue::name::message_path(dir, ino, split, layout::entry(dir).is_split())
+fn rel(dir: &str, ino: u64, layout: &Layout) -> PathBuf {
+    layout.message_path(dir, ino)
 }
 
 /// Moves every message of `queue` into the queues of `range`.
@@ -170,9 +170,8 @@ pub fn retire_queue(
         qname: &qname,
         dests: &dests,
         targets: &targets,
-        split: opts.split,
+        layout: &opts.layout,
         ids,
-        qmta: opts.qmta,
         verbose: opts.verbose,
         dry: opts.mode == RunMode::DryRun,
         shown: queue,
@@ -184,7 +183,7 @@ pub fn retire_queue(
         outcome.fatal = true;
     }
     if opts.mode != RunMode::DryRun {
-        if let Err(e) = clear_finished_markers(base, &dests, opts.split) {
+        if let Err(e) = clear_finished_markers(base, &dests, &opts.layout) {
             outcome.add(fatal(base, "cannot clear retire markers", e));
         }
     }
@@ -239,9 +238,8 @@ struct Mover<'a> {
     dests: &'a [Dest],
     /// Indexes into `dests` that a message not yet moved may go to.
     targets: &'a [usize],
-    split: u32,
+    layout: &'a Layout,
     ids: &'a Ids,
-    qmta: bool,
     verbose: bool,
     /// `-N`: say where each message would go, move nothing.
     dry: bool,
@@ -307,7 +305,7 @@ impl Mover<'_> {
                 };
                 let healthy = st.kind == Found::File
                     && parse_inode(name.as_encoded_bytes()) == Some(st.ino)
-                    && split_index(st.ino, self.split) == sub;
+                    && split_index(st.ino, self.layout.split) == sub;
                 if !healthy && self.dry {
                     continue; // the repair plan above lists its rename
                 }
@@ -335,7 +333,7 @@ impl Mover<'_> {
     }
 
     fn set_aside_src(&self, path: &Path, st: &Stat) -> Result<(), Failure> {
-        let qwant = super::plan::want_of(&layout::QUARANTINE, self.ids, self.qmta);
+        let qwant = super::plan::want_of(&layout::QUARANTINE, self.ids, self.layout);
         let to = super::apply::set_aside(self.src, path, &qwant)?;
         let why = if st.kind == Found::File {
             super::plan::hard_links(st.nlink, 1)
@@ -357,8 +355,8 @@ impl Mover<'_> {
             return 1;
         };
         match (
-            stat_at(self.src, &rel(dir, ino, self.split)),
-            stat_at(self.src, &rel(p, ino, self.split)),
+            stat_at(self.src, &rel(dir, ino, self.layout)),
+            stat_at(self.src, &rel(p, ino, self.layout)),
         ) {
             (Ok(Some(a)), Ok(Some(b))) if (a.dev, a.ino) == (b.dev, b.ino) => 2,
             _ => 1,
@@ -373,7 +371,7 @@ impl Mover<'_> {
         if self.verbose || self.dry {
             let dest = self.base.join(format!("queue{}", d.n));
             let target = match to {
-                Some(to) => crate::escape::path(&dest.join(rel(MESS, to, self.split))),
+                Some(to) => crate::escape::path(&dest.join(rel(MESS, to, self.layout))),
                 None => format!(
                     "{} (copied: a new inode there)",
                     crate::escape::path(&dest.join(MESS))
@@ -381,14 +379,14 @@ impl Mover<'_> {
             };
             println!(
                 "retire {} -> {target}",
-                crate::escape::path(&self.shown.join(rel(MESS, from, self.split))),
+                crate::escape::path(&self.shown.join(rel(MESS, from, self.layout))),
             );
         }
     }
 
     fn one(&self, st: &Stat) -> Result<(), Failure> {
         let ino = st.ino;
-        let mess = rel(MESS, ino, self.split);
+        let mess = rel(MESS, ino, self.layout);
         // Where it already went (a resumed run, even into a queue disabled
         // since: finishing there never copies twice), else by inode.
         let same_fs = |d: &Dest| {
@@ -419,7 +417,7 @@ impl Mover<'_> {
     /// of the new names are synced (in batches: one fsync per directory for
     /// many messages, not several per message).
     fn move_same_fs(&self, d: &Dest, ino: u64) -> Result<(), Failure> {
-        let mess = rel(MESS, ino, self.split);
+        let mess = rel(MESS, ino, self.layout);
         step();
         match safe::link(self.src, &mess, &d.root, &mess) {
             Ok(()) => {}
@@ -435,7 +433,7 @@ impl Mover<'_> {
         let mut pending = self.pending.borrow_mut();
         pending.dest_dirs.insert((d.n, dir_of(&mess)));
         for dir in OTHERS {
-            let p = rel(dir, ino, self.split);
+            let p = rel(dir, ino, self.layout);
             step();
             match safe::rename_noreplace(self.src, &p, &d.root, &p) {
                 Ok(()) => {
@@ -511,7 +509,7 @@ impl Mover<'_> {
         let dshown = self.base.join(format!("queue{}", d.n));
         // A marker whose new mess is not linked is an unfinished copy.
         let mut new_ino = match stat_at(&d.root, &marker) {
-            Ok(Some(m)) if matches!(stat_at(&d.root, &rel(MESS, m.ino, self.split)), Ok(Some(x)) if x.ino == m.ino) => {
+            Ok(Some(m)) if matches!(stat_at(&d.root, &rel(MESS, m.ino, self.layout)), Ok(Some(x)) if x.ino == m.ino) => {
                 Some(m.ino)
             }
             Ok(Some(_)) => {
@@ -522,18 +520,18 @@ impl Mover<'_> {
             }
             _ => None,
         };
-        let src_mess = rel(MESS, ino, self.split);
+        let src_mess = rel(MESS, ino, self.layout);
         let sync = |root: &OwnedFd, shown: &Path, p: &Path| {
             safe::sync_parent(root, p).map_err(|e| (shown.join(p), "cannot sync", e))
         };
         if new_ino.is_none() {
-            let want = want_file(layout::entry(MESS), self.ids, self.qmta);
+            let want = want_file(layout::entry(MESS), self.ids, self.layout);
             let Some(j) = self.copy_file(&src_mess, d, &marker, &want, false, 1)? else {
                 return Ok(());
             };
             sync(&d.root, &dshown, &marker)?;
             step();
-            let to = rel(MESS, j, self.split);
+            let to = rel(MESS, j, self.layout);
             safe::link(&d.root, &marker, &d.root, &to)
                 .map_err(at(&dshown.join(&to), "cannot link the new message"))?;
             sync(&d.root, &dshown, &to)?;
@@ -542,8 +540,8 @@ impl Mover<'_> {
         let j = new_ino.unwrap_or_default();
         self.say(d, ino, Some(j));
         for dir in OTHERS {
-            let from = rel(dir, ino, self.split);
-            let want = want_file(layout::entry(dir), self.ids, self.qmta);
+            let from = rel(dir, ino, self.layout);
+            let want = want_file(layout::entry(dir), self.ids, self.layout);
             let temp = Path::new(PID).join(format!("{TEMP_PREFIX}{}.{ino}.{dir}", self.qname));
             if stat_at(self.src, &from)
                 .map_err(|e| (self.shown.join(&from), "cannot stat", e))?
@@ -555,7 +553,7 @@ impl Mover<'_> {
             if self.copy_file(&from, d, &temp, &want, true, max)?.is_none() {
                 continue;
             }
-            let to = rel(dir, j, self.split);
+            let to = rel(dir, j, self.layout);
             step();
             safe::rename(&d.root, &temp, &d.root, &to)
                 .map_err(at(&dshown.join(&to), "cannot rename into place"))?;
@@ -563,7 +561,7 @@ impl Mover<'_> {
         }
         // Every new name is on disk: the old ones may go.
         for dir in OTHERS {
-            let p = rel(dir, ino, self.split);
+            let p = rel(dir, ino, self.layout);
             step();
             match safe::unlink(self.src, &p) {
                 Ok(()) => sync(self.src, self.shown, &p)?,
@@ -637,7 +635,7 @@ impl Mover<'_> {
 }
 
 /// Clears finished markers in every queue of the range.
-pub fn finish_markers(base: &Path, range: &Range<u32>, split: u32) -> io::Result<()> {
+pub fn finish_markers(base: &Path, range: &Range<u32>, layout: &Layout) -> io::Result<()> {
     let mut dests = Vec::new();
     for n in range.clone() {
         if let Some(root) =
@@ -651,12 +649,12 @@ pub fn finish_markers(base: &Path, range: &Range<u32>, split: u32) -> io::Result
             });
         }
     }
-    clear_finished_markers(base, &dests, split)
+    clear_finished_markers(base, &dests, layout)
 }
 
 /// Markers whose source message is gone belong to finished moves; temporary
 /// copies belong to interrupted ones. Both go.
-fn clear_finished_markers(base: &Path, dests: &[Dest], split: u32) -> io::Result<()> {
+fn clear_finished_markers(base: &Path, dests: &[Dest], layout: &Layout) -> io::Result<()> {
     for d in dests {
         let Some(pid) = open_dir_at(&d.root, PID)? else {
             continue;
@@ -675,7 +673,7 @@ fn clear_finished_markers(base: &Path, dests: &[Dest], split: u32) -> io::Result
                     .rsplit_once('.')
                     .and_then(|(q, i)| Some((q, i.parse::<u64>().ok()?)))
                 {
-                    Some((q, ino)) => !base.join(q).join(rel(MESS, ino, split)).exists(),
+                    Some((q, ino)) => !base.join(q).join(rel(MESS, ino, layout)).exists(),
                     None => false,
                 }
             } else {

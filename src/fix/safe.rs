@@ -20,6 +20,20 @@ use std::os::fd::AsRawFd;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Component, Path};
 
+/// `QUEUE_FIX_UNSAFE_NO_FSYNC=1` (a benchmark hook, undocumented) skips
+/// every fsync, to measure what durability costs.
+static NO_SYNC: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Whether moves are made durable (fsync of files and directories).
+pub fn durable() -> bool {
+    !NO_SYNC.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// The benchmark hook's switch (see [`durable`]).
+pub(crate) fn skip_fsyncs() {
+    NO_SYNC.store(true, std::sync::atomic::Ordering::Relaxed);
+}
+
 /// The directory holding a path's last name, and that name.
 pub struct Beneath<'a> {
     held: Option<OwnedFd>,
@@ -264,7 +278,7 @@ pub fn open_regular(root: &OwnedFd, path: &Path, max_links: u64) -> io::Result<(
 /// fsync of the directory holding `path`'s last name: a new name there (or
 /// a name gone) survives a power cut only once that directory is synced.
 pub fn sync_parent(root: &OwnedFd, path: &Path) -> io::Result<()> {
-    if !super::apply::durable() {
+    if !durable() {
         return Ok(());
     }
     let parent = path.parent().unwrap_or(Path::new(""));
@@ -285,7 +299,7 @@ pub fn sync_parent(root: &OwnedFd, path: &Path) -> io::Result<()> {
 /// fsync of a file's data and metadata (unless durability is switched off
 /// for a benchmark).
 pub fn sync_file(f: &File) -> io::Result<()> {
-    if super::apply::durable() {
+    if durable() {
         f.sync_all()
     } else {
         Ok(())

@@ -3,8 +3,7 @@
 //! in the layout contract describes, so queue-fix and qmail-multi are
 //! exercised against the files a real qmail-queue leaves.
 
-use super::layout::{INTD, MESS, PID, TODO, TRIGGER};
-use super::name::message_path;
+use super::layout::{Layout, INTD, MESS, PID, TODO, TRIGGER};
 use crate::exit::QueueExit;
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
@@ -39,7 +38,8 @@ fn fail(exit: QueueExit, what: impl Into<String>) -> impl FnOnce(io::Error) -> D
 /// How to write.
 #[derive(Clone, Copy, Debug)]
 pub struct DepositOptions {
-    pub split: u32,
+    /// Where the files go: the split, and `BIGTODO` for `todo`/`intd`.
+    pub layout: Layout,
     /// fsync the message and envelope before linking into `todo`, as a
     /// production qmail-queue does.
     pub sync: bool,
@@ -144,7 +144,7 @@ pub fn deposit(
         .metadata()
         .map_err(fail(QueueExit::WriteFailed, "fstat of the pid file"))?
         .ino();
-    let at = |dir: &str| -> PathBuf { queue.join(message_path(dir, inode, opts.split, true)) };
+    let at = |dir: &str| -> PathBuf { queue.join(opts.layout.message_path(dir, inode)) };
     let mess_path = at(MESS);
     let linked = fs::hard_link(&pid_path, &mess_path).map_err(fail(
         QueueExit::WriteFailed,

@@ -54,6 +54,8 @@ pub enum Presence {
     Always,
     /// Only when the rate-limit directory is asked for (`queue-fix -r`).
     WithRatelimit,
+    /// Only when the trash directory is asked for (see [`Layout::trash`]).
+    WithTrash,
 }
 
 /// One row of the layout table.
@@ -133,7 +135,10 @@ pub const LAYOUT: &[Entry] = &[
         file_mode: Some(0o600),
         ..dir("bounce", Role::Send, 0o700)
     },
-    dir("trash", Role::Queue, 0o700),
+    Entry {
+        presence: Presence::WithTrash,
+        ..dir("trash", Role::Queue, 0o700)
+    },
     dir("pid", Role::Queue, 0o700),
     dir("lock", Role::Queue, 0o750),
     file("lock/sendmutex", Kind::File { size: 0 }, Role::Send, 0o600),
@@ -165,11 +170,118 @@ pub fn entry(path: &str) -> &'static Entry {
         .unwrap_or_else(|| panic!("{path} is not in the queue layout table"))
 }
 
-/// The rows present in a queue checked with or without `-r`.
-pub fn entries(with_ratelimit: bool) -> impl Iterator<Item = &'static Entry> {
-    LAYOUT
-        .iter()
-        .filter(move |e| e.presence == Presence::Always || with_ratelimit)
+/// One queue's shape as the options chose it: built once (queue-fix's
+/// command line, the environment) and read by every program, the test
+/// depositor and the tests, so that nothing carries the split, `BIGTODO`
+/// or the qmta mode beside the table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Layout {
+    /// Split directories hold subdirectories `0..split`.
+    pub split: u32,
+    /// `BIGTODO`: `todo` and `intd` are split like `mess` (true, the
+    /// default) or flat, `todo/<inode>` (IndiMail 3.x's installer writes
+    /// `BIGTODO=0`).
+    pub big_todo: bool,
+    /// qmta mode (`-m`): qmailq plays every role.
+    pub qmta: bool,
+    /// The `ratelimit` directory belongs to the queue (`-r`, the `slowq`
+    /// queue).
+    pub ratelimit: bool,
+    /// The `trash` directory belongs to the queue (`-t`).
+    pub trash: bool,
+    /// Size of `lock/tcpto` (`-S`).
+    pub tcpto_size: u64,
+}
+
+impl Layout {
+    /// The default shape with this split: split `todo`/`intd`, qmailq,
+    /// qmails and qmailr in their own roles, `trash` present, no
+    /// `ratelimit`.
+    pub const fn new(split: u32) -> Layout {
+        Layout {
+            split,
+            big_todo: true,
+            qmta: false,
+            ratelimit: false,
+            trash: true,
+            tcpto_size: TCPTO_SIZE,
+        }
+    }
+
+    /// The rows this queue has.
+    pub fn entries(&self) -> impl Iterator<Item = &'static Entry> + '_ {
+        LAYOUT.iter().filter(move |e| match e.presence {
+            Presence::Always => true,
+            Presence::WithRatelimit => self.ratelimit,
+            Presence::WithTrash => self.trash,
+        })
+    }
+
+    /// Whether a row holds numbered subdirectories in this queue: `todo`
+    /// and `intd` only with `BIGTODO`.
+    pub fn is_split(&self, e: &Entry) -> bool {
+        e.is_split() && (self.big_todo || !is_todo_or_intd(e.path))
+    }
+
+    /// [`Layout::is_split`] of the row at `path`.
+    pub fn is_split_dir(&self, path: &str) -> bool {
+        self.is_split(entry(path))
+    }
+
+    /// The message directories that are split in this queue, in
+    /// [`MESSAGE_DIRS`] order (`mess` first).
+    pub fn split_message_dirs(&self) -> impl Iterator<Item = &'static str> + '_ {
+        MESSAGE_DIRS
+            .iter()
+            .copied()
+            .filter(|d| self.is_split_dir(d))
+    }
+
+    /// The message directories that are flat in this queue (`bounce`, and
+    /// `todo`/`intd` without `BIGTODO`).
+    pub fn flat_message_dirs(&self) -> impl Iterator<Item = &'static str> + '_ {
+        MESSAGE_DIRS
+            .iter()
+            .copied()
+            .filter(|d| !self.is_split_dir(d))
+    }
+
+    /// Where message `inode`'s file in `dir` lives, relative to the queue
+    /// root: `dir/<inode % split>/<inode>`, or `dir/<inode>` when `dir` is
+    /// flat here.
+    pub fn message_path(&self, dir: &str, inode: u64) -> std::path::PathBuf {
+        crate::queue::name::message_path(dir, inode, self.split, self.is_split_dir(dir))
+    }
+
+    /// The account that owns a row in this queue.
+    pub fn owner(&self, e: &Entry) -> Role {
+        e.owner.in_mode(self.qmta)
+    }
+
+    /// What a row must be here: `lock/tcpto` has this queue's size.
+    pub fn kind(&self, e: &Entry) -> Kind {
+        match e.kind {
+            Kind::File { .. } if e.path == TCPTO => Kind::File {
+                size: self.tcpto_size,
+            },
+            k => k,
+        }
+    }
+}
+
+/// `todo` and `intd`: the two directories `BIGTODO` decides about.
+pub fn is_todo_or_intd(path: &str) -> bool {
+    path == TODO || path == INTD
+}
+
+/// `BIGTODO` as the environment or `queue-fix -b` gives it: `0` or `1`
+/// (an empty value is unset, the default 1).
+pub fn parse_big_todo(text: &str) -> Result<bool, String> {
+    match text {
+        "" | "1" => Ok(true),
+        "0" => Ok(false),
+        _ => Err(format!("BIGTODO {text:?} is neither 0 nor 1")),
+    }
 }
 
 /// Directories whose files belong to messages, in the order a message's
@@ -184,6 +296,8 @@ pub const INTD: &str = "intd";
 pub const TODO: &str = "todo";
 /// Where qmail-queue's temporary pid files live.
 pub const PID: &str = "pid";
+/// qmail-remote's table of hosts that timed out.
+pub const TCPTO: &str = "lock/tcpto";
 /// The FIFO that wakes qmail-send.
 pub const TRIGGER: &str = "lock/trigger";
 /// Locked exclusively by qmail-send while it runs on this queue.
@@ -250,6 +364,55 @@ mod tests {
         }
         let holding = LAYOUT.iter().filter(|e| e.holds_messages()).count();
         assert_eq!(holding, MESSAGE_DIRS.len());
+    }
+
+    #[test]
+    fn big_todo_decides_only_todo_and_intd() {
+        let split = Layout::new(7);
+        let flat = Layout {
+            big_todo: false,
+            ..split
+        };
+        assert_eq!(split.split_message_dirs().count(), 6);
+        assert_eq!(
+            flat.split_message_dirs().collect::<Vec<_>>(),
+            ["mess", "info", "local", "remote"]
+        );
+        assert_eq!(
+            flat.flat_message_dirs().collect::<Vec<_>>(),
+            ["todo", "intd", "bounce"]
+        );
+        assert_eq!(
+            split.message_path(TODO, 15),
+            std::path::Path::new("todo/1/15")
+        );
+        assert_eq!(flat.message_path(TODO, 15), std::path::Path::new("todo/15"));
+        assert_eq!(
+            flat.message_path(MESS, 15),
+            std::path::Path::new("mess/1/15")
+        );
+        assert_eq!(parse_big_todo("0"), Ok(false));
+        assert_eq!(parse_big_todo(""), Ok(true));
+        assert!(parse_big_todo("2").is_err());
+    }
+
+    #[test]
+    fn optional_rows_follow_the_layout() {
+        let plain = Layout {
+            trash: false,
+            ..Layout::new(1)
+        };
+        assert!(plain
+            .entries()
+            .all(|e| e.path != "trash" && e.path != "ratelimit"));
+        let all = Layout {
+            ratelimit: true,
+            tcpto_size: 4096,
+            ..Layout::new(1)
+        };
+        assert!(all.entries().any(|e| e.path == "trash"));
+        assert!(all.entries().any(|e| e.path == "ratelimit"));
+        assert_eq!(all.kind(entry(TCPTO)), Kind::File { size: 4096 });
     }
 
     #[test]

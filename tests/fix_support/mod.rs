@@ -74,7 +74,7 @@ pub fn expect(args: &[&str], status: i32) -> Output {
 /// Deposits `n` small messages (distinct texts and envelopes) into `queue`.
 pub fn fill(queue: &Path, n: usize, split: u32) -> Vec<u64> {
     let opts = DepositOptions {
-        split,
+        layout: qmail_multi::queue::layout::Layout::new(split),
         sync: false,
         received_line: false,
     };

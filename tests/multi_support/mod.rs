@@ -3,7 +3,7 @@
 //! pipes on descriptors 0 and 1, the way qmail-smtpd calls qmail-queue.
 #![allow(dead_code)]
 
-use qmail_multi::queue::layout::{Kind, Presence, LAYOUT, PID};
+use qmail_multi::queue::layout::{Kind, Layout, LAYOUT, PID};
 use std::ffi::{OsStr, OsString};
 use std::fs;
 use std::io::{Read, Write};
@@ -38,7 +38,8 @@ pub fn depositor() -> PathBuf {
 
 /// Creates one queue owned by the invoking user, from the layout table.
 pub fn make_queue(root: &Path) {
-    for e in LAYOUT.iter().filter(|e| e.presence == Presence::Always) {
+    let shape = Layout::new(SPLIT);
+    for e in shape.entries() {
         let path = if e.path == "." {
             root.to_path_buf()
         } else {
@@ -51,7 +52,7 @@ pub fn make_queue(root: &Path) {
                 } else {
                     fs::create_dir(&path).unwrap();
                 }
-                if let Some(mode) = e.split_mode {
+                if let Some(mode) = e.split_mode.filter(|_| shape.is_split(e)) {
                     for i in 0..SPLIT {
                         let sub = path.join(i.to_string());
                         fs::create_dir(&sub).unwrap();
