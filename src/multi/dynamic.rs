@@ -197,9 +197,8 @@ fn read_segment(dir: &OwnedFd, name: &str, buf: &mut [u8]) -> Result<usize, Fall
     }
 }
 
-/// Reads qscheduler's segments: every queue's figures, `/queue1` first.
-pub fn read() -> Result<Vec<QueueLoad>, Fallback> {
-    let dir = open(
+fn open_shm() -> Result<OwnedFd, Fallback> {
+    open(
         SHM_DIR,
         OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
         Mode::empty(),
@@ -207,7 +206,20 @@ pub fn read() -> Result<Vec<QueueLoad>, Fallback> {
     .map_err(|e| match e {
         Errno::ENOENT => Fallback::Absent(String::new()),
         e => Fallback::Unreadable(String::new(), e),
-    })?;
+    })
+}
+
+/// The number of queues qscheduler has in use (the first `int` of
+/// `/qscheduler`), under the same trust rule as every segment.
+pub fn read_in_use() -> Result<u32, Fallback> {
+    let mut buf = [0u8; INT];
+    let n = read_segment(&open_shm()?, SCHEDULER, &mut buf)?;
+    parse_count(&buf[..n])
+}
+
+/// Reads qscheduler's segments: every queue's figures, `/queue1` first.
+pub fn read() -> Result<Vec<QueueLoad>, Fallback> {
+    let dir = open_shm()?;
     let mut buf = [0u8; QUEUE_SEGMENT_BYTES];
     let n = read_segment(&dir, SCHEDULER, &mut buf[..INT])?;
     let count = parse_count(&buf[..n])?;

@@ -4,4 +4,5 @@ pub mod deposit;
 pub mod disable;
 pub mod layout;
 pub mod name;
+pub mod served;
 pub mod users;
