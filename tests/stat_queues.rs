@@ -106,10 +106,11 @@ fn sample(m: &BTreeMap<String, u64>, key: &str) -> u64 {
 /// The base of the known-contents tests:
 /// - queue1: three fresh messages of 10, 20 and 30 bytes, the last two
 ///   backdated 7 and 15 minutes (mess only: no info yet);
-/// - queue2: four messages. a: mess 5 hours old but info 30 minutes
-///   (qmail-send dates by info), remote pending; b: info 3 hours, local
-///   and remote; c: an injection in progress (intd, no todo); d: info 1
-///   hour, local, and a bounce;
+/// - queue2: four messages, dated by injection (their mess files). a:
+///   injected 5 hours ago, its info written 30 minutes ago (ignored: age
+///   is since injection), remote pending; b: 3 hours, local and remote;
+///   c: an injection in progress (intd, no todo); d: 1 hour, local, and a
+///   bounce;
 /// - queue3: empty; queue4: missing;
 /// - queue7: an orphan with 2 messages; queue9: outside the range, empty.
 struct Known {
@@ -141,8 +142,8 @@ fn known() -> Known {
     preprocess(&q[1], d, &["local", "bounce"]);
     touch(&file(&q[1], "mess", a), "5 hours ago");
     touch(&file(&q[1], "info", a), "30 minutes ago");
-    touch(&file(&q[1], "info", b), "3 hours ago");
-    touch(&file(&q[1], "info", d), "1 hour ago");
+    touch(&file(&q[1], "mess", b), "3 hours ago");
+    touch(&file(&q[1], "mess", d), "1 hour ago");
 
     let orphan = base.join("queue7");
     make_queue(&orphan);
@@ -187,14 +188,14 @@ fn known_queues_give_exact_figures_in_every_format() {
     assert_eq!(q(3, "mess_bytes"), 0);
     let oldest1 = q(1, "oldest_message_age_seconds");
     assert!((900..=900 + slack).contains(&oldest1), "{oldest1}");
-    // b's info (3 hours), not a's mess (5 hours): dated as qmail-send does.
+    // a's injection (5 hours), not its info (30 minutes).
     let oldest2 = q(2, "oldest_message_age_seconds");
-    assert!((10_800..=10_800 + slack).contains(&oldest2), "{oldest2}");
+    assert!((18_000..=18_000 + slack).contains(&oldest2), "{oldest2}");
     assert_eq!(q(3, "oldest_message_age_seconds"), 0);
 
     // The age histogram, cumulative: queue1 has one message in each of
-    // 0-5, 5-10, 10-20 minutes; queue2 has c (fresh), a (30 min), d (1 h),
-    // b (3 h, beyond 160 min).
+    // 0-5, 5-10, 10-20 minutes; queue2 has c (fresh), d (1 h), b (3 h) and
+    // a (5 h), the last two beyond 160 min.
     let bucket = |n: u32, le: &str| {
         sample(
             &m,
@@ -203,7 +204,7 @@ fn known_queues_give_exact_figures_in_every_format() {
     };
     let les = ["300", "600", "1200", "2400", "4800", "9600", "+Inf"];
     assert_eq!(les.map(|le| bucket(1, le)), [1, 2, 3, 3, 3, 3, 3]);
-    assert_eq!(les.map(|le| bucket(2, le)), [1, 1, 1, 2, 3, 3, 4]);
+    assert_eq!(les.map(|le| bucket(2, le)), [1, 1, 1, 1, 2, 2, 4]);
     assert_eq!(les.map(|le| bucket(3, le)), [0; 7]);
     assert_eq!(
         sample(
@@ -213,7 +214,7 @@ fn known_queues_give_exact_figures_in_every_format() {
         4
     );
     let sum = sample(&m, "qmail_queue_message_age_seconds_sum{queue=\"queue2\"}");
-    let expected = 1800 + 10_800 + 3600;
+    let expected = 18_000 + 10_800 + 3600;
     assert!((expected..=expected + 4 * slack).contains(&sum), "{sum}");
 
     // Health as qmail-multi judges it; queue4 is missing, read as such.
@@ -313,7 +314,7 @@ fn known_queues_give_exact_figures_in_every_format() {
                 .collect::<Vec<_>>()
         })
         .collect();
-    assert_eq!(ages, ["1", "0", "0", "1", "1", "0", "1"], "{t}");
+    assert_eq!(ages, ["1", "0", "0", "0", "1", "0", "2"], "{t}");
 }
 
 #[test]
@@ -404,7 +405,8 @@ fn queues_named_on_the_command_line_or_by_queuedir() {
 fn check_exit_codes_at_each_threshold() {
     let k = known();
     let base = k.base.to_str().unwrap();
-    // queue1..3 exist; queue2 holds 4 messages, the oldest 3 hours old.
+    // queue1..3 exist; queue2 holds 4 messages, the oldest injected 5
+    // hours ago.
     let check = |extra: &[&str], code: i32| -> String {
         let mut args = vec!["--check", "--base", base, "--count", "3"];
         args.extend_from_slice(extra);
@@ -423,14 +425,14 @@ fn check_exit_codes_at_each_threshold() {
     fs::remove_dir_all(k.base.join("queue7")).unwrap();
     let out = check(&[], 0);
     assert!(
-        out.contains("3 queues usable, 7 messages, oldest 3h0"),
+        out.contains("3 queues usable, 7 messages, oldest 5h0"),
         "{out}"
     );
 
-    // Age: 3 hours old (a few seconds more by now).
-    check(&["--warn-age", "4h", "--crit-age", "1d"], 0);
-    let out = check(&["--warn-age", "2h", "--crit-age", "1d"], 1);
-    assert!(out.contains("queue2 oldest message 3h0"), "{out}");
+    // Age: 5 hours old (a few seconds more by now).
+    check(&["--warn-age", "6h", "--crit-age", "1d"], 0);
+    let out = check(&["--warn-age", "4h", "--crit-age", "1d"], 1);
+    assert!(out.contains("queue2 oldest message 5h0"), "{out}");
     check(&["--warn-age", "7200", "--crit-age", "170m"], 2);
     // Depth: queue2 holds 4; a threshold alerts above its value.
     check(&["--warn-depth", "4"], 0);
