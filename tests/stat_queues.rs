@@ -1159,7 +1159,7 @@ fn qschedulers_concurrency_and_grown_queues_are_shown() {
     let row = |label: &str| -> Vec<String> {
         t.lines()
             .filter(|l| l.split_whitespace().next() == Some(label))
-            .last()
+            .next_back()
             .unwrap_or_else(|| panic!("no row {label} in\n{t}"))
             .split_whitespace()
             .map(String::from)
