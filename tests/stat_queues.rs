@@ -1158,8 +1158,7 @@ fn qschedulers_concurrency_and_grown_queues_are_shown() {
     let t = text(&o);
     let row = |label: &str| -> Vec<String> {
         t.lines()
-            .filter(|l| l.split_whitespace().next() == Some(label))
-            .next_back()
+            .rfind(|l| l.split_whitespace().next() == Some(label))
             .unwrap_or_else(|| panic!("no row {label} in\n{t}"))
             .split_whitespace()
             .map(String::from)
