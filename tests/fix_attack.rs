@@ -545,7 +545,7 @@ fn trace_retire(args: &[&str]) -> Option<Vec<String>> {
         "-y",
         "-qq",
         "-e",
-        "trace=fsync,fdatasync,unlinkat,linkat,renameat,renameat2,openat,openat2",
+        "trace=fsync,fdatasync,syncfs,unlinkat,linkat,renameat,renameat2,openat,openat2",
         "-o",
         s(log.path()),
         bin(),
@@ -562,21 +562,30 @@ fn trace_retire(args: &[&str]) -> Option<Vec<String>> {
     )
 }
 
-/// For every message of `src` (by inode): the unlink of its old `mess`
-/// name comes after an fsync of the directory its new name is in, and,
-/// when `copied`, after an fsync of the new file.
+/// For every message of `src` (by inode): the first unlink of any of its
+/// old names (in batches: the envelope files, then `mess`) comes after an
+/// fsync of the directory its new `mess` name is in, and, when `copied`,
+/// after the new file was made durable: an fsync of it, or a `syncfs` of
+/// the destination's filesystem after it was linked.
 fn check_order(lines: &[String], src: &Path, inos: &[u64], copied: bool) {
+    let base = s(src.parent().unwrap());
     let src = s(src);
     for &ino in inos {
         let sub = ino % 7;
+        assert!(
+            lines.iter().any(|l| call(l).starts_with("unlinkat(")
+                && l.contains(&format!("{src}/mess/{sub}>"))
+                && l.contains(&format!("\"{ino}\""))),
+            "no unlink of {src}/mess/{sub}/{ino}"
+        );
         let unlink = lines
             .iter()
             .position(|l| {
                 call(l).starts_with("unlinkat(")
-                    && l.contains(&format!("{src}/mess/{sub}>"))
-                    && l.contains(&format!("\"{ino}\""))
+                    && l.contains(&format!("<{src}/"))
+                    && l.contains(&format!("/{sub}>, \"{ino}\""))
             })
-            .unwrap_or_else(|| panic!("no unlink of {src}/mess/{sub}/{ino}"));
+            .unwrap();
         // The new mess name: a link (same fs) or the link of the copy.
         let link = lines[..unlink]
             .iter()
@@ -607,10 +616,20 @@ fn check_order(lines: &[String], src: &Path, inos: &[u64], copied: bool) {
         if copied {
             let file_synced = lines[..unlink]
                 .iter()
-                .any(|l| l.starts_with_fsync(&format!("/pid/retire.queue5.{ino}>")));
+                .any(|l| l.starts_with_fsync(&format!("/pid/retire.queue5.{ino}>")))
+                // One syncfs per filesystem and batch, through any
+                // destination queue's descriptor (all on one filesystem
+                // here, beside the source's mount point).
+                || lines[link..unlink].iter().any(|l| {
+                    let c = call(l);
+                    c.starts_with("syncfs(")
+                        && c.contains(&format!("<{base}/queue"))
+                        && !c.contains(&format!("<{src}"))
+                });
             assert!(
                 file_synced,
-                "message {ino}: the copy was not synced before the unlink"
+                "message {ino}: the copy was not synced before the unlink:\n{}",
+                lines[link..=unlink].join("\n")
             );
         }
     }

@@ -11,6 +11,12 @@
 //! the source files deleted (`mess` last) and the marker removed. The
 //! marker records which new message a source message became, so a rerun
 //! after a crash at any point continues instead of copying twice.
+//! Both ways work in batches: many messages are moved or copied, then made
+//! durable together (across filesystems one `syncfs` per destination
+//! filesystem for the new files, then an fsync of every directory that got
+//! a name), and only then are the source names removed, their directories
+//! synced, and the markers cleared. No source name is ever removed before
+//! its copy and the copy's names are on disk.
 //! Destinations are chosen by a hash of the inode among the enabled
 //! queues of the range, after looking for a destination the message
 //! already went to. A disabled queue gets retired mail only when every
@@ -165,8 +171,13 @@ pub fn retire_queue(
     if opts.mode == RunMode::Ask && !super::apply::ask(super::plan::ActionKind::Retire) {
         return outcome;
     }
+    let markers = match markers_of(&qname, &dests) {
+        Ok(m) => m,
+        Err(e) => return fatal(base, "cannot read the retire markers", e),
+    };
     let mover = Mover {
         src: &src,
+        markers,
         qname: &qname,
         dests: &dests,
         targets: &targets,
@@ -234,6 +245,10 @@ fn at(p: &Path, what: &'static str) -> impl FnOnce(Errno) -> Failure {
 
 struct Mover<'a> {
     src: &'a OwnedFd,
+    /// (destination queue number, source inode) of every marker an
+    /// interrupted run left for this queue: read once, not looked up per
+    /// message in every destination.
+    markers: std::collections::HashSet<(u32, u64)>,
     qname: &'a str,
     dests: &'a [Dest],
     /// Indexes into `dests` that a message not yet moved may go to.
@@ -248,7 +263,7 @@ struct Mover<'a> {
     pending: std::cell::RefCell<Pending>,
 }
 
-/// Moves on one file system waiting for their directories to be synced.
+/// Moves and copies waiting for their new names to be made durable.
 #[derive(Default)]
 struct Pending {
     /// `(destination queue number, directory)` that got new names.
@@ -257,10 +272,52 @@ struct Pending {
     old: Vec<PathBuf>,
     /// Source directories that lost names (by rename).
     src_dirs: std::collections::HashSet<PathBuf>,
+    /// Destinations (queue numbers) holding copies not yet synced.
+    copied_into: std::collections::HashSet<u32>,
+    /// Markers to remove once the sources of their copies are gone.
+    markers: Vec<(u32, PathBuf)>,
 }
 
 /// Old names held back before a batch is flushed: bounds memory.
 const BATCH: usize = 1024;
+
+/// The markers left in the destinations' `pid/` for source queue `qname`.
+fn markers_of(qname: &str, dests: &[Dest]) -> io::Result<std::collections::HashSet<(u32, u64)>> {
+    let prefix = format!("{MARKER_PREFIX}{qname}.");
+    let mut found = std::collections::HashSet::new();
+    for d in dests {
+        let Some(pid) = open_dir_at(&d.root, PID)? else {
+            continue;
+        };
+        super::observe::for_each_name(&pid, |n| {
+            if let Some(ino) = n
+                .to_str()
+                .and_then(|t| t.strip_prefix(&prefix))
+                .and_then(|i| i.parse::<u64>().ok())
+            {
+                found.insert((d.n, ino));
+            }
+            Ok(())
+        })?;
+    }
+    Ok(found)
+}
+
+/// `syncfs(2)` of the filesystem holding `fd`: every copy written there
+/// since is on disk. One call for a whole batch instead of an fsync per
+/// file, each of which waits for its own journal commit.
+fn sync_fs(fd: &OwnedFd) -> io::Result<()> {
+    if !safe::durable() {
+        return Ok(());
+    }
+    use std::os::fd::AsRawFd;
+    // SAFETY: a plain system call on a descriptor we own.
+    if unsafe { nix::libc::syncfs(fd.as_raw_fd()) } == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
 
 fn dir_of(p: &Path) -> PathBuf {
     p.parent().unwrap_or(Path::new("")).to_owned()
@@ -388,14 +445,15 @@ impl Mover<'_> {
         let ino = st.ino;
         let mess = rel(MESS, ino, self.layout);
         // Where it already went (a resumed run, even into a queue disabled
-        // since: finishing there never copies twice), else by inode.
+        // since: finishing there never copies twice), else by inode. A
+        // link made on one filesystem shows in the link count, so a
+        // message with one link has not gone anywhere yet.
         let same_fs = |d: &Dest| {
-            d.dev == st.dev
+            st.nlink > 1
+                && d.dev == st.dev
                 && matches!(stat_at(&d.root, &mess), Ok(Some(x)) if x.ino == ino && x.dev == st.dev)
         };
-        let marked = |d: &Dest| {
-            d.dev != st.dev && matches!(stat_at(&d.root, &self.marker(ino)), Ok(Some(_)))
-        };
+        let marked = |d: &Dest| d.dev != st.dev && self.markers.contains(&(d.n, ino));
         let d = self
             .dests
             .iter()
@@ -471,14 +529,30 @@ impl Mover<'_> {
         Ok(())
     }
 
-    /// Syncs every destination directory that got a new name, then removes
-    /// the old names in the source and syncs the source's directories.
+    /// Makes the batch durable, then lets the old names go: the copies'
+    /// filesystems synced, then every destination directory that got a new
+    /// name; then the old names in the source are removed and the source's
+    /// directories synced; last the markers of the copies are cleared.
     fn flush(&self) -> Result<(), Failure> {
         let Pending {
             dest_dirs,
             old,
             mut src_dirs,
+            copied_into,
+            markers,
         } = std::mem::take(&mut *self.pending.borrow_mut());
+        let mut synced_devs = Vec::new();
+        for n in copied_into {
+            let Some(d) = self.dests.iter().find(|d| d.n == n) else {
+                continue;
+            };
+            if synced_devs.contains(&d.dev) {
+                continue;
+            }
+            sync_fs(&d.root)
+                .map_err(|e| (self.base.join(format!("queue{n}")), "cannot sync", e))?;
+            synced_devs.push(d.dev);
+        }
         for (n, dir) in dest_dirs {
             let Some(d) = self.dests.iter().find(|d| d.n == n) else {
                 continue;
@@ -501,43 +575,70 @@ impl Mover<'_> {
             safe::sync_parent(self.src, &dir.join("x"))
                 .map_err(|e| (self.shown.join(&dir), "cannot sync", e))?;
         }
+        // A marker whose source is gone is finished; one left by a crash
+        // here is cleared by the next run.
+        for (n, marker) in markers {
+            let Some(d) = self.dests.iter().find(|d| d.n == n) else {
+                continue;
+            };
+            step();
+            match safe::unlink(&d.root, &marker) {
+                Ok(()) | Err(Errno::ENOENT) => {}
+                Err(e) => {
+                    let shown = self.base.join(format!("queue{n}")).join(&marker);
+                    return Err(at(&shown, "cannot remove")(e));
+                }
+            }
+        }
         Ok(())
     }
 
+    /// Copies the message into `d` under a new inode; its source names
+    /// go in [`Mover::flush`], once the batch is on disk.
     fn copy_across(&self, d: &Dest, ino: u64) -> Result<(), Failure> {
         let marker = self.marker(ino);
         let dshown = self.base.join(format!("queue{}", d.n));
-        // A marker whose new mess is not linked is an unfinished copy.
-        let mut new_ino = match stat_at(&d.root, &marker) {
-            Ok(Some(m)) if matches!(stat_at(&d.root, &rel(MESS, m.ino, self.layout)), Ok(Some(x)) if x.ino == m.ino) => {
-                Some(m.ino)
-            }
-            Ok(Some(_)) => {
-                step();
-                safe::unlink(&d.root, &marker)
-                    .map_err(at(&dshown.join(&marker), "cannot remove"))?;
-                None
-            }
-            _ => None,
-        };
         let src_mess = rel(MESS, ino, self.layout);
-        let sync = |root: &OwnedFd, shown: &Path, p: &Path| {
-            safe::sync_parent(root, p).map_err(|e| (shown.join(p), "cannot sync", e))
-        };
-        if new_ino.is_none() {
-            let want = want_file(layout::entry(MESS), self.ids, self.layout);
-            let Some(j) = self.copy_file(&src_mess, d, &marker, &want, false, 1)? else {
-                return Ok(());
-            };
-            sync(&d.root, &dshown, &marker)?;
-            step();
-            let to = rel(MESS, j, self.layout);
-            safe::link(&d.root, &marker, &d.root, &to)
-                .map_err(at(&dshown.join(&to), "cannot link the new message"))?;
-            sync(&d.root, &dshown, &to)?;
-            new_ino = Some(j);
+        let want = want_file(layout::entry(MESS), self.ids, self.layout);
+        // A marker whose new mess is linked is the copy of an earlier run,
+        // perhaps cut short before its batch was synced: its content is
+        // written again (same inode, so the new name stays). One whose new
+        // mess is not linked is an unfinished copy.
+        let mut new_ino = None;
+        if self.markers.contains(&(d.n, ino)) {
+            match stat_at(&d.root, &marker) {
+                Ok(Some(m)) if matches!(stat_at(&d.root, &rel(MESS, m.ino, self.layout)), Ok(Some(x)) if x.ino == m.ino) =>
+                {
+                    if self.rewrite(&src_mess, d, &marker, m.ino, &want)?.is_none() {
+                        return Ok(());
+                    }
+                    new_ino = Some(m.ino);
+                }
+                Ok(Some(_)) => {
+                    step();
+                    safe::unlink(&d.root, &marker)
+                        .map_err(at(&dshown.join(&marker), "cannot remove"))?;
+                }
+                _ => {}
+            }
         }
-        let j = new_ino.unwrap_or_default();
+        let mut pending = self.pending.borrow_mut();
+        let j = match new_ino {
+            Some(j) => j,
+            None => {
+                let Some(j) = self.copy_file(&src_mess, d, &marker, &want, false, 1)? else {
+                    return Ok(());
+                };
+                pending.dest_dirs.insert((d.n, dir_of(&marker)));
+                step();
+                let to = rel(MESS, j, self.layout);
+                safe::link(&d.root, &marker, &d.root, &to)
+                    .map_err(at(&dshown.join(&to), "cannot link the new message"))?;
+                pending.dest_dirs.insert((d.n, dir_of(&to)));
+                j
+            }
+        };
+        pending.copied_into.insert(d.n);
         self.say(d, ino, Some(j));
         for dir in OTHERS {
             let from = rel(dir, ino, self.layout);
@@ -557,31 +658,68 @@ impl Mover<'_> {
             step();
             safe::rename(&d.root, &temp, &d.root, &to)
                 .map_err(at(&dshown.join(&to), "cannot rename into place"))?;
-            sync(&d.root, &dshown, &to)?;
+            pending.dest_dirs.insert((d.n, dir_of(&to)));
+            pending.old.push(from);
         }
-        // Every new name is on disk: the old ones may go.
-        for dir in OTHERS {
-            let p = rel(dir, ino, self.layout);
-            step();
-            match safe::unlink(self.src, &p) {
-                Ok(()) => sync(self.src, self.shown, &p)?,
-                Err(Errno::ENOENT) => {}
-                Err(e) => return Err(at(&self.shown.join(&p), "cannot remove")(e)),
+        // The old names go once the batch is on disk, mess last.
+        pending.old.push(src_mess);
+        pending.markers.push((d.n, marker));
+        let full = pending.old.len() >= BATCH;
+        drop(pending);
+        if full {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Writes the source's content again into the copy `to` (inode
+    /// `ino`) of an earlier run; `None` when the source was set aside.
+    fn rewrite(
+        &self,
+        from: &Path,
+        d: &Dest,
+        to: &Path,
+        ino: u64,
+        want: &super::plan::Want,
+    ) -> Result<Option<()>, Failure> {
+        let dshown = self.base.join(format!("queue{}", d.n));
+        let input = match safe::open_regular(self.src, from, 1) {
+            Ok((f, _)) => f,
+            Err(e) if e.raw_os_error().is_none() => {
+                let st = stat_at(self.src, from)
+                    .map_err(|e| (self.shown.join(from), "cannot stat", e))?;
+                if let Some(st) = st {
+                    self.set_aside_src(from, &st)?;
+                }
+                return Ok(None);
             }
-        }
+            Err(e) => return Err((self.shown.join(from), "cannot open", e)),
+        };
         step();
-        match safe::unlink(self.src, &src_mess) {
-            Ok(()) => sync(self.src, self.shown, &src_mess)?,
-            Err(Errno::ENOENT) => {}
-            Err(e) => return Err(at(&self.shown.join(&src_mess), "cannot remove")(e)),
-        }
-        step();
-        safe::unlink(&d.root, &marker).map_err(at(&dshown.join(&marker), "cannot remove"))
+        let out = safe::open(&d.root, to, OFlag::O_WRONLY | OFlag::O_NONBLOCK, 0)
+            .map_err(at(&dshown.join(to), "cannot open"))?;
+        let (mut input, mut out) = (input, File::from(out));
+        let done = (|| -> io::Result<()> {
+            let st = out.metadata()?;
+            // Only the copy itself: a regular file, the marker and its
+            // link in mess/, nothing planted under the marker's name since.
+            if !st.is_file() || std::os::unix::fs::MetadataExt::ino(&st) != ino {
+                return Err(io::Error::other("not the copy an earlier run made"));
+            }
+            out.set_len(0)?;
+            io::copy(&mut input, &mut out)?;
+            std::os::unix::fs::fchown(&out, Some(want.uid), Some(want.gid))?;
+            out.set_permissions(std::fs::Permissions::from_mode(want.mode))?;
+            Ok(())
+        })();
+        done.map(Some)
+            .map_err(|e| (dshown.join(to), "cannot write", e))
     }
 
     /// Copies a source file to `to` in the destination (created fresh,
-    /// or truncated when `replace`), owned and moded per `want`, synced;
-    /// returns the new inode. A source that is not a regular file, or has
+    /// an old one removed first when `replace`), owned and moded per
+    /// `want`, not yet synced (its batch is, in [`Mover::flush`]); returns
+    /// the new inode. A source that is not a regular file, or has
     /// more than `max_links` links, is never opened nor copied (a FIFO
     /// would block, a hard link would bring an outside file's content into
     /// the queue): it is set aside in the source queue and `None` returned.
@@ -626,7 +764,6 @@ impl Mover<'_> {
             io::copy(&mut input, &mut out)?;
             std::os::unix::fs::fchown(&out, Some(want.uid), Some(want.gid))?;
             out.set_permissions(std::fs::Permissions::from_mode(want.mode))?;
-            safe::sync_file(&out)?;
             Ok(std::os::unix::fs::MetadataExt::ino(&out.metadata()?))
         })();
         done.map(Some)
