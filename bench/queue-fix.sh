@@ -12,44 +12,47 @@
 #   - `--retire` of 20,000 messages (one filesystem) with the fsyncs that
 #     make every move durable, against the same retire with them switched
 #     off by the undocumented benchmark hook QUEUE_FIX_UNSAFE_NO_FSYNC=1:
-#     the price of durability (as root also from a tmpfs, every file copied).
+#     the price of durability; as root also from a tmpfs into $BENCH_DIR,
+#     every file copied and made durable in batches (goal: ratio <= 1.5);
+#   - with BIG set (e.g. BIG=1000000), on a tmpfs ($SCALE_DIR, default
+#     /dev/shm), at MESSAGES and at BIG messages: `queue-fix -N` (against
+#     find -printf), a repair of that many misnamed messages, and
+#     `--retire` of that many from queue11 into queue1..queue10: wall time,
+#     peak RSS (/usr/bin/time -f %M), and the ratio of the BIG time to the
+#     MESSAGES time (goal: <= 5.5 at 5 times the messages; RSS flat,
+#     < 16 MB). About 10 GB of tmpfs at 1,000,000.
 # STRAYS and RETIRE in the environment change those two counts.
-# Usage: bench/queue-fix.sh [MESSAGES]   (default 200000; data under
-# $BENCH_DIR, default /var/tmp, deleted afterwards). Needs python3 and
-# GNU time (/usr/bin/time, Debian package `time`).
+# Usage: [BIG=1000000] bench/queue-fix.sh [MESSAGES]   (default 200000;
+# data under $BENCH_DIR, default /var/tmp, deleted afterwards). Needs
+# python3 and GNU time (/usr/bin/time, Debian package `time`).
 set -eu
 N=${1:-200000}
 SMALL=$((N / 10))
 cd "$(dirname "$0")/.."
-cargo build --release --quiet --bin queue-fix
+cargo build --release --quiet --bin queue-fix --example stat-bench-fill
 QF=$PWD/target/release/queue-fix
+FILL=$PWD/target/release/examples/stat-bench-fill
 WORK=$(mktemp -d "${BENCH_DIR:-/var/tmp}/queue-fix-bench.XXXXXX")
-trap 'rm -rf "$WORK"' EXIT INT TERM
+SCALE=
+if [ -n "${BIG:-}" ]; then
+  SCALE=$(mktemp -d "${SCALE_DIR:-/dev/shm}/queue-fix-scale.XXXXXX")
+fi
+trap 'rm -rf "$WORK" ${SCALE:+"$SCALE"}' EXIT INT TERM
 
-python3 - "$QF" "$WORK" "$N" "$SMALL" "${STRAYS:-50000}" "${RETIRE:-20000}" <<'PY'
+python3 - "$QF" "$WORK" "$N" "$SMALL" "${STRAYS:-50000}" "${RETIRE:-20000}" "$FILL" "${BIG:-0}" "$SCALE" <<'PY'
 import os, sys, time, subprocess, resource, shutil
 
 qf, work, n, small = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 strays, retire_n = int(sys.argv[5]), int(sys.argv[6])
+filler, big_n, scale_dir = sys.argv[7], int(sys.argv[8]), sys.argv[9]
 SPLIT = 151
 
-def fill(q, count):
+def fill(q, count, misnamed=False):
     """Messages as qmail-queue and qmail-send leave them: mess named by its
-    inode, info and remote beside it."""
-    pid = os.path.join(q, "pid")
-    for i in range(count):
-        tmp = os.path.join(pid, "bench.%d" % i)
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-        ino = os.fstat(fd).st_ino
-        sub = str(ino % SPLIT)
-        os.link(tmp, os.path.join(q, "mess", sub, str(ino)))
-        os.unlink(tmp)
-        os.write(fd, b"Subject: bench %d\n\nbody\n" % i)
-        os.close(fd)
-        for d, body in (("info", b"Fbench@example.org\0"), ("remote", b"Trcpt%d@example.net\0" % i)):
-            f = os.open(os.path.join(q, d, sub, str(ino)), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            os.write(f, body)
-            os.close(f)
+    inode, info and remote beside it (misnamed: every name its inode +
+    1000000007, as an interrupted or buggy tool might leave them)."""
+    subprocess.run([filler, q, str(count), str(SPLIT)] + (["misnamed"] if misnamed else []),
+                   check=True)
 
 def timed(argv, out=subprocess.DEVNULL):
     """Wall time and the child's peak RSS (KiB) of one run."""
@@ -94,16 +97,10 @@ rb = peak_rss([qf, "--as-invoker", "-N", big])
 print("peak RSS of queue-fix -N: %d KiB at %d messages, %d KiB at %d messages (ratio %.2f, goal flat and < 32768 KiB)"
       % (rs, small, rb, n, rb / rs))
 
-# Misname every message: its files renamed to its inode + 1, in that name's
-# subdirectory, as an interrupted or buggy tool might leave them.
-t = time.monotonic()
-for sub in os.listdir(os.path.join(big, "mess")):
-    for name in os.listdir(os.path.join(big, "mess", sub)):
-        wrong = str(int(name) + 1000000007)
-        wsub = str(int(wrong) % SPLIT)
-        for d in ("mess", "info", "remote"):
-            os.rename(os.path.join(big, d, sub, name), os.path.join(big, d, wsub, wrong))
-print("misnamed %d messages in %.1f s (python, for scale)" % (n, time.monotonic() - t))
+# Misnamed messages: every file named by its inode + 1000000007.
+shutil.rmtree(big)
+subprocess.run([qf, "--as-invoker", big], stdout=subprocess.DEVNULL, check=False)
+fill(big, n, misnamed=True)
 tr, code = timed([qf, "--as-invoker", big])
 print("repair %d misnamed messages: %.2f s (exit %d), %.1f us per message; vs find walk %.1fx"
       % (n, tr, code, tr / n * 1e6, tr / tf))
@@ -157,7 +154,7 @@ def retire_in(b, durable):
     p = subprocess.run([qf, "--as-invoker", "--base", b, "--count", "1", "--retire"],
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     wall = time.monotonic() - t
-    assert 1 <= p.returncode <= 99, "retire exit %d" % p.returncode
+    assert 0 <= p.returncode <= 99, "retire exit %d" % p.returncode
     return wall
 
 tnosync = retire(False)
@@ -168,9 +165,77 @@ print("retire %d messages on one filesystem: %.2f s durable (fsync of every new 
 if os.geteuid() == 0:
     tnosync = retire(False, across=True)
     tsync = retire(True, across=True)
-    print("retire %d messages from a tmpfs (copied): %.2f s durable (fsync of every copy and "
-          "directory before the source goes), %.2f s without fsyncs: ratio %.1f, %.0f us per message"
+    print("retire %d messages from a tmpfs (copied): %.2f s durable (copies made durable in "
+          "batches: syncfs, then every new name's directory, before the sources go), %.2f s "
+          "without fsyncs: ratio %.2f (goal <= 1.5), %.0f us per message"
           % (retire_n, tsync, tnosync, tsync / tnosync, (tsync - tnosync) / retire_n * 1e6))
 else:
     print("retire across filesystems: skipped (mounting a tmpfs needs root)")
+
+# Scale: the same work at MESSAGES and at BIG messages on a tmpfs (the
+# kernel's own cost of a file is then the smallest, so what grows with the
+# queue is the program's own).
+def measured(argv):
+    """Wall time, peak RSS (KiB, by GNU time) and exit status of one run."""
+    t = time.monotonic()
+    p = subprocess.run(["/usr/bin/time", "-f", "%M"] + argv, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.PIPE, text=True)
+    wall = time.monotonic() - t
+    return wall, int(p.stderr.strip().splitlines()[-1]), p.returncode
+
+def count_mess(q):
+    return sum(len(os.listdir(os.path.join(q, "mess", sub))) for sub in os.listdir(os.path.join(q, "mess")))
+
+def new_queue(q):
+    subprocess.run([qf, "--as-invoker", q], stdout=subprocess.DEVNULL, check=False)
+
+if big_n:
+    got = {}
+    for size in (n, big_n):
+        q = os.path.join(scale_dir, "queue1")
+        new_queue(q)
+        fill(q, size)
+        walk = ["find", q, "-printf", "%i %u %g %m %y\n"]
+        timed(walk)
+        tf = min(timed(walk)[0] for _ in range(3))
+        measured([qf, "--as-invoker", "-N", q])
+        runs = [measured([qf, "--as-invoker", "-N", q]) for _ in range(3)]
+        assert all(r[2] == 0 for r in runs), "the fresh queue is not clean"
+        got[size, "check"] = (min(r[0] for r in runs), max(r[1] for r in runs), tf)
+        shutil.rmtree(q)
+
+        new_queue(q)
+        fill(q, size, misnamed=True)
+        tf = min(timed(walk)[0] for _ in range(3))
+        wall, rss, code = measured([qf, "--as-invoker", q])
+        assert code <= 99, "repair exit %d" % code
+        assert timed([qf, "--as-invoker", "-N", q])[1] == 0, "not clean after the repair"
+        assert count_mess(q) == size
+        got[size, "repair"] = (wall, rss, tf)
+        shutil.rmtree(q)
+
+        b = os.path.join(scale_dir, "retire-base")
+        os.makedirs(b)
+        for i in range(1, 12):
+            new_queue(os.path.join(b, "queue%d" % i))
+        fill(os.path.join(b, "queue11"), size)
+        tf = min(timed(["find", os.path.join(b, "queue11"), "-printf", "%i %u %g %m %y\n"])[0]
+                 for _ in range(3))
+        wall, rss, code = measured([qf, "--as-invoker", "--base", b, "--count", "10", "--retire"])
+        assert code <= 99, "retire exit %d" % code
+        moved = [count_mess(os.path.join(b, "queue%d" % i)) for i in range(1, 11)]
+        assert sum(moved) == size and count_mess(os.path.join(b, "queue11")) == 0, moved
+        got[size, "retire"] = (wall, rss, tf)
+        shutil.rmtree(b)
+        for what, label in (("check", "queue-fix -N"), ("repair", "repair of misnamed"),
+                            ("retire", "--retire into 10 queues")):
+            wall, rss, tf = got[size, what]
+            print("tmpfs, %d messages: %s %.2f s, peak RSS %d KiB; find -printf walk %.2f s, ratio %.2f"
+                  % (size, label, wall, rss, tf, wall / tf))
+    for what, label in (("check", "queue-fix -N"), ("repair", "repair of misnamed"),
+                        ("retire", "--retire into 10 queues")):
+        (ws, rs, _), (wb, rb, _) = got[n, what], got[big_n, what]
+        print("scale %d -> %d messages (%.1fx): %s %.2f s -> %.2f s, ratio %.2f (goal <= 5.5 at 5x); "
+              "peak RSS %d -> %d KiB (goal flat, < 16384)"
+              % (n, big_n, big_n / n, label, ws, wb, wb / ws, rs, rb))
 PY

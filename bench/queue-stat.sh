@@ -1,19 +1,24 @@
 #!/usr/bin/env bash
-# queue-stat benchmark: one queue grown to 200,000 and then 1,000,000
-# messages (mess + info + remote each, as qmail-send leaves them, ages
-# spread over 5 hours), and at each size, in the same run:
+# queue-stat benchmark: one queue grown through the sizes in $SIZES
+# (mess + info + remote each, as qmail-send leaves them, injected over the
+# last 5 hours), and at each size, in the same run:
 #   - `queue-stat QUEUE` against the shell way of getting depth, sizes and
 #     the oldest age: find QUEUE/mess -type f -printf '%T@ %s\n' | sort -n | wc -l
-#     (best of 3 each after one warm-up; goal: ratio <= 0.5), wall time and
+#     (best of 5 each after one warm-up; goal: ratio <= 0.5), wall time and
 #     CPU time (user + system, the figure least disturbed by other load);
-#   - the peak RSS of queue-stat (goal: < 16 MB and the same at both sizes).
-# Usage: bench/queue-stat.sh [SMALL [BIG]]   (default 200000 1000000).
+#   - the peak RSS of queue-stat (/usr/bin/time -f %M; goal: < 16 MB and
+#     flat);
+#   - at every size above $REF (default 200000, when it is one of the
+#     sizes): queue-stat's time as a multiple of its time at $REF (goal:
+#     linear, <= 5.5 at 5 times the messages).
+# Usage: SIZES="50000 200000 1000000" bench/queue-stat.sh
+#   (default SIZES="50000 200000", quick; ascending).
 # Data goes under $BENCH_DIR (default /dev/shm, a tmpfs on most Linux
 # systems: about 3 GB of kernel memory at 1,000,000 messages) and is
 # deleted afterwards. Needs GNU time (/usr/bin/time, Debian package `time`).
 set -euo pipefail
-SMALL=${1:-200000}
-BIG=${2:-1000000}
+SIZES=${SIZES:-50000 200000}
+REF=${REF:-200000}
 cd "$(dirname "$0")/.."
 cargo build --release --locked --quiet --bin queue-stat --bin queue-fix --example stat-bench-fill
 QS=$PWD/target/release/queue-stat
@@ -26,21 +31,26 @@ Q=$WORK/queue1
 "$QF" --as-invoker -N "$Q" >/dev/null
 echo "queue $Q on $(stat -f -c %T "$WORK"), $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg)"
 
-# One run of a shell command line under GNU time, output discarded:
-# "wall cpu" in seconds (cpu = user + system of it and everything it ran).
+# One run of a shell command line, output discarded: "wall cpu" in
+# seconds (wall from the clock in ns; cpu = user + system of it and
+# everything it ran, by GNU time).
 run() {
-  /usr/bin/time -f '%e %U %S' sh -c "$1" 2>&1 >/dev/null | tail -n1 | awk '{ printf "%s %.2f\n", $1, $2 + $3 }'
+  local t0 t1 cpu
+  t0=$(date +%s%N)
+  cpu=$(/usr/bin/time -f '%U %S' sh -c "$1" 2>&1 >/dev/null | tail -n1 | awk '{ printf "%.2f", $1 + $2 }')
+  t1=$(date +%s%N)
+  awk -v a="$t0" -v b="$t1" -v c="$cpu" 'BEGIN { printf "%.4f %s\n", (b - a) / 1e9, c }'
 }
-# Best of 3 (wall and cpu each their minimum): load from other processes
+# Best of 5 (wall and cpu each their minimum): load from other processes
 # only ever adds time.
 best() {
-  for _ in 1 2 3; do run "$1"; done | sort -n | awk 'NR == 1 { w = $1 } { c = (NR == 1 || $2 < c) ? $2 : c } END { print w, c }'
+  for _ in 1 2 3 4 5; do run "$1"; done | sort -n | awk 'NR == 1 { w = $1 } { c = (NR == 1 || $2 < c) ? $2 : c } END { print w, c }'
 }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 
 have=0
-declare -A RSS
-for n in "$SMALL" "$BIG"; do
+declare -A WALL RSS
+for n in $SIZES; do
   t0=$(date +%s)
   "$FILL" "$Q" $((n - have)) 151
   have=$n
@@ -55,8 +65,15 @@ for n in "$SMALL" "$BIG"; do
   run "$FIND" >/dev/null
   read -r ws cs <<<"$(best "$STAT")"
   read -r wf cf <<<"$(best "$FIND")"
+  WALL[$n]=$ws
   RSS[$n]=$(/usr/bin/time -f %M "$QS" "$Q" 2>&1 >/dev/null | tail -n1)
   echo "$n messages: queue-stat $ws s, find|sort|wc $wf s, ratio $(ratio "$ws" "$wf") (goal <= 0.5);" \
-    "CPU time $cs s vs $cf s, ratio $(ratio "$cs" "$cf"); queue-stat peak RSS ${RSS[$n]} KiB"
+    "CPU time $cs s vs $cf s, ratio $(ratio "$cs" "$cf"); queue-stat peak RSS ${RSS[$n]} KiB (goal < 16384)"
 done
-echo "peak RSS of queue-stat: ${RSS[$SMALL]} KiB at $SMALL messages, ${RSS[$BIG]} KiB at $BIG (ratio $(awk -v a="${RSS[$BIG]}" -v b="${RSS[$SMALL]}" 'BEGIN { printf "%.2f", a / b }'), goal < 16384 KiB and flat)"
+if [ -n "${WALL[$REF]:-}" ]; then
+  for n in $SIZES; do
+    [ "$n" -gt "$REF" ] || continue
+    echo "scale $REF -> $n messages ($(ratio "$n" "$REF")x): queue-stat time ${WALL[$REF]} s -> ${WALL[$n]} s, ratio $(ratio "${WALL[$n]}" "${WALL[$REF]}") (goal <= 5.5 at 5x);" \
+      "peak RSS ${RSS[$REF]} KiB -> ${RSS[$n]} KiB (goal flat, < 16384)"
+  done
+fi

@@ -1,11 +1,15 @@
-//! Fills a queue fast for `bench/queue-stat.sh` (never packaged).
+//! Fills a queue fast for `bench/queue-stat.sh` and `bench/queue-fix.sh`
+//! (never packaged).
 //!
-//! `stat-bench-fill QUEUE COUNT SPLIT` adds COUNT messages to an existing
-//! queue as qmail-queue and qmail-send leave them: the `mess` file named by
-//! its inode in subdirectory `inode % SPLIT`, with `info` and `remote`
-//! beside it; the message times are spread over the last 5 hours so every
-//! age bucket is used. One process writing directly through the layout is
-//! orders of magnitude faster than one depositor run per message.
+//! `stat-bench-fill QUEUE COUNT SPLIT [misnamed]` adds COUNT messages to an
+//! existing queue as qmail-queue and qmail-send leave them: the `mess` file
+//! named by its inode in subdirectory `inode % SPLIT`, with `info` and
+//! `remote` beside it; the message times are spread over the last 5 hours
+//! so every age bucket is used. With `misnamed`, every file of a message
+//! is named by its inode + 1000000007 instead (in that name's
+//! subdirectory), as an interrupted or buggy tool might leave them: a queue
+//! for queue-fix to repair. One process writing directly through the
+//! layout is orders of magnitude faster than one depositor run per message.
 
 use nix::sys::stat::futimens;
 use nix::sys::time::TimeSpec;
@@ -17,8 +21,16 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    if args.len() != 4 {
-        eprintln!("usage: stat-bench-fill QUEUE COUNT SPLIT");
+    let misnamed = match args.get(4).map(String::as_str) {
+        None => false,
+        Some("misnamed") if args.len() == 5 => true,
+        _ => {
+            eprintln!("usage: stat-bench-fill QUEUE COUNT SPLIT [misnamed]");
+            std::process::exit(100);
+        }
+    };
+    if args.len() < 4 {
+        eprintln!("usage: stat-bench-fill QUEUE COUNT SPLIT [misnamed]");
         std::process::exit(100);
     }
     let queue = PathBuf::from(&args[1]);
@@ -41,8 +53,9 @@ fn main() {
         let tmp = queue.join("pid").join(format!("{pid}.{i}"));
         let mut mess = create(&tmp, 0o644);
         let ino = mess.metadata().unwrap().ino();
-        let sub = (ino % split).to_string();
-        let name = ino.to_string();
+        let named = if misnamed { ino + 1_000_000_007 } else { ino };
+        let sub = (named % split).to_string();
+        let name = named.to_string();
         let at = |dir: &str| queue.join(dir).join(&sub).join(&name);
         fs::hard_link(&tmp, at("mess")).unwrap();
         fs::remove_file(&tmp).unwrap();

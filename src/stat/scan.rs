@@ -28,6 +28,7 @@ use nix::sys::stat::Mode;
 use std::ffi::CStr;
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 const LOCAL: &str = "local";
@@ -93,20 +94,29 @@ pub fn scan(root: &OwnedFd, layout: &Layout, now: i64, threads: usize) -> io::Re
     let total = Mutex::new(counts);
     let first_error = Mutex::new(None::<io::Error>);
     let threads = threads.clamp(1, buckets.len().max(1));
-    std::thread::scope(|scope| {
-        for worker in 0..threads {
-            let (buckets, total, first_error) = (&buckets, &total, &first_error);
-            scope.spawn(move || {
-                let mut mine = Counts::default();
-                for &sub in buckets.iter().skip(worker).step_by(threads) {
-                    if let Err(e) = bucket(dirs, sub, now, flat_todo, &mut mine) {
-                        first_error.lock().unwrap().get_or_insert(e);
-                        return;
-                    }
-                }
-                total.lock().unwrap().merge(&mine);
-            });
+    // Each worker takes the next bucket when it is done with one: on a
+    // busy machine a worker that is scheduled does the work of one that
+    // is not, instead of waiting for its fixed share.
+    let next = AtomicUsize::new(0);
+    let work = || {
+        let mut mine = Counts::default();
+        loop {
+            let Some(&sub) = buckets.get(next.fetch_add(1, Ordering::Relaxed)) else {
+                break;
+            };
+            if let Err(e) = bucket(dirs, sub, now, flat_todo, &mut mine) {
+                first_error.lock().unwrap().get_or_insert(e);
+                return;
+            }
         }
+        total.lock().unwrap().merge(&mine);
+    };
+    std::thread::scope(|scope| {
+        for _ in 1..threads {
+            scope.spawn(work);
+        }
+        // The calling thread is a worker too: one thread fewer to start.
+        work();
     });
     if let Some(e) = first_error.into_inner().unwrap() {
         return Err(e);
