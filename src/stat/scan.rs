@@ -100,10 +100,7 @@ pub fn scan(root: &OwnedFd, layout: &Layout, now: i64, threads: usize) -> io::Re
     let next = AtomicUsize::new(0);
     let work = || {
         let mut mine = Counts::default();
-        loop {
-            let Some(&sub) = buckets.get(next.fetch_add(1, Ordering::Relaxed)) else {
-                break;
-            };
+        while let Some(&sub) = buckets.get(next.fetch_add(1, Ordering::Relaxed)) {
             if let Err(e) = bucket(dirs, sub, now, flat_todo, &mut mine) {
                 first_error.lock().unwrap().get_or_insert(e);
                 return;
