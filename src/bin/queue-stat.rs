@@ -11,7 +11,9 @@ Without QUEUE arguments the queues are qmail-multi's: QUEUE_BASE (else the
 first line of $CONTROLDIR/queue_base, else $QMAILHOME/queue), QUEUE_COUNT
 (10), QUEUE_START (1), or QUEUEDIR alone; --base, --count and --start
 override them. Health is judged as qmail-multi judges it (MIN_FREE too).
-Nothing is changed, locked or waited for.
+BIGTODO (unset = 1) says whether todo/intd are split or flat. Ages are
+counted since injection (the mess file's time). Nothing is changed,
+locked or waited for.
 
 Exit status: 0 every queue read; 100 usage; 111 bad configuration, or a
 queue or the orphan search could not be read (the output says which).
