@@ -84,6 +84,9 @@ pub struct Applier<'a> {
     /// What the quarantine directory must be.
     pub quarantine: Want,
     errors: AtomicU64,
+    /// Problems this run saw and left as they were: reported only
+    /// ([`Applier::warn`]) or declined at a `-i` question.
+    left: AtomicU64,
     /// Message moves that found their new name taken by another misnamed
     /// message: finished by [`Applier::finish_moves`], one thread, after
     /// the parallel pass.
@@ -109,6 +112,7 @@ impl<'a> Applier<'a> {
             delete_strays,
             quarantine,
             errors: AtomicU64::new(0),
+            left: AtomicU64::new(0),
             deferred: Mutex::new(Vec::new()),
             batch: Mutex::new(Batch::default()),
         }
@@ -117,6 +121,12 @@ impl<'a> Applier<'a> {
     /// Actions that failed (each already reported on stderr).
     pub fn errors(&self) -> u64 {
         self.errors.load(Ordering::Relaxed)
+    }
+
+    /// Problems seen and left unchanged (see the field); with
+    /// [`Applier::errors`] this is what a repair did not repair.
+    pub fn left(&self) -> u64 {
+        self.left.load(Ordering::Relaxed)
     }
 
     /// `quarantine` exists but is not a directory: renamed aside and made
@@ -130,6 +140,7 @@ impl<'a> Applier<'a> {
             ),
             RunMode::Ask | RunMode::Apply => {
                 if !self.allowed(ActionKind::Strays) {
+                    self.left.fetch_add(1, Ordering::Relaxed);
                     return;
                 }
                 if let Some(root) = self.root {
@@ -143,6 +154,7 @@ impl<'a> Applier<'a> {
 
     /// Reports something left alone (counted by the plan, not an error).
     pub fn warn(&self, rel: &Path, cause: &str) {
+        self.left.fetch_add(1, Ordering::Relaxed);
         if self.mode != RunMode::CountOnly {
             eprintln!("queue-fix: {}: {cause}", self.show(rel));
         }
@@ -174,7 +186,17 @@ impl<'a> Applier<'a> {
                 let _ = writeln!(out, "{line}");
             }
         }
-        if self.mode == RunMode::DryRun || !self.allowed(action.kind()) {
+        if self.mode == RunMode::DryRun {
+            return;
+        }
+        if !self.allowed(action.kind()) {
+            // Counted as the plan counts it: a message move with its
+            // companion files is one problem per file.
+            let weight = match action {
+                Action::MoveMessage(m) => 1 + m.then.len() as u64,
+                _ => 1,
+            };
+            self.left.fetch_add(weight, Ordering::Relaxed);
             return;
         }
         let Some(root) = self.root else { return };
