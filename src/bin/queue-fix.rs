@@ -69,6 +69,7 @@ fn cli() -> Command {
             Arg::new("bigtodo")
                 .short('b')
                 .value_name("0|1")
+                .allow_hyphen_values(true)
                 .value_parser(clap::builder::PossibleValuesParser::new(["0", "1"]))
                 .help("BIGTODO: 1 split todo/intd, 0 flat; overrides $BIGTODO (unset: 1)"),
         )
@@ -76,6 +77,7 @@ fn cli() -> Command {
             Arg::new("tcpto")
                 .short('S')
                 .value_name("SIZE")
+                .allow_hyphen_values(true)
                 .value_parser(value_parser!(u64).range(1..=MAX_TCPTO_SIZE))
                 .help("Size of lock/tcpto in bytes, 1..=1048576 [default: 2048]"),
         )
@@ -89,6 +91,7 @@ fn cli() -> Command {
             Arg::new("split")
                 .short('s')
                 .value_name("SPLIT")
+                .allow_hyphen_values(true)
                 .value_parser(parse_split)
                 .help("Split (1..=151); default $CONFSPLIT, else 151"),
         )
