@@ -37,7 +37,8 @@ use std::path::{Path, PathBuf};
 /// qmail-send it supervises on any other status: qscheduler.c,
 /// `queue_fix()`, indimail/indimail-mta). Upstream's own repair returns 0
 /// even when it only warned (`return (flag_doit ? 0 : queueError)`,
-/// queue-fix.c revision 1.32); here what a repair saw but did not change
+/// indimail-mta-x/queue-fix.c revision 1.32 of 2024-02-08, commit
+/// fcca1020fc8d934896bcc4b5080aea2e1267b5b7); here what a repair saw but did not change
 /// (a file with foreign hard links, a `lock/tcpto` of the wrong size, an
 /// answer "no" to `-i`) still counts, so 0 always means a correct queue.
 pub mod status {
