@@ -154,7 +154,7 @@ fn only_a_regular_marker_disables_anything_else_is_ignored_reported_and_set_asid
     let other = t.path().join("other-name");
     fs::write(&other, "").unwrap();
     fs::hard_link(&other, &marker).unwrap();
-    assert_eq!(takes_mail(&base, &prog)[0], false, "seen by root");
+    assert!(!takes_mail(&base, &prog)[0], "seen by root");
     fs::remove_file(&marker).unwrap();
 
     let mut keep = Vec::new();
