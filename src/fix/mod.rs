@@ -296,7 +296,8 @@ pub fn fix_queue(queue: &Path, opts: &Options, ids: &Ids) -> Outcome {
         Ok(None) => return create_queue(queue, opts, ids),
         Err(e) => return fatal(queue, "cannot open the queue", e),
     };
-    if crate::queue::disable::note_disabled(&root, queue) {
+    let marker = crate::queue::disable::note_disabled(&root, queue);
+    if marker.disables() {
         wants[0].1.mode = crate::queue::layout::root_mode(true);
     }
     let live = match lock::is_live(&root) {
@@ -326,6 +327,13 @@ pub fn fix_queue(queue: &Path, opts: &Options, ids: &Ids) -> Outcome {
         want_of(&QUARANTINE, ids, &opts.layout),
     );
     let mut plan = Plan::default();
+    if let Some(cause) = marker.stray_cause() {
+        plan.actions.push(plan::Action::SetAside {
+            path: crate::queue::layout::DISABLED_NAME.into(),
+            cause,
+            keep: true,
+        });
+    }
     for (path, want) in &wants {
         let have = if path == Path::new(".") {
             match stat_at(&root, ".") {
