@@ -106,10 +106,11 @@ fn sample(m: &BTreeMap<String, u64>, key: &str) -> u64 {
 /// The base of the known-contents tests:
 /// - queue1: three fresh messages of 10, 20 and 30 bytes, the last two
 ///   backdated 7 and 15 minutes (mess only: no info yet);
-/// - queue2: four messages. a: mess 5 hours old but info 30 minutes
-///   (qmail-send dates by info), remote pending; b: info 3 hours, local
-///   and remote; c: an injection in progress (intd, no todo); d: info 1
-///   hour, local, and a bounce;
+/// - queue2: four messages, dated by injection (their mess files). a:
+///   injected 5 hours ago, its info written 30 minutes ago (ignored: age
+///   is since injection), remote pending; b: 3 hours, local and remote;
+///   c: an injection in progress (intd, no todo); d: 1 hour, local, and a
+///   bounce;
 /// - queue3: empty; queue4: missing;
 /// - queue7: an orphan with 2 messages; queue9: outside the range, empty.
 struct Known {
@@ -141,8 +142,8 @@ fn known() -> Known {
     preprocess(&q[1], d, &["local", "bounce"]);
     touch(&file(&q[1], "mess", a), "5 hours ago");
     touch(&file(&q[1], "info", a), "30 minutes ago");
-    touch(&file(&q[1], "info", b), "3 hours ago");
-    touch(&file(&q[1], "info", d), "1 hour ago");
+    touch(&file(&q[1], "mess", b), "3 hours ago");
+    touch(&file(&q[1], "mess", d), "1 hour ago");
 
     let orphan = base.join("queue7");
     make_queue(&orphan);
@@ -187,14 +188,14 @@ fn known_queues_give_exact_figures_in_every_format() {
     assert_eq!(q(3, "mess_bytes"), 0);
     let oldest1 = q(1, "oldest_message_age_seconds");
     assert!((900..=900 + slack).contains(&oldest1), "{oldest1}");
-    // b's info (3 hours), not a's mess (5 hours): dated as qmail-send does.
+    // a's injection (5 hours), not its info (30 minutes).
     let oldest2 = q(2, "oldest_message_age_seconds");
-    assert!((10_800..=10_800 + slack).contains(&oldest2), "{oldest2}");
+    assert!((18_000..=18_000 + slack).contains(&oldest2), "{oldest2}");
     assert_eq!(q(3, "oldest_message_age_seconds"), 0);
 
     // The age histogram, cumulative: queue1 has one message in each of
-    // 0-5, 5-10, 10-20 minutes; queue2 has c (fresh), a (30 min), d (1 h),
-    // b (3 h, beyond 160 min).
+    // 0-5, 5-10, 10-20 minutes; queue2 has c (fresh), d (1 h), b (3 h) and
+    // a (5 h), the last two beyond 160 min.
     let bucket = |n: u32, le: &str| {
         sample(
             &m,
@@ -203,7 +204,7 @@ fn known_queues_give_exact_figures_in_every_format() {
     };
     let les = ["300", "600", "1200", "2400", "4800", "9600", "+Inf"];
     assert_eq!(les.map(|le| bucket(1, le)), [1, 2, 3, 3, 3, 3, 3]);
-    assert_eq!(les.map(|le| bucket(2, le)), [1, 1, 1, 2, 3, 3, 4]);
+    assert_eq!(les.map(|le| bucket(2, le)), [1, 1, 1, 1, 2, 2, 4]);
     assert_eq!(les.map(|le| bucket(3, le)), [0; 7]);
     assert_eq!(
         sample(
@@ -213,7 +214,7 @@ fn known_queues_give_exact_figures_in_every_format() {
         4
     );
     let sum = sample(&m, "qmail_queue_message_age_seconds_sum{queue=\"queue2\"}");
-    let expected = 1800 + 10_800 + 3600;
+    let expected = 18_000 + 10_800 + 3600;
     assert!((expected..=expected + 4 * slack).contains(&sum), "{sum}");
 
     // Health as qmail-multi judges it; queue4 is missing, read as such.
@@ -250,26 +251,7 @@ fn known_queues_give_exact_figures_in_every_format() {
         "an empty queue outside the range is no orphan"
     );
 
-    match Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-    {
-        Err(e) => eprintln!("skipped: promtool check metrics: promtool not installed ({e})"),
-        Ok(mut p) => {
-            use std::io::Write;
-            p.stdin.take().unwrap().write_all(prom.as_bytes()).unwrap();
-            let r = p.wait_with_output().unwrap();
-            assert!(
-                r.status.success(),
-                "promtool: {}{}",
-                String::from_utf8_lossy(&r.stdout),
-                String::from_utf8_lossy(&r.stderr)
-            );
-        }
-    }
+    promtool(&prom);
 
     // The same figures in the table, with the same configuration given
     // on the command line.
@@ -313,7 +295,7 @@ fn known_queues_give_exact_figures_in_every_format() {
                 .collect::<Vec<_>>()
         })
         .collect();
-    assert_eq!(ages, ["1", "0", "0", "1", "1", "0", "1"], "{t}");
+    assert_eq!(ages, ["1", "0", "0", "0", "1", "0", "2"], "{t}");
 }
 
 #[test]
@@ -404,7 +386,8 @@ fn queues_named_on_the_command_line_or_by_queuedir() {
 fn check_exit_codes_at_each_threshold() {
     let k = known();
     let base = k.base.to_str().unwrap();
-    // queue1..3 exist; queue2 holds 4 messages, the oldest 3 hours old.
+    // queue1..3 exist; queue2 holds 4 messages, the oldest injected 5
+    // hours ago.
     let check = |extra: &[&str], code: i32| -> String {
         let mut args = vec!["--check", "--base", base, "--count", "3"];
         args.extend_from_slice(extra);
@@ -423,14 +406,14 @@ fn check_exit_codes_at_each_threshold() {
     fs::remove_dir_all(k.base.join("queue7")).unwrap();
     let out = check(&[], 0);
     assert!(
-        out.contains("3 queues usable, 7 messages, oldest 3h0"),
+        out.contains("3 queues usable, 7 messages, oldest 5h0"),
         "{out}"
     );
 
-    // Age: 3 hours old (a few seconds more by now).
-    check(&["--warn-age", "4h", "--crit-age", "1d"], 0);
-    let out = check(&["--warn-age", "2h", "--crit-age", "1d"], 1);
-    assert!(out.contains("queue2 oldest message 3h0"), "{out}");
+    // Age: 5 hours old (a few seconds more by now).
+    check(&["--warn-age", "6h", "--crit-age", "1d"], 0);
+    let out = check(&["--warn-age", "4h", "--crit-age", "1d"], 1);
+    assert!(out.contains("queue2 oldest message 5h0"), "{out}");
     check(&["--warn-age", "7200", "--crit-age", "170m"], 2);
     // Depth: queue2 holds 4; a threshold alerts above its value.
     check(&["--warn-depth", "4"], 0);
@@ -839,4 +822,398 @@ fn a_disabled_queue_is_shown_as_such_and_is_no_fault() {
         "{}",
         text(&o)
     );
+}
+
+/// Deposits one message as IndiMail 3.x's qmail-queue does under
+/// `BIGTODO=0`: `todo/<inode>` and `intd/<inode>` flat.
+fn put_flat(queue: &Path) -> u64 {
+    let env = Envelope {
+        sender: b"sender@example.org".to_vec(),
+        recipients: vec![b"rcpt@example.net".to_vec()],
+    };
+    let opts = DepositOptions {
+        layout: qmail_multi::queue::layout::Layout {
+            big_todo: false,
+            ..qmail_multi::queue::layout::Layout::new(SPLIT)
+        },
+        sync: false,
+        received_line: false,
+    };
+    deposit(queue, &mut &b"flat"[..], &env, opts).expect("deposit")
+}
+
+/// A queue made by the real queue-fix with `BIGTODO=0`.
+fn make_flat_queue(q: &Path) {
+    let o = Command::new(env!("CARGO_BIN_EXE_queue-fix"))
+        .env("BIGTODO", "0")
+        .args(["--as-invoker", "-s", &SPLIT.to_string()])
+        .arg(q)
+        .output()
+        .unwrap();
+    assert!(
+        q.join("todo").is_dir() && !q.join("todo/0").exists(),
+        "{o:?}"
+    );
+}
+
+#[test]
+fn a_flat_todo_is_counted_and_a_layout_bigtodo_does_not_choose_is_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let q = dir.path().join("queue1");
+    make_flat_queue(&q);
+    for _ in 0..150 {
+        put_flat(&q);
+    }
+    let qs = q.to_str().unwrap();
+    let prom = |env: &[(&str, &str)]| {
+        let o = queue_stat(&["--prometheus", qs], env);
+        expect_status(&o, 0);
+        samples(&text(&o))
+    };
+    let g = |m: &BTreeMap<String, u64>, k: &str| {
+        sample(m, &format!("qmail_queue_{k}{{queue=\"{qs}\"}}"))
+    };
+    // As the services of a 3.x installation see it.
+    let m = prom(&[("BIGTODO", "0")]);
+    assert_eq!(g(&m, "messages"), 150);
+    assert_eq!(g(&m, "unpreprocessed_messages"), 150);
+    assert_eq!(g(&m, "misplaced_todo_messages"), 0);
+    let o = queue_stat(&["--check", qs], &[("BIGTODO", "0")]);
+    expect_status(&o, 0);
+    // BIGTODO unset means 1: the flat files are still counted, and named
+    // as what qmail-send would not see.
+    let m = prom(&[]);
+    assert_eq!(g(&m, "unpreprocessed_messages"), 150);
+    assert_eq!(g(&m, "misplaced_todo_messages"), 150);
+    let o = queue_stat(&[qs], &[]);
+    expect_status(&o, 0);
+    assert!(
+        text(&o).contains("150 messages waiting in a flat todo/intd although BIGTODO=1"),
+        "{}",
+        text(&o)
+    );
+    let o = queue_stat(&["--check", qs], &[]);
+    expect_status(&o, 1);
+    assert!(text(&o).contains("although BIGTODO=1"), "{}", text(&o));
+
+    // A split queue under BIGTODO=0: its numbered todo subdirectories are
+    // counted too, never 0.
+    let s = dir.path().join("queue2");
+    make_queue(&s);
+    for _ in 0..5 {
+        put(&s, 1);
+    }
+    let ss = s.to_str().unwrap();
+    let o = queue_stat(&["--prometheus", ss], &[("BIGTODO", "0")]);
+    expect_status(&o, 0);
+    let m = samples(&text(&o));
+    let g = |k: &str| sample(&m, &format!("qmail_queue_{k}{{queue=\"{ss}\"}}"));
+    assert_eq!(
+        [g("unpreprocessed_messages"), g("misplaced_todo_messages")],
+        [5, 5]
+    );
+    let o = queue_stat(&[ss], &[("BIGTODO", "0")]);
+    assert!(
+        text(&o).contains("5 messages waiting in a split todo/intd although BIGTODO=0"),
+        "{}",
+        text(&o)
+    );
+    // A bad setting is named, as queue-fix names it.
+    let o = queue_stat(&[ss], &[("BIGTODO", "2")]);
+    expect_status(&o, 111);
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("BIGTODO \"2\""),
+        "{o:?}"
+    );
+}
+
+#[test]
+fn a_queue_without_a_real_mess_directory_is_unreadable_never_ok_with_0() {
+    let dir = tempfile::tempdir().unwrap();
+    let q = make_queues(dir.path(), 1, 3);
+    put(&q[0], 1);
+    fs::remove_dir_all(q[1].join("mess")).unwrap();
+    // A symlink to a real, full mess directory is not followed.
+    fs::remove_dir_all(q[2].join("mess")).unwrap();
+    std::os::unix::fs::symlink(q[0].join("mess"), q[2].join("mess")).unwrap();
+    let base = dir.path().to_str().unwrap();
+    let o = queue_stat(&["--base", base, "--count", "3"], &[]);
+    expect_status(&o, 111);
+    let t = text(&o);
+    for (label, why) in [
+        ("queue2", "mess: missing"),
+        ("queue3", "mess: a symbolic link"),
+    ] {
+        assert!(
+            t.lines()
+                .any(|l| l.starts_with(&format!("{label} ")) && l.contains("(unreadable)")),
+            "{t}"
+        );
+        assert!(t.contains(&format!("{label}: cannot read: {why}")), "{t}");
+    }
+    let o = queue_stat(&["--check", "--base", base, "--count", "3"], &[]);
+    expect_status(&o, 3);
+    assert!(
+        text(&o).contains("queue2 cannot be read: mess: missing"),
+        "{}",
+        text(&o)
+    );
+    let o = queue_stat(&["--prometheus", "--base", base, "--count", "3"], &[]);
+    expect_status(&o, 111);
+    let m = samples(&text(&o));
+    assert_eq!(sample(&m, "qmail_queue_readable{queue=\"queue1\"}"), 1);
+    assert_eq!(sample(&m, "qmail_queue_readable{queue=\"queue2\"}"), 0);
+    assert_eq!(sample(&m, "qmail_queue_readable{queue=\"queue3\"}"), 0);
+    assert!(!m.contains_key("qmail_queue_messages{queue=\"queue3\"}"));
+}
+
+#[test]
+fn a_pipe_in_operator_text_never_starts_the_perfdata() {
+    let dir = tempfile::tempdir().unwrap();
+    // A queue whose path holds `|` and a forged perfdata, unreadable (no
+    // mess), so the path appears in the status text; and a base holding
+    // one, so the configuration error names it.
+    let q = dir.path().join("q| messages=0;;;0;");
+    make_queue(&q);
+    fs::remove_dir_all(q.join("mess")).unwrap();
+    let o = queue_stat(&["--check", q.to_str().unwrap()], &[]);
+    expect_status(&o, 3);
+    let line = text(&o);
+    assert_eq!(line.matches('|').count(), 1, "{line}");
+    assert!(line.contains("q\\x7c messages=0"), "{line}");
+    let (status, perf) = line.split_once('|').unwrap();
+    assert!(status.starts_with("QMAIL-QUEUE UNKNOWN - "), "{line}");
+    assert!(perf.starts_with(" messages=0;"), "{line}");
+    let o = queue_stat(&["--check"], &[("QUEUE_COUNT", "1| queues=0;;;0;")]);
+    expect_status(&o, 3);
+    let line = text(&o);
+    assert!(
+        line.starts_with("QMAIL-QUEUE UNKNOWN - QUEUE_COUNT="),
+        "{line}"
+    );
+    assert!(!line.contains('|') && line.contains("\\x7c"), "{line}");
+}
+
+#[test]
+fn special_queues_are_rows_and_never_orphans() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = dir.path();
+    make_queues(base, 1, 2);
+    for name in ["nqueue", "slowq", "qmta"] {
+        make_queue(&base.join(name));
+    }
+    put(&base.join("slowq"), 7);
+    put(&base.join("slowq"), 7);
+    put(&base.join("nqueue"), 3);
+    make_queue(&base.join("queue3"));
+    put(&base.join("queue3"), 1);
+    let b = base.to_str().unwrap();
+    let o = queue_stat(&["--prometheus", "--base", b, "--count", "2"], &[]);
+    expect_status(&o, 0);
+    let prom = text(&o);
+    let m = samples(&prom);
+    assert_eq!(sample(&m, "qmail_queue_messages{queue=\"slowq\"}"), 2);
+    assert_eq!(sample(&m, "qmail_queue_messages{queue=\"nqueue\"}"), 1);
+    assert_eq!(sample(&m, "qmail_queue_messages{queue=\"qmta\"}"), 0);
+    assert_eq!(
+        sample(&m, "qmail_queue_orphan_messages{queue=\"queue3\"}"),
+        1
+    );
+    for special in ["nqueue", "slowq", "qmta"] {
+        assert!(
+            !m.contains_key(&format!(
+                "qmail_queue_orphan_messages{{queue=\"{special}\"}}"
+            )),
+            "{prom}"
+        );
+    }
+    let o = queue_stat(&["--base", b, "--count", "2"], &[]);
+    let t = text(&o);
+    assert!(
+        t.lines()
+            .any(|l| l.split_whitespace().take(2).eq(["slowq", "2"])),
+        "{t}"
+    );
+    assert!(
+        t.lines()
+            .any(|l| l.split_whitespace().take(2).eq(["total", "3"])),
+        "{t}"
+    );
+    // Absent special queues are no rows.
+    fs::remove_dir_all(base.join("qmta")).unwrap();
+    let o = queue_stat(&["--base", b, "--count", "2"], &[]);
+    assert!(!text(&o).contains("qmta"), "{}", text(&o));
+}
+
+/// Runs queue-stat as root in a mount namespace of its own, with a fresh
+/// tmpfs on /dev/shm holding exactly `segments` (name, C ints), as
+/// qscheduler makes them: root's, mode 0644. The host's /dev/shm is never
+/// touched. `None` when the namespace cannot be had.
+fn with_segments(
+    segments: &[(&str, Vec<i32>)],
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> Option<Output> {
+    if !is_root() {
+        eprintln!("skipped: qscheduler segments: a private /dev/shm needs root");
+        return None;
+    }
+    let segs = tempfile::tempdir().unwrap();
+    for (name, ints) in segments {
+        let bytes: Vec<u8> = ints.iter().flat_map(|i| i.to_ne_bytes()).collect();
+        let p = segs.path().join(name);
+        fs::write(&p, bytes).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(&p, fs::Permissions::from_mode(0o644)).unwrap();
+    }
+    let probe = Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "true"])
+        .status();
+    if !probe.is_ok_and(|s| s.success()) {
+        eprintln!("skipped: qscheduler segments: unshare --mount failed");
+        return None;
+    }
+    let script = "mount -t tmpfs -o mode=1777 tmpfs /dev/shm || exit 99; \
+                  cp -p \"$0\"/* /dev/shm/ 2>/dev/null; exec \"$@\"";
+    Some(
+        Command::new("unshare")
+            .args(["--mount", "--propagation", "private", "sh", "-c", script])
+            .arg(segs.path())
+            .arg(env!("CARGO_BIN_EXE_queue-stat"))
+            .args(args)
+            .env_clear()
+            .env("PATH", "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin")
+            .envs(env.iter().copied())
+            .output()
+            .unwrap(),
+    )
+}
+
+#[test]
+fn qschedulers_concurrency_and_grown_queues_are_shown() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = dir.path();
+    let q = make_queues(base, 1, 4);
+    put(&q[2], 1); // queue3: grown by qscheduler, served
+    put(&q[3], 1); // queue4: beyond what qscheduler serves: an orphan
+    let b = base.to_str().unwrap();
+    let env = [
+        ("QUEUE_BASE", b),
+        ("QUEUE_COUNT", "2"),
+        ("DYNAMIC_QUEUE", "1"),
+    ];
+    // qscheduler: 3 queues in use (4 directories); queue2 disabled.
+    let segments = [
+        ("qscheduler", vec![3, 4]),
+        ("queue1", vec![2, 5, 10, 20, 0]),
+        ("queue2", vec![0, 0, 10, 20, 1]),
+        ("queue3", vec![1, 0, 8, 16, 0]),
+    ];
+    let Some(o) = with_segments(&segments, &["--prometheus"], &env) else {
+        return;
+    };
+    expect_status(&o, 0);
+    let prom = text(&o);
+    let m = samples(&prom);
+    let c = |metric: &str, queue: &str, delivery: &str| {
+        sample(
+            &m,
+            &format!("qmail_queue_scheduler_concurrency_{metric}{{queue=\"{queue}\",delivery=\"{delivery}\"}}"),
+        )
+    };
+    assert_eq!(
+        [
+            c("used", "queue1", "local"),
+            c("used", "queue1", "remote"),
+            c("max", "queue1", "local"),
+            c("max", "queue1", "remote")
+        ],
+        [2, 5, 10, 20]
+    );
+    assert_eq!(
+        [c("used", "queue3", "local"), c("max", "queue3", "remote")],
+        [1, 16]
+    );
+    let d = |queue: &str| {
+        sample(
+            &m,
+            &format!("qmail_queue_scheduler_disabled{{queue=\"{queue}\"}}"),
+        )
+    };
+    assert_eq!([d("queue1"), d("queue2"), d("queue3")], [0, 1, 0]);
+    // queue3 is in service (a row), queue4 is not (an orphan).
+    assert_eq!(sample(&m, "qmail_queue_messages{queue=\"queue3\"}"), 1);
+    assert!(
+        !m.contains_key("qmail_queue_orphan_messages{queue=\"queue3\"}"),
+        "{prom}"
+    );
+    assert_eq!(
+        sample(&m, "qmail_queue_orphan_messages{queue=\"queue4\"}"),
+        1
+    );
+    promtool(&prom);
+
+    let o = with_segments(&segments, &[], &env).unwrap();
+    expect_status(&o, 0);
+    let t = text(&o);
+    let row = |label: &str| -> Vec<String> {
+        t.lines()
+            .rfind(|l| l.split_whitespace().next() == Some(label))
+            .unwrap_or_else(|| panic!("no row {label} in\n{t}"))
+            .split_whitespace()
+            .map(String::from)
+            .collect()
+    };
+    assert_eq!(row("queue1"), ["queue1", "2/10", "5/20", "enabled"], "{t}");
+    assert_eq!(row("queue2"), ["queue2", "0/10", "0/20", "disabled"], "{t}");
+    assert_eq!(row("queue3"), ["queue3", "1/8", "0/16", "enabled"], "{t}");
+    assert!(t.contains("grown by qscheduler"), "{t}");
+    assert!(t.contains("orphan: queue4 holds 1 message"), "{t}");
+    assert!(!t.contains("orphan: queue3"), "{t}");
+    for line in t.lines() {
+        assert!(line.chars().count() < 80, "{line:?}");
+    }
+
+    // Without segments: no such table, no such metrics, queue3 an orphan.
+    let o = with_segments(&[], &["--prometheus"], &env).unwrap();
+    expect_status(&o, 0);
+    let m = samples(&text(&o));
+    assert!(!m.keys().any(|k| k.contains("scheduler")), "{}", text(&o));
+    assert_eq!(
+        sample(&m, "qmail_queue_orphan_messages{queue=\"queue3\"}"),
+        1
+    );
+    // A short segment is named in the table, never an error.
+    let short = [("qscheduler", vec![3, 4]), ("queue1", vec![1, 2])];
+    let o = with_segments(&short, &[], &env).unwrap();
+    expect_status(&o, 0);
+    assert!(
+        text(&o).contains("qscheduler: not shown: /dev/shm/queue1 is too short"),
+        "{}",
+        text(&o)
+    );
+}
+
+/// `promtool check metrics` on a Prometheus text, when installed.
+fn promtool(prom: &str) {
+    match Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+    {
+        Err(e) => eprintln!("skipped: promtool check metrics: promtool not installed ({e})"),
+        Ok(mut p) => {
+            use std::io::Write;
+            p.stdin.take().unwrap().write_all(prom.as_bytes()).unwrap();
+            let r = p.wait_with_output().unwrap();
+            assert!(
+                r.status.success(),
+                "promtool: {}{}",
+                String::from_utf8_lossy(&r.stdout),
+                String::from_utf8_lossy(&r.stderr)
+            );
+        }
+    }
 }

@@ -163,6 +163,12 @@ pub fn check(s: &Snapshot, t: &Thresholds) -> (Status, String) {
             if st != Status::Ok {
                 say(st, format!("{name} holds {} messages", c.messages));
             }
+            if c.misplaced > 0 {
+                say(
+                    Status::Warning,
+                    super::model::misplaced_note(name, c.misplaced, s.big_todo),
+                );
+            }
         }
         if let Some(sp) = &q.space {
             let st = lower(sp.free_bytes, t.warn_free, t.crit_free);
@@ -230,6 +236,7 @@ pub fn check(s: &Snapshot, t: &Thresholds) -> (Status, String) {
         let text: Vec<String> = reasons.into_iter().map(|(_, r)| r).collect();
         line.push_str(&text.join("; "));
     }
+    let mut line = no_pipe(&line);
     line.push_str(" |");
     let range = |w: Option<u64>, c: Option<u64>, lower: bool| {
         let f = |v: Option<u64>| {
@@ -279,11 +286,19 @@ fn exists(q: &QueueStat) -> bool {
     !matches!(q.health, Health::Missing | Health::NotADirectory)
 }
 
-/// Perfdata labels may not hold `'` or `=`; anything else odd is replaced too.
+/// Status text with every `|` written as `\x7c` (as [`crate::escape`]
+/// writes odd bytes): a `|` there would start the perfdata, so a queue
+/// path or a configured value holding one could forge figures.
+pub fn no_pipe(text: &str) -> String {
+    text.replace('|', "\\x7c")
+}
+
+/// Perfdata labels may not hold `'`, `=` or `|`; anything else odd is
+/// replaced too.
 fn perf_label(l: &str) -> String {
     l.chars()
         .map(|c| {
-            if c.is_ascii_graphic() && c != '\'' && c != '=' {
+            if c.is_ascii_graphic() && c != '\'' && c != '=' && c != '|' {
                 c
             } else {
                 '_'
@@ -334,6 +349,7 @@ mod tests {
     #[test]
     fn perf_labels_are_safe() {
         assert_eq!(perf_label("queue1"), "queue1");
-        assert_eq!(perf_label("/q/it's=x y"), "/q/it_s_x_y");
+        assert_eq!(perf_label("/q/it's=x y|z"), "/q/it_s_x_y_z");
+        assert_eq!(no_pipe("/q|x=1"), "/q\\x7cx=1");
     }
 }

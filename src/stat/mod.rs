@@ -18,9 +18,17 @@ use crate::fix::observe::open_named_dir;
 use crate::fix::retire::find_orphans;
 use crate::multi::config::{queue_path, Base, Config, Target as MultiTarget};
 use crate::multi::select::{FsProbe, Health};
+use crate::queue::layout::{parse_big_todo, Layout};
+use crate::queue::name::DEFAULT_SPLIT;
+use crate::queue::served::served_range;
 use model::{Orphan, QueueStat, Snapshot, Space};
 use std::ffi::OsString;
 use std::path::PathBuf;
+
+/// IndiMail 3.x's special queues under `QUEUE_BASE` (see the spec,
+/// queue-fix.md): queues like the others, shown as extra rows when they
+/// exist, never orphans.
+pub const SPECIAL_QUEUES: [&str; 3] = ["nqueue", "slowq", "qmta"];
 
 /// Exit statuses outside `--check` (also in `queue-stat --help`).
 pub mod status {
@@ -66,18 +74,36 @@ pub struct Plan {
     pub title: String,
     /// (label, path)
     pub queues: Vec<(String, PathBuf)>,
-    /// Where to look for orphans, and the range they are outside of.
+    /// Where to look for orphans and special queues, and the range in
+    /// service that orphans are outside of.
     pub orphans_of: Option<(PathBuf, std::ops::Range<u64>)>,
+    /// The number of the first queue of `queues` when they are a base's
+    /// `queueN` in order: qscheduler's segment 1 describes it.
+    pub first: Option<u64>,
     pub min_free: Option<u64>,
+    /// The shape of the queues (`BIGTODO`; the split is found on disk).
+    pub layout: Layout,
 }
 
 /// Resolves the queues as qmail-multi would: the command line first, then
 /// `QUEUEDIR`, `QUEUE_BASE`/`QUEUE_COUNT`/`QUEUE_START`, `control/queue_base`.
-pub fn plan<F>(target: &Target, var: F) -> Result<Plan, String>
+/// `in_use` is qscheduler's count of queues in use: the range is extended
+/// to it by the one rule of [`crate::queue::served`].
+pub fn plan<F>(target: &Target, var: F, in_use: Option<u32>) -> Result<Plan, String>
 where
     F: Fn(&str) -> Option<OsString>,
 {
     let config = Config::from_env(&var).map_err(|e| e.to_string())?;
+    // As the services get it (unset or empty = 1); the split of each
+    // queue is whatever its directories hold.
+    let big_todo = match var("BIGTODO") {
+        Some(v) => parse_big_todo(&v.to_string_lossy())?,
+        None => true,
+    };
+    let layout = Layout {
+        big_todo,
+        ..Layout::new(DEFAULT_SPLIT)
+    };
     let (base, start, count) = match (target, &config.target) {
         (Target::Queues(qs), _) => {
             return Ok(Plan {
@@ -87,7 +113,9 @@ where
                     .map(|q| (crate::escape::path(q), q.clone()))
                     .collect(),
                 orphans_of: None,
+                first: None,
                 min_free: config.min_free,
+                layout,
             })
         }
         (Target::Range(r), MultiTarget::Fixed(dir)) if *r == Range::default() => {
@@ -95,7 +123,9 @@ where
                 title: format!("QUEUEDIR={}", crate::escape::path(dir)),
                 queues: vec![(crate::escape::path(dir), dir.clone())],
                 orphans_of: None,
+                first: None,
                 min_free: config.min_free,
+                layout,
             })
         }
         (Target::Range(r), MultiTarget::Select { base, start, count }) => (
@@ -123,17 +153,31 @@ where
     let end = start
         .checked_add(u64::from(count))
         .ok_or_else(|| format!("queue{start} + {count} queues is past the largest queue number"))?;
+    // Queue numbers beyond u32 are none qscheduler could have grown.
+    let served_end = match u32::try_from(start) {
+        Ok(s) => u64::from(served_range(s, count, in_use).end).max(end),
+        Err(_) => end,
+    };
+    let mut title = format!(
+        "{}: queue{start}..queue{}",
+        crate::escape::path(&base),
+        end - 1
+    );
+    if served_end > end {
+        title.push_str(&format!(
+            " and queue{end}..queue{} (grown by qscheduler)",
+            served_end - 1
+        ));
+    }
     Ok(Plan {
-        title: format!(
-            "{}: queue{start}..queue{}",
-            crate::escape::path(&base),
-            end - 1
-        ),
-        queues: (start..end)
+        title,
+        queues: (start..served_end)
             .map(|n| (format!("queue{n}"), queue_path(&base, n)))
             .collect(),
-        orphans_of: Some((base, start..end)),
+        orphans_of: Some((base, start..served_end)),
+        first: Some(start),
         min_free: config.min_free,
+        layout,
     })
 }
 
@@ -141,17 +185,42 @@ fn resolve(base: &Base) -> Result<PathBuf, String> {
     crate::multi::resolve_base(base).map_err(|f| f.what)
 }
 
-/// Reads every queue of the plan, and the orphans.
-pub fn gather(plan: &Plan, threads: usize) -> Snapshot {
+/// Reads every queue of the plan, the special queues beside them, and
+/// the orphans; `sched` is qscheduler's segments when they could be read.
+pub fn gather(
+    plan: &Plan,
+    threads: usize,
+    sched: Result<Vec<crate::multi::dynamic::QueueLoad>, String>,
+) -> Snapshot {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64);
     let locks = live::LockTable::read();
-    let queues = plan
-        .queues
+    let mut rows = plan.queues.clone();
+    if let Some((base, _)) = &plan.orphans_of {
+        for name in SPECIAL_QUEUES {
+            let path = base.join(name);
+            // Often a link to another disk, as a queueN may be.
+            if path.is_dir() {
+                rows.push((name.to_owned(), path));
+            }
+        }
+    }
+    let mut queues: Vec<QueueStat> = rows
         .iter()
-        .map(|(label, path)| one(label, path, plan.min_free, now, threads, &locks))
+        .map(|(label, path)| one(label, path, plan, now, threads, &locks))
         .collect();
+    let mut sched_note = None;
+    match (plan.first, sched) {
+        // Segment i (from 1) describes queue first+i-1 (multi::dynamic).
+        (Some(_), Ok(loads)) => {
+            for (q, load) in queues.iter_mut().zip(loads) {
+                q.sched = Some(load);
+            }
+        }
+        (Some(_), Err(why)) => sched_note = Some(why),
+        (None, _) => {}
+    }
     let (orphans, orphan_error) = match &plan.orphans_of {
         Some((base, range)) if base.is_dir() => orphans(base, range),
         _ => (Vec::new(), None),
@@ -161,19 +230,21 @@ pub fn gather(plan: &Plan, threads: usize) -> Snapshot {
         queues,
         orphans,
         orphan_error,
+        big_todo: plan.layout.big_todo,
+        sched_note,
     }
 }
 
 fn one(
     label: &str,
     path: &std::path::Path,
-    min_free: Option<u64>,
+    plan: &Plan,
     now: i64,
     threads: usize,
     locks: &live::LockTable,
 ) -> QueueStat {
     // qmail-multi's own judgement, so the two never disagree.
-    let health = FsProbe::examine(path, min_free);
+    let health = FsProbe::examine(path, plan.min_free);
     let mut q = QueueStat {
         label: label.to_owned(),
         path: path.to_owned(),
@@ -182,6 +253,7 @@ fn one(
         space: None,
         counts: None,
         error: None,
+        sched: None,
     };
     match health {
         Health::Missing | Health::NotADirectory => return q,
@@ -210,7 +282,7 @@ fn one(
         }
     };
     q.live = live::is_live(&root, locks);
-    match scan::scan(&root, now, threads) {
+    match scan::scan(&root, &plan.layout, now, threads) {
         Ok(c) => q.counts = Some(c),
         Err(e) => q.error = Some(e.to_string()),
     }
@@ -241,21 +313,43 @@ fn orphans(base: &std::path::Path, range: &std::ops::Range<u64>) -> (Vec<Orphan>
     }
 }
 
+/// qscheduler's segments: empty when there are none (no qscheduler, no
+/// `DYNAMIC_QUEUE`), the reason when they exist but cannot be used.
+fn sched_loads() -> Result<Vec<crate::multi::dynamic::QueueLoad>, String> {
+    use crate::multi::dynamic::{read, Fallback};
+    match read() {
+        Ok(loads) => Ok(loads),
+        Err(Fallback::Absent(s)) if s.is_empty() || s == crate::multi::dynamic::SCHEDULER => {
+            Ok(Vec::new())
+        }
+        Err(e) => Err(e.to_string()),
+    }
+}
+
 /// Runs queue-stat and returns the exit status.
 pub fn run(opts: &Options) -> i32 {
     let checking = matches!(opts.output, Output::Check(_));
-    let plan = match plan(&opts.target, |v| std::env::var_os(v)) {
+    // Only a range of a base can have queues qscheduler grew.
+    let in_use = match opts.target {
+        Target::Range(_) => crate::queue::served::scheduler_in_use(),
+        Target::Queues(_) => None,
+    };
+    let plan = match plan(&opts.target, |v| std::env::var_os(v), in_use) {
         Ok(p) => p,
         Err(e) => {
             if checking {
-                println!("QMAIL-QUEUE UNKNOWN - {e}");
+                println!("QMAIL-QUEUE UNKNOWN - {}", check::no_pipe(&e));
                 return check::Status::Unknown.code();
             }
             eprintln!("queue-stat: fatal: {e}");
             return status::FATAL;
         }
     };
-    let snap = gather(&plan, opts.threads);
+    let sched = match plan.first {
+        Some(_) => sched_loads(),
+        None => Ok(Vec::new()),
+    };
+    let snap = gather(&plan, opts.threads, sched);
     let text = match &opts.output {
         Output::Check(t) => {
             let (st, line) = check::check(&snap, t);
@@ -297,7 +391,7 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.to_string(), OsString::from(v)))
             .collect();
-        plan(&target, |n| map.get(n).cloned())
+        plan(&target, |n| map.get(n).cloned(), None)
     }
 
     #[test]

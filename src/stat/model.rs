@@ -1,6 +1,7 @@
 //! What queue-stat found, as plain data: the output formats and the
 //! `--check` verdict are pure functions of a [`Snapshot`].
 
+use crate::multi::dynamic::QueueLoad;
 use crate::multi::select::Health;
 use std::path::PathBuf;
 
@@ -17,6 +18,11 @@ pub struct Counts {
     pub messages: u64,
     /// Messages with a `todo` or `intd` file: not yet preprocessed.
     pub preprocess: u64,
+    /// Of those, the ones whose `todo`/`intd` file lies in the shape
+    /// `BIGTODO` does not choose (split while it says flat, or the other
+    /// way): qmail-send never preprocesses them until queue-fix converts
+    /// the queue.
+    pub misplaced: u64,
     /// Files in `local/` and `remote/`: messages with pending deliveries.
     pub local: u64,
     pub remote: u64,
@@ -24,7 +30,8 @@ pub struct Counts {
     pub bounces: u64,
     /// Total size of the files in `mess/`.
     pub bytes: u64,
-    /// Age of the oldest message in seconds; `None` without messages.
+    /// Age of the oldest message in seconds since its injection (the
+    /// `mess` file's mtime); `None` without messages.
     pub oldest: Option<u64>,
     /// Messages per age bucket (see [`AGE_BOUNDS`]).
     pub ages: [u64; AGE_BUCKETS],
@@ -33,8 +40,7 @@ pub struct Counts {
 }
 
 impl Counts {
-    /// One `mess` file: its size and its age (from `info` once qmail-send
-    /// made one, else from `mess`).
+    /// One `mess` file: its size and its age (seconds since injection).
     pub fn add_message(&mut self, bytes: u64, age: u64) {
         self.messages += 1;
         self.bytes += bytes;
@@ -46,6 +52,7 @@ impl Counts {
     pub fn merge(&mut self, o: &Counts) {
         self.messages += o.messages;
         self.preprocess += o.preprocess;
+        self.misplaced += o.misplaced;
         self.local += o.local;
         self.remote += o.remote;
         self.bounces += o.bounces;
@@ -95,6 +102,9 @@ pub struct QueueStat {
     pub counts: Option<Counts>,
     /// Why the queue could not be read.
     pub error: Option<String>,
+    /// qscheduler's figures for it (`DYNAMIC_QUEUE`), when its segments
+    /// exist and are trusted.
+    pub sched: Option<QueueLoad>,
 }
 
 /// A `queueN` outside the range that still holds mail.
@@ -113,6 +123,11 @@ pub struct Snapshot {
     pub orphans: Vec<Orphan>,
     /// Why the orphan search failed, when it did (its path escaped).
     pub orphan_error: Option<String>,
+    /// `BIGTODO` as read: `todo`/`intd` split (true) or flat.
+    pub big_todo: bool,
+    /// Why qscheduler's segments exist but were not used (untrusted,
+    /// short, a bad count), escaped.
+    pub sched_note: Option<String>,
 }
 
 impl Snapshot {
@@ -129,6 +144,22 @@ impl Snapshot {
     pub fn incomplete(&self) -> bool {
         self.orphan_error.is_some() || self.queues.iter().any(|q| q.error.is_some())
     }
+}
+
+/// The words for messages waiting in the `todo`/`intd` shape `BIGTODO`
+/// does not choose.
+pub fn misplaced_note(label: &str, n: u64, big_todo: bool) -> String {
+    let (there, setting) = if big_todo {
+        ("flat", "BIGTODO=1")
+    } else {
+        ("split", "BIGTODO=0")
+    };
+    format!(
+        "{label}: {n} message{} waiting in a {there} todo/intd although {setting}: \
+         qmail-send does not see {} (queue-fix converts the queue)",
+        if n == 1 { "" } else { "s" },
+        if n == 1 { "it" } else { "them" }
+    )
 }
 
 /// Every state word, in the order monitoring lists them. A new [`Health`]

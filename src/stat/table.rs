@@ -180,6 +180,32 @@ pub fn render(s: &Snapshot) -> String {
     );
     ages(&mut out, Some(&total));
 
+    // qscheduler's view (DYNAMIC_QUEUE), as `qmail-qread -i` shows it
+    // upstream: concurrency used/maximum, local and remote, and its flag.
+    if s.queues.iter().any(|q| q.sched.is_some()) {
+        out.push('\n');
+        let _ = writeln!(
+            out,
+            "{:<lw$} {:>11} {:>11} qscheduler",
+            "queue", "local", "remote"
+        );
+        for (q, label) in s.queues.iter().zip(&labels) {
+            let Some(l) = &q.sched else { continue };
+            let _ = writeln!(
+                out,
+                "{:<lw$} {:>11} {:>11} {}",
+                label,
+                format!("{}/{}", l.local_used, l.local_max),
+                format!("{}/{}", l.remote_used, l.remote_max),
+                if l.disabled != 0 {
+                    "disabled"
+                } else {
+                    "enabled"
+                }
+            );
+        }
+    }
+
     // One line per thing an administrator should look at.
     let mut notes = Vec::new();
     for (q, label) in s.queues.iter().zip(&labels) {
@@ -193,6 +219,12 @@ pub fn render(s: &Snapshot) -> String {
         if let Some(e) = &q.error {
             notes.push(format!("{label}: cannot read: {e}"));
         }
+        if let Some(c) = q.counts.filter(|c| c.misplaced > 0) {
+            notes.push(super::model::misplaced_note(label, c.misplaced, s.big_todo));
+        }
+    }
+    if let Some(why) = &s.sched_note {
+        notes.push(format!("qscheduler: not shown: {why}"));
     }
     for o in &s.orphans {
         notes.push(format!(
