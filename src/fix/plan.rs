@@ -1060,4 +1060,122 @@ mod tests {
         assert_eq!(plan.warnings.len(), 1);
         assert!(plan.warnings[0].cause.contains("2 hard links"));
     }
+
+    #[test]
+    fn a_todo_or_intd_in_the_other_layout_is_one_mismatch_and_each_entry_moves() {
+        let split = Layout::new(7);
+        let flat = Layout {
+            big_todo: false,
+            ..split
+        };
+        assert_eq!(classify_top(b"3", Found::Dir), Top::Subdir);
+        assert_eq!(classify_top(b"123", Found::File), Top::MessageFile);
+        assert_eq!(classify_top(b"x", Found::File), Top::Other);
+        assert_eq!(classify_top(b"03", Found::Dir), Top::Other);
+        // Configured split: flat files, or no subdirectory at all.
+        assert_eq!(mismatch_of("todo", &split, true, false), None);
+        for (sub, file) in [(true, true), (false, false), (false, true)] {
+            assert_eq!(
+                mismatch_of("todo", &split, sub, file),
+                Some(Mismatch {
+                    dir: "todo",
+                    on_disk_split: false
+                })
+            );
+        }
+        // Configured flat: any numbered subdirectory.
+        assert_eq!(mismatch_of("intd", &flat, false, true), None);
+        assert!(mismatch_of("intd", &flat, true, true).is_some_and(|m| m.on_disk_split));
+        let cause = mismatch_cause(&[
+            Mismatch {
+                dir: "todo",
+                on_disk_split: true,
+            },
+            Mismatch {
+                dir: "intd",
+                on_disk_split: true,
+            },
+        ]);
+        assert!(
+            cause.starts_with("todo, intd: split on disk, but BIGTODO=0 (flat)")
+                && cause.ends_with("BIGTODO=1 / -b 1"),
+            "{cause}"
+        );
+        let name = OsStr::new("15");
+        assert_eq!(
+            plan_conversion("todo", None, name, Found::File, &split),
+            Some(Action::MoveFile {
+                from: "todo/15".into(),
+                to: "todo/1/15".into()
+            })
+        );
+        assert_eq!(
+            plan_conversion("todo", None, name, Found::Fifo, &split),
+            None
+        );
+        assert_eq!(
+            plan_conversion("intd", Some(OsStr::new("1")), name, Found::File, &flat),
+            Some(Action::MoveFile {
+                from: "intd/1/15".into(),
+                to: "intd/15".into()
+            })
+        );
+        assert!(matches!(
+            plan_conversion("intd", Some(OsStr::new("1")), name, Found::Dir, &flat),
+            Some(Action::SetAside { keep: true, .. })
+        ));
+    }
+
+    #[test]
+    fn a_flat_todo_file_is_a_message_with_its_mess_and_may_share_intd_s_inode() {
+        let flat = Layout {
+            big_todo: false,
+            ..Layout::new(7)
+        };
+        let index = Index([15].into());
+        let mut st = file(99, 10, 0o644);
+        st.nlink = 2;
+        let (mut plan, mut strays) = (Plan::default(), Vec::new());
+        let name = OsStr::new("15");
+        plan_flat_file(
+            "todo",
+            name,
+            &st,
+            true,
+            &IDS,
+            &flat,
+            &index,
+            &mut plan,
+            &mut strays,
+        );
+        assert_eq!((plan.clone(), strays.len()), (Plan::default(), 0));
+        // Three links: not the pair's, set aside after a second look.
+        st.nlink = 3;
+        plan_flat_file(
+            "todo",
+            name,
+            &st,
+            true,
+            &IDS,
+            &flat,
+            &index,
+            &mut plan,
+            &mut strays,
+        );
+        assert!(strays.len() == 1 && strays[0].linked);
+        // No mess: a stray candidate (the second look and age decide).
+        let (mut plan, mut strays) = (Plan::default(), Vec::new());
+        plan_flat_file(
+            "intd",
+            OsStr::new("16"),
+            &file(98, 10, 0o644),
+            false,
+            &IDS,
+            &flat,
+            &index,
+            &mut plan,
+            &mut strays,
+        );
+        assert!(strays.len() == 1 && !strays[0].regardless);
+    }
 }
