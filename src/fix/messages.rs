@@ -1,11 +1,13 @@
-//! The message check: every numeric subdirectory of every split directory,
-//! one bucket (subdirectory number) at a time, split between worker
-//! threads; then `bounce`; then the strays, looked at a second time.
+//! The message check: first the conversion of a `todo`/`intd` laid out
+//! otherwise than `BIGTODO` says; then every numeric subdirectory of every
+//! split directory, one bucket (subdirectory number) at a time, split
+//! between worker threads; then the flat directories (`bounce`, and `todo`
+//! and `intd` under `BIGTODO=0`); then the strays, looked at a second time.
 //!
 //! Memory holds one bucket per worker, never the queue's list of messages.
 //!
 //! What counts as a stray: a file in info, local, remote, todo, intd or
-//! bounce whose `mess` file exists in no numeric subdirectory (looked up in
+//! bounce (split or flat) whose `mess` file exists in no numeric subdirectory (looked up in
 //! the expected one first, then in every other), or an entry that is not a
 //! regular file or not a message name. A message is its `mess` file, so:
 //! - `intd` without `todo` but with its `mess` is an injection in progress
