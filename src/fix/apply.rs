@@ -216,7 +216,8 @@ impl<'a> Applier<'a> {
         }
     }
 
-    fn allowed(&self, kind: ActionKind) -> bool {
+    /// Whether actions of this kind run: always, or as `-i`'s answer says.
+    pub fn allowed(&self, kind: ActionKind) -> bool {
         self.mode != RunMode::Ask || ask(kind)
     }
 
@@ -295,6 +296,9 @@ impl<'a> Applier<'a> {
                     s(path)
                 )]
             }
+            Action::RemoveEmptyDir { path } => {
+                vec![format!("remove empty directory {}", s(path))]
+            }
         }
     }
 
@@ -365,6 +369,7 @@ impl<'a> Applier<'a> {
                     Err(e) => Err(at(path, "cannot remove")(e)),
                 }
             }
+            Action::RemoveEmptyDir { path } => remove_empty_dir(root, path),
         }
     }
 
@@ -473,6 +478,25 @@ type Failure = (PathBuf, &'static str, io::Error);
 fn at(p: &Path, what: &'static str) -> impl FnOnce(Errno) -> Failure {
     let p = p.to_owned();
     move |e: Errno| (p, what, io_err(e))
+}
+
+/// rmdir, never recursive: a directory that gained an entry since it was
+/// emptied (an injection under the old layout on a forced live queue) is
+/// left for the next run, said as such.
+fn remove_empty_dir(root: &OwnedFd, path: &Path) -> Result<(), Failure> {
+    use std::os::fd::AsFd;
+    step();
+    let b = safe::beneath(root.as_fd(), path).map_err(at(path, "cannot remove directory"))?;
+    match nix::unistd::unlinkat(b.dir(), b.name, nix::unistd::UnlinkatFlags::RemoveDir) {
+        Ok(()) => safe::sync_parent(root, path).map_err(|e| (path.to_owned(), "cannot sync", e)),
+        Err(Errno::ENOENT) => Ok(()),
+        Err(Errno::ENOTEMPTY | Errno::EEXIST) => Err((
+            path.to_owned(),
+            "cannot remove directory",
+            io::Error::other("not empty after the conversion; left for the next run"),
+        )),
+        Err(e) => Err(at(path, "cannot remove directory")(e)),
+    }
 }
 
 /// Owner and mode of an entry queue-fix just created.

@@ -326,6 +326,10 @@ pub fn fix_queue(queue: &Path, opts: &Options, ids: &Ids) -> Outcome {
         opts.delete_strays,
         want_of(&QUARANTINE, ids, &opts.layout),
     );
+    let mismatch = match messages::layout_mismatch(&root, &opts.layout) {
+        Ok(m) => m,
+        Err(e) => return fatal(queue, "cannot read", e),
+    };
     let mut plan = Plan::default();
     if let Some(cause) = marker.stray_cause() {
         plan.actions.push(plan::Action::SetAside {
@@ -334,7 +338,21 @@ pub fn fix_queue(queue: &Path, opts: &Options, ids: &Ids) -> Outcome {
             keep: true,
         });
     }
+    // The numbered subdirectories a flat todo/intd lacks are made as part
+    // of its conversion: counted (and, with -N, shown) as its one problem.
+    let mut conversion = Plan::default();
     for (path, want) in &wants {
+        let converting = path.parent().is_some_and(|p| {
+            mismatch
+                .iter()
+                .any(|m| !m.on_disk_split && p == Path::new(m.dir))
+        });
+        if converting && matches!(stat_at(&root, path), Ok(None)) {
+            if matches!(mode, RunMode::Apply | RunMode::Ask) {
+                plan_entry(path, want, None, false, &mut conversion);
+            }
+            continue;
+        }
         let have = if path == Path::new(".") {
             match stat_at(&root, ".") {
                 Ok(st) => st,
@@ -379,7 +397,7 @@ pub fn fix_queue(queue: &Path, opts: &Options, ids: &Ids) -> Outcome {
             w.cause
         );
     }
-    for a in &plan.actions {
+    for a in plan.actions.iter().chain(&conversion.actions) {
         applier.run(a);
     }
     if bad_quarantine {
@@ -396,6 +414,7 @@ pub fn fix_queue(queue: &Path, opts: &Options, ids: &Ids) -> Outcome {
         ids,
         threads: opts.threads,
         live,
+        mismatch: &mismatch,
     };
     match messages::check(&check, applier) {
         Ok(n) => outcome.problems += n as u64,
