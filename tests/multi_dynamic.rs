@@ -125,6 +125,16 @@ fn least_loaded_choice_disabled_flag_growth_health_and_every_fallback() {
         [0, 0, 10, 0, 0],
     ];
     shm.set(4, &state);
+    // The public reader (queue-stat's): each segment with its queue number.
+    let figures = qmail_multi::multi::dynamic::read_queues(3).unwrap();
+    let seen: Vec<(u64, u32, i32, i32)> = figures
+        .iter()
+        .map(|f| (f.queue, f.segment, f.load.remote_max, f.load.disabled))
+        .collect();
+    assert_eq!(
+        seen,
+        [(3, 1, 10, 0), (4, 2, 20, 0), (5, 3, 10, 1), (6, 4, 0, 0)]
+    );
     assert_eq!(added(&base, &queues, 30, &[]), [0, 30, 0, 0]);
 
     // Health still applies on top: queue2 missing → the next least loaded.

@@ -5,7 +5,8 @@
 //! `queue-fix -N` as one problem and set aside into quarantine by a repair.
 //! The root's bit alone disables for every injector (an unprivileged one
 //! cannot look further) until queue-fix, which follows the marker, clears
-//! it. Through the real binaries, on a base whose name needs escaping.
+//! it. queue-stat judges it as qmail-multi does. Through the real binaries,
+//! on a base whose name needs escaping.
 
 mod multi_support;
 
@@ -78,6 +79,13 @@ fn takes_mail(base: &Path, prog: &Path) -> Vec<bool> {
             _ => r.assert_exit(0),
         }
     }
+    // queue-stat judges it with the same probe.
+    let o = Command::new(env!("CARGO_BIN_EXE_queue-stat"))
+        .arg(base.join("queue1"))
+        .output()
+        .unwrap();
+    let says_disabled = text(&o.stdout).contains(" disabled ");
+    assert_eq!(says_disabled, !v[0], "queue-stat: {}", text(&o.stdout));
     v
 }
 

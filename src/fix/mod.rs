@@ -296,8 +296,7 @@ pub fn fix_queue(queue: &Path, opts: &Options, ids: &Ids) -> Outcome {
         Ok(None) => return create_queue(queue, opts, ids),
         Err(e) => return fatal(queue, "cannot open the queue", e),
     };
-    let marker = crate::queue::disable::note_disabled(&root, queue);
-    if marker.disables() {
+    if crate::queue::disable::note_disabled(&root, queue) {
         wants[0].1.mode = crate::queue::layout::root_mode(true);
     }
     let live = match lock::is_live(&root) {
@@ -331,13 +330,6 @@ pub fn fix_queue(queue: &Path, opts: &Options, ids: &Ids) -> Outcome {
         Err(e) => return fatal(queue, "cannot read", e),
     };
     let mut plan = Plan::default();
-    if let Some(cause) = marker.stray_cause() {
-        plan.actions.push(plan::Action::SetAside {
-            path: crate::queue::layout::DISABLED_NAME.into(),
-            cause,
-            keep: true,
-        });
-    }
     // The numbered subdirectories a flat todo/intd lacks are made as part
     // of its conversion: counted (and, with -N, shown) as its one problem.
     let mut conversion = Plan::default();
@@ -384,6 +376,14 @@ pub fn fix_queue(queue: &Path, opts: &Options, ids: &Ids) -> Outcome {
         } else {
             bad_quarantine = true;
         }
+    }
+    // Only a regular file is the disabled marker, for every tool.
+    if let Some(cause) = crate::queue::disable::stray_marker(&root) {
+        plan.actions.push(plan::Action::SetAside {
+            path: crate::queue::layout::DISABLED_NAME.into(),
+            cause,
+            keep: true,
+        });
     }
     if opts.layout.ratelimit {
         if let Err(e) = plan_ratelimit_files(&root, ids, &opts.layout, &mut plan) {

@@ -183,8 +183,8 @@ pub fn judge_segment(
     Ok(())
 }
 
-/// The uid of `user` in a passwd file's text; `None` when absent or
-/// malformed.
+/// The uid of `user` in a passwd file's text (or one line of it); `None`
+/// when absent or malformed.
 pub fn uid_in_passwd(text: &[u8], user: &str) -> Option<u32> {
     text.split(|&b| b == b'\n').find_map(|line| {
         let mut fields = line.split(|&b| b == b':');
@@ -204,8 +204,21 @@ pub fn uid_in_passwd(text: &[u8], user: &str) -> Option<u32> {
 pub fn qmails_uid() -> Option<u32> {
     static UID: OnceLock<Option<u32>> = OnceLock::new();
     *UID.get_or_init(|| {
-        let text = std::fs::read(PASSWD).ok()?;
-        uid_in_passwd(&text, QMAIL_SEND_USER)
+        use std::io::BufRead;
+        // Line by line, stopping at the account: system accounts come
+        // early, and a directory of many users must not be read whole on
+        // every injection.
+        let mut file = std::io::BufReader::new(std::fs::File::open(PASSWD).ok()?);
+        let mut line = Vec::new();
+        loop {
+            line.clear();
+            if file.read_until(b'\n', &mut line).ok()? == 0 {
+                return None;
+            }
+            if let Some(uid) = uid_in_passwd(&line, QMAIL_SEND_USER) {
+                return Some(uid);
+            }
+        }
     })
 }
 

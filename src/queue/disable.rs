@@ -196,18 +196,24 @@ pub fn marker_kind_at(root: &OwnedFd) -> Result<Marker, Errno> {
 }
 
 /// For queue-fix's check: says on stdout that the queue is disabled (a
-/// state, not a problem) and returns what the marker is: when it disables,
-/// the root's expected mode carries [`DISABLED_ROOT_BIT`] (and a bit
-/// without a regular marker is a wrong mode, cleared by a repair); when it
-/// is something else, the caller sets it aside ([`Marker::stray_cause`]).
-/// A marker that cannot be examined counts as absent.
-pub fn note_disabled(root: &OwnedFd, queue: &Path) -> Marker {
-    let marker = marker_kind_at(root).unwrap_or(Marker::Absent);
-    if marker.disables() {
+/// state, not a problem) and returns whether it is, so the root's expected
+/// mode carries [`DISABLED_ROOT_BIT`] (a bit without a regular marker is
+/// then a wrong mode, cleared by a repair). Only a regular file disables;
+/// anything else is [`stray_marker`]'s. A marker that cannot be examined
+/// counts as absent.
+pub fn note_disabled(root: &OwnedFd, queue: &Path) -> bool {
+    let disabled = marker_kind_at(root).is_ok_and(Marker::disables);
+    if disabled {
         println!(
             "{}: disabled: qmail-multi sends it no new mail (queue-fix --enable enables it)",
             crate::escape::path(queue)
         );
     }
-    marker
+    disabled
+}
+
+/// For queue-fix's plan: why the thing under the marker's name is set
+/// aside, when it is not a regular file.
+pub fn stray_marker(root: &OwnedFd) -> Option<String> {
+    marker_kind_at(root).ok()?.stray_cause()
 }
