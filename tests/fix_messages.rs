@@ -105,7 +105,12 @@ fn misnamed_and_misplaced_messages_move_with_all_their_files() {
             .write_all(answer.as_bytes())
             .unwrap();
         let o = child.wait_with_output().unwrap();
-        assert_eq!(code(&o), 10, "{}", err(&o));
+        assert_eq!(
+            code(&o),
+            if answer == "n\n" { 10 } else { 0 },
+            "{}",
+            err(&o)
+        );
         assert_eq!(
             err(&o).matches("rename and move messages?").count(),
             1,
@@ -140,7 +145,7 @@ fn messages_above_a_lowered_split_move_down() {
     }
     let before = messages(&q);
     let o = run(&[INV, "-s", "7", s(&q)]);
-    assert!((1..=99).contains(&code(&o)), "{}", err(&o));
+    assert_eq!(code(&o), 0, "{}", err(&o));
     expect(&[INV, "-s", "7", "-N", s(&q)], 0);
     assert_healthy(&q, 7);
     assert_eq!(messages(&q), before);
@@ -201,7 +206,7 @@ fn strays_in_every_directory_are_quarantined_or_deleted_on_request() {
         assert_eq!(code(&o), strays.len() as i32, "{}", out(&o));
         assert_eq!(snapshot(&q), snap);
         a.retain(|x| *x != "-N");
-        expect(&[&a[..], &[s(&q)]].concat(), strays.len() as i32);
+        expect(&[&a[..], &[s(&q)]].concat(), 0);
         expect(&[INV, "-s", "7", "-N", s(&q)], 0);
         assert_eq!(messages(&q), before);
         assert!(q
@@ -268,7 +273,8 @@ fn message_files_with_wrong_owner_or_mode_are_fixed() {
         std::os::unix::fs::lchown(&mess, Some(4242), Some(4242)).unwrap();
         problems += 1;
     }
-    let o = expect(&[INV, "-s", "7", "-v", s(&q)], problems);
+    expect(&[INV, "-s", "7", "-N", s(&q)], problems);
+    let o = expect(&[INV, "-s", "7", "-v", s(&q)], 0);
     assert!(
         out(&o).contains(&format!("chmod 0600 {}", info.display())),
         "{}",

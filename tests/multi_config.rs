@@ -215,23 +215,53 @@ fn arguments_name_the_queue_program_and_its_arguments() {
     assert_eq!(messages_in(&base.join("queue1")), 0);
 }
 
+/// Upstream's qmail-multi changes into `/` (qmulti.c); ours into
+/// QMAILHOME when it exists, else `/`, silently: a missing QMAILHOME (a
+/// relay with its queues elsewhere) is no reason to refuse mail.
 #[test]
-fn qmailhome_that_cannot_be_entered_is_61() {
+fn qmailhome_when_it_exists_else_the_root_directory() {
     let t = tempfile::tempdir().unwrap();
     let base = t.path().join("base");
-    make_queues(&base, 1, 2);
-    let r = Injection::new(&[])
-        .var("QUEUE_BASE", &base)
-        .var("QUEUE_COUNT", "2")
-        .var("QUEUEPROG", depositor())
-        .var("QMAILHOME", t.path().join("no-such-home"))
-        .run();
-    r.assert_exit(61);
-    assert!(r.stderr.is_empty(), "{}", r.stderr_text());
-    assert_eq!(
-        files_written(&base.join("queue1")) + files_written(&base.join("queue2")),
-        0
+    let queues = make_queues(&base, 1, 2);
+    let home = t.path().join("home");
+    fs::create_dir(&home).unwrap();
+    let file = t.path().join("a-file");
+    fs::write(&file, "").unwrap();
+    let seen = t.path().join("cwd");
+    let prog = script(
+        t.path(),
+        "qq",
+        &format!(
+            "pwd > '{}' && exec '{}'",
+            seen.display(),
+            depositor().display()
+        ),
     );
+    for (qmailhome, cwd) in [
+        (home.clone(), home.clone()),
+        (t.path().join("no-such-home"), "/".into()),
+        (file.clone(), "/".into()),
+    ] {
+        let r = Injection::new(&[])
+            .var("QUEUE_BASE", &base)
+            .var("QUEUE_COUNT", "2")
+            .depositing()
+            .var("QUEUEPROG", &prog)
+            .var("QMAILHOME", &qmailhome)
+            .run();
+        r.assert_exit(0);
+        if qmailhome != file {
+            assert!(r.stderr.is_empty(), "{}", r.stderr_text());
+        }
+        let pwd = fs::read_to_string(&seen).unwrap();
+        assert_eq!(
+            Path::new(pwd.trim()),
+            cwd,
+            "QMAILHOME {}",
+            qmailhome.display()
+        );
+    }
+    assert_eq!(counts(&queues).iter().sum::<usize>(), 3);
 }
 
 #[test]

@@ -1,8 +1,11 @@
 //! `DYNAMIC_QUEUE` with real qscheduler segments: files under /dev/shm in
-//! the exact layout (C ints: `/qscheduler` = count; `/queueN` = local used,
-//! remote used, local max, remote max, disabled flag), root-owned mode 0644
-//! as qscheduler makes them. Root only (segments must be root's); the
-//! segment names are global, so every case runs in this one test, in order.
+//! the exact layout (C ints: `/qscheduler` = count, directories; `/queueN`
+//! = local used, remote used, local max, remote max, disabled flag), owned
+//! as qscheduler makes them (`/qscheduler` root:qmail 0644, `/queueN`
+//! qmails:qmail 0644). Root only, and always inside a private mount
+//! namespace (a tmpfs on /dev/shm, our own /etc with a `qmails` user), so
+//! the host's /dev/shm and users are never touched; every case runs in
+//! this one test, in order.
 
 mod multi_support;
 
@@ -12,13 +15,16 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 const SHM: &str = "/dev/shm";
+/// The qmail-send user of the private /etc, and a stranger.
+const QMAILS: u32 = 7001;
+const STRANGER: u32 = 7002;
+const QMAIL_GID: u32 = 7000;
 
-/// The segments this test made; removed at the end, whatever happens.
-struct Segments {
-    made: Vec<PathBuf>,
-}
+struct Segments;
 
 impl Segments {
+    /// Written as qscheduler leaves it: `/qscheduler` root's, the
+    /// `/queueN` segments the qmail-send user's; mode 0644, one link.
     fn write(&mut self, name: &str, ints: &[i32]) {
         let bytes: Vec<u8> = ints.iter().flat_map(|i| i.to_ne_bytes()).collect();
         self.write_bytes(name, &bytes);
@@ -26,11 +32,11 @@ impl Segments {
 
     fn write_bytes(&mut self, name: &str, bytes: &[u8]) {
         let p = Path::new(SHM).join(name);
+        let _ = fs::remove_file(&p);
         fs::write(&p, bytes).unwrap();
         fs::set_permissions(&p, fs::Permissions::from_mode(0o644)).unwrap();
-        if !self.made.contains(&p) {
-            self.made.push(p);
-        }
+        let owner = if name == "qscheduler" { 0 } else { QMAILS };
+        std::os::unix::fs::chown(&p, Some(owner), Some(QMAIL_GID)).unwrap();
     }
 
     fn remove(&mut self, name: &str) {
@@ -42,14 +48,6 @@ impl Segments {
         self.write("qscheduler", &[count, count]);
         for (i, q) in queues.iter().enumerate() {
             self.write(&format!("queue{}", i + 1), q);
-        }
-    }
-}
-
-impl Drop for Segments {
-    fn drop(&mut self) {
-        for p in &self.made {
-            let _ = fs::remove_file(p);
         }
     }
 }
@@ -86,8 +84,9 @@ fn added(base: &Path, queues: &[PathBuf], n: usize, extra: &[(&str, &str)]) -> V
         .collect()
 }
 
-/// One injection that must fall back: succeeds, one warning naming why.
-fn falls_back(base: &Path, why: &str) {
+/// One injection that must fall back: succeeds, one warning naming why
+/// (`said` is part of it).
+fn falls_back_saying(base: &Path, why: &str, said: &str) {
     let r = inject(base, &[]);
     r.assert_exit(0);
     let text = r.stderr_text();
@@ -97,26 +96,25 @@ fn falls_back(base: &Path, why: &str) {
         .collect();
     assert_eq!(warnings.len(), 1, "{why}: {text}");
     assert!(warnings[0].contains("at random"), "{why}: {text}");
+    assert!(warnings[0].contains(said), "{why}: {text}");
+}
+
+fn falls_back(base: &Path, why: &str) {
+    falls_back_saying(base, why, "");
 }
 
 #[test]
 fn least_loaded_choice_disabled_flag_growth_health_and_every_fallback() {
-    if !is_root() {
-        println!("skipped: qscheduler's segments are root's; needs root");
+    let Some(etc) = in_private_world(
+        "least_loaded_choice_disabled_flag_growth_health_and_every_fallback",
+        &[("qmails", QMAILS), ("stranger", STRANGER)],
+    ) else {
         return;
-    }
-    if Path::new(SHM).join("qscheduler").exists() {
-        println!("skipped: {SHM}/qscheduler exists (a qscheduler runs here)");
-        return;
-    }
-    if !Path::new(SHM).is_dir() {
-        println!("skipped: no {SHM}");
-        return;
-    }
+    };
     let t = tempfile::tempdir().unwrap();
     let base = t.path().join("base");
     let queues = make_queues(&base, 1, 4);
-    let mut shm = Segments { made: Vec::new() };
+    let mut shm = Segments;
 
     // queue2 least loaded (0.1); queue3 idle but disabled; queue4 idle but
     // without remote concurrency; queue1 at 0.5.
@@ -127,6 +125,16 @@ fn least_loaded_choice_disabled_flag_growth_health_and_every_fallback() {
         [0, 0, 10, 0, 0],
     ];
     shm.set(4, &state);
+    // The public reader (queue-stat's): each segment with its queue number.
+    let figures = qmail_multi::multi::dynamic::read_queues(3).unwrap();
+    let seen: Vec<(u64, u32, i32, i32)> = figures
+        .iter()
+        .map(|f| (f.queue, f.segment, f.load.remote_max, f.load.disabled))
+        .collect();
+    assert_eq!(
+        seen,
+        [(3, 1, 10, 0), (4, 2, 20, 0), (5, 3, 10, 1), (6, 4, 0, 0)]
+    );
     assert_eq!(added(&base, &queues, 30, &[]), [0, 30, 0, 0]);
 
     // Health still applies on top: queue2 missing → the next least loaded.
@@ -233,4 +241,81 @@ fn least_loaded_choice_disabled_flag_growth_health_and_every_fallback() {
         .map(|(a, b)| a - b)
         .collect();
     assert!(spread.iter().filter(|&&k| k > 0).count() >= 3, "{spread:?}");
+
+    // The trust rule, one breach at a time, each on a segment that is
+    // otherwise as qscheduler writes it; the choice is the least loaded
+    // (queue2) whenever everything is trusted.
+    shm.set(4, &state);
+    assert_eq!(added(&base, &queues, 3, &[]), [0, 3, 0, 0]);
+    let q2 = Path::new(SHM).join("queue2");
+    std::os::unix::fs::chown(&q2, Some(STRANGER), None).unwrap();
+    falls_back_saying(&base, "owned by a stranger", "owned by uid 7002");
+    std::os::unix::fs::chown(&q2, Some(0), None).unwrap();
+    assert_eq!(added(&base, &queues, 2, &[]), [0, 2, 0, 0], "root's own");
+    std::os::unix::fs::chown(&q2, Some(QMAILS), None).unwrap();
+    fs::set_permissions(&q2, fs::Permissions::from_mode(0o664)).unwrap();
+    falls_back_saying(&base, "group-writable", "mode 0664");
+    fs::set_permissions(&q2, fs::Permissions::from_mode(0o644)).unwrap();
+    // A second name (as a user could make with fs.protected_hardlinks=0;
+    // made here as root, which the sysctl never stops).
+    let link = Path::new(SHM).join("elsewhere");
+    fs::hard_link(&q2, &link).unwrap();
+    falls_back_saying(&base, "hard-linked", "2 hard links");
+    fs::remove_file(&link).unwrap();
+    assert_eq!(
+        added(&base, &queues, 2, &[]),
+        [0, 2, 0, 0],
+        "one link again"
+    );
+    // A symlink to a perfectly good segment, and a FIFO.
+    let real = Path::new(SHM).join("real-queue2");
+    fs::rename(&q2, &real).unwrap();
+    std::os::unix::fs::symlink(&real, &q2).unwrap();
+    falls_back_saying(&base, "a symlink", "queue2");
+    fs::remove_file(&q2).unwrap();
+    nix::unistd::mkfifo(&q2, nix::sys::stat::Mode::from_bits_truncate(0o644)).unwrap();
+    std::os::unix::fs::chown(&q2, Some(QMAILS), None).unwrap();
+    falls_back_saying(&base, "a FIFO", "not a regular file");
+    fs::remove_file(&q2).unwrap();
+    fs::rename(&real, &q2).unwrap();
+    assert_eq!(added(&base, &queues, 2, &[]), [0, 2, 0, 0]);
+    // qmails unknown (looked up in /etc/passwd only): its segments are not
+    // trusted; root's still are.
+    let passwd = fs::read_to_string(etc.join("passwd")).unwrap();
+    fs::write(etc.join("passwd"), passwd.replace("qmails:", "someone:")).unwrap();
+    falls_back_saying(&base, "no qmails", "owned by uid 7001");
+    fs::write(etc.join("passwd"), &passwd).unwrap();
+    // Empty: qscheduler made it, its qmail-send has not filled it yet.
+    shm.write_bytes("queue3", &[]);
+    falls_back_saying(&base, "empty segment", "empty");
+    shm.set(4, &state);
+
+    // Growth past QUEUE_COUNT (4): qscheduler says 5 and made queue5,
+    // the least loaded: it gets the mail. When its segment cannot be
+    // trusted, the random fallback spans the 5 queues in service (the
+    // rule of queue::served), so queue5 still gets its share.
+    let mut all = queues.clone();
+    all.extend(make_queues(&base, 5, 1));
+    let mut grown = state.to_vec();
+    grown.push([0, 0, 10, 10, 0]);
+    shm.set(5, &grown);
+    assert_eq!(added(&base, &all, 10, &[]), [0, 0, 0, 0, 10]);
+    fs::set_permissions(
+        Path::new(SHM).join("queue5"),
+        fs::Permissions::from_mode(0o666),
+    )
+    .unwrap();
+    let before = counts(&all);
+    for _ in 0..60 {
+        inject(&base, &[]).assert_exit(0);
+    }
+    let spread: Vec<usize> = counts(&all)
+        .iter()
+        .zip(before)
+        .map(|(a, b)| a - b)
+        .collect();
+    assert!(
+        spread[4] > 0,
+        "queue5 in service gets its share: {spread:?}"
+    );
 }

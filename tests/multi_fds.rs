@@ -39,7 +39,11 @@ fn nothing_reaches_descriptor_1_and_only_the_88_text_reaches_2() {
             62,
         ),
         ("all short", vec![("MIN_FREE", u64::MAX.to_string())], 53),
-        ("bad home", vec![("QMAILHOME", "/nonexistent".into())], 61),
+        (
+            "no home: queued from /",
+            vec![("QMAILHOME", "/nonexistent".into())],
+            0,
+        ),
         (
             "bad program",
             vec![("QUEUEPROG", "/nonexistent".into())],
@@ -101,5 +105,8 @@ fn nothing_reaches_descriptor_1_and_only_the_88_text_reaches_2() {
         }
     }
     let queued: usize = queues.iter().map(|q| messages_in(q)).sum();
-    assert_eq!(queued, 4, "two queued cases, with and without diagnostics");
+    assert_eq!(
+        queued, 6,
+        "three queued cases, with and without diagnostics"
+    );
 }

@@ -24,14 +24,35 @@ on QUEUE_DIR, which injecting users can see); checks report it as disabled,
 not as a problem; --retire moves mail into a disabled queue only when every
 queue of the range is disabled. --enable QUEUE_DIR undoes it.
 
-Exit status:
-  0        everything was already correct
-  1..99    number of problems found (and, without -N, repaired), capped at 99
-  100      usage error
+IndiMail 3.x's command line is accepted as it is, getopt style (-Nv, -s23,
+-b0): -b 0|1 overrides $BIGTODO (0: todo and intd flat, as IndiMail 3.x's
+installer makes them); -S sets the size lock/tcpto must have; -t asks for the
+trash directory, which every queue has anyway (as upstream's queue-fix makes
+it). --base also checks the special queues BASE/nqueue, BASE/slowq (as with
+-r) and BASE/qmta (as with -m) when present, and the queues beyond the range
+that qscheduler says it has in use (/dev/shm/qscheduler); neither kind is
+ever an orphan or retired.
+
+Exit status: the number of problems the queue still has when queue-fix ends.
+  0        the queue is correct: it was, or this run made it so (creating a
+           queue included)
+  1..99    with -N: the number of problems found (nothing changed); without
+           -N: the number this run found and did not repair (left as they
+           were and reported: a file with foreign hard links, a lock/tcpto of
+           the wrong size, an orphan without --retire, a no to -i); capped
+           at 99
+  100      usage error (the option at fault is named)
   111      fatal: a queue cannot be read or changed (the path is named), or
            the qmail users or group are missing (named)
   112      a live queue (lock/sendmutex locked by another process) needed
            changes and --force was not given; it was left unchanged";
+
+/// The largest `-S`: qmail-remote reads `lock/tcpto` into a buffer of its
+/// compile-time size (`TCPTO_BUFSIZ`, 2048 in IndiMail's tcpto.h), so a
+/// bigger file is never read past that; 1 MiB leaves room for a rebuilt
+/// qmail-remote while a typo (`-S 20480000`) cannot fill the disk with
+/// zeros, once per queue.
+const MAX_TCPTO_SIZE: u64 = 1 << 20;
 
 fn cli() -> Command {
     let flag =
@@ -39,20 +60,39 @@ fn cli() -> Command {
     Command::new("queue-fix")
         .about("Create, check, repair and retire qmail queues")
         .override_usage(
-            "queue-fix [-i | -N] [-v] [-m] [-r] [-s SPLIT] [--force] [--delete-strays] [--as-invoker] QUEUE_DIR\n       \
-             queue-fix [-i | -N] [-v] [-m] [-r] [-s SPLIT] [--force] [--delete-strays] [--as-invoker] --base BASE [--count N] [--start N] [--retire]\n       \
+            "queue-fix [-b 0|1] [-S SIZE] [-s SPLIT] [-i | -N] [-m] [-r] [-t] [-v] [--force] [--delete-strays] [--as-invoker] QUEUE_DIR\n       \
+             queue-fix [-b 0|1] [-S SIZE] [-s SPLIT] [-i | -N] [-m] [-r] [-t] [-v] [--force] [--delete-strays] [--as-invoker] --base BASE [--count N] [--start N] [--retire]\n       \
              queue-fix --disable QUEUE_DIR | --enable QUEUE_DIR",
         )
         .after_help(AFTER_HELP)
+        .arg(
+            Arg::new("bigtodo")
+                .short('b')
+                .value_name("0|1")
+                .allow_hyphen_values(true)
+                .value_parser(clap::builder::PossibleValuesParser::new(["0", "1"]))
+                .help("BIGTODO: 1 split todo/intd, 0 flat; overrides $BIGTODO (unset: 1)"),
+        )
+        .arg(
+            Arg::new("tcpto")
+                .short('S')
+                .value_name("SIZE")
+                .allow_hyphen_values(true)
+                .value_parser(value_parser!(u64).range(1..=MAX_TCPTO_SIZE))
+                .help("Size of lock/tcpto in bytes, 1..=1048576 [default: 2048]"),
+        )
         .arg(flag("ask", "Ask before each kind of change").short('i'))
         .arg(flag("dry", "Change nothing; print what would be done").short('N'))
         .arg(flag("verbose", "Print every action taken").short('v'))
         .arg(flag("qmta", "qmta mode: qmailq plays every role").short('m'))
-        .arg(flag("ratelimit", "Also the ratelimit directory").short('r'))
+        .arg(flag("ratelimit", "Also the ratelimit directory (the slowq queue)").short('r'))
+        .arg(flag("trash", "The trash directory (always part of a queue; accepted for IndiMail 3.x callers)").short('t'))
         .arg(
             Arg::new("split")
                 .short('s')
                 .value_name("SPLIT")
+                .allow_hyphen_values(true)
+                .value_parser(parse_split)
                 .help("Split (1..=151); default $CONFSPLIT, else 151"),
         )
         .arg(flag("force", "Change (repair or retire) a live queue").long("force"))
@@ -74,6 +114,10 @@ fn main() {
     let m = cli().try_get_matches().unwrap_or_else(|e| {
         let code = if e.use_stderr() { status::USAGE } else { 0 };
         let _ = e.print();
+        // A bad value names the option but not the usage: say both.
+        if e.use_stderr() && !e.to_string().contains("Usage:") {
+            eprintln!("{}", cli().render_usage());
+        }
         std::process::exit(code);
     });
     for (id, disabled) in [("disable", true), ("enable", false)] {
@@ -81,8 +125,8 @@ fn main() {
             std::process::exit(disable(queue, disabled));
         }
     }
-    let split = match m.get_one::<String>("split") {
-        Some(s) => parse_split(s).unwrap_or_else(|e| usage(&format!("-s: {e}"))),
+    let split = match m.get_one::<u32>("split") {
+        Some(&s) => s,
         None => match std::env::var("CONFSPLIT") {
             Ok(s) if !s.is_empty() => parse_split(&s).unwrap_or_else(|e| {
                 eprintln!("queue-fix: fatal: CONFSPLIT: {e}");
@@ -91,12 +135,17 @@ fn main() {
             _ => DEFAULT_SPLIT,
         },
     };
-    let big_todo = match std::env::var("BIGTODO") {
-        Ok(s) => parse_big_todo(&s).unwrap_or_else(|e| {
-            eprintln!("queue-fix: fatal: {e}");
-            std::process::exit(status::FATAL)
-        }),
-        Err(_) => true,
+    // -b wins over the environment, as in upstream's queue-fix.c (revision
+    // 1.32: getEnvConfigInt(&bigtodo, "BIGTODO", 1), then getopt's 'b').
+    let big_todo = match m.get_one::<String>("bigtodo") {
+        Some(b) => b == "1",
+        None => match std::env::var("BIGTODO") {
+            Ok(s) => parse_big_todo(&s).unwrap_or_else(|e| {
+                eprintln!("queue-fix: fatal: {e} (or give -b 0|1)");
+                std::process::exit(status::FATAL)
+            }),
+            Err(_) => true,
+        },
     };
     let on = |id: &str| m.get_flag(id);
     if m.get_one::<PathBuf>("base").is_none() {
@@ -128,10 +177,22 @@ fn main() {
             RunMode::Apply
         },
         verbose: on("verbose"),
+        // Upstream's queue-fix (queue-fix.c revision 1.32, 2024-02-08,
+        // indimail/indimail-mta commit fcca1020fc8d934896bcc4b5080aea2e1267b5b7)
+        // checks and creates trash/ in every queue and has neither -t nor
+        // -S (getopt "b:imNvs:r"); its lock/tcpto size is the compile-time
+        // TCPTO_BUFSIZ, 2048. The 3.x spec names both options, so both are
+        // taken: -t asks for what every queue has anyway (Layout::new), -S
+        // sets the size.
         layout: Layout {
             big_todo,
             qmta: on("qmta"),
             ratelimit: on("ratelimit"),
+            trash: Layout::new(split).trash || on("trash"),
+            tcpto_size: m
+                .get_one::<u64>("tcpto")
+                .copied()
+                .unwrap_or(qmail_multi::queue::layout::TCPTO_SIZE),
             ..Layout::new(split)
         },
         force: on("force"),

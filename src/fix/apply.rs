@@ -84,6 +84,9 @@ pub struct Applier<'a> {
     /// What the quarantine directory must be.
     pub quarantine: Want,
     errors: AtomicU64,
+    /// Problems this run saw and left as they were: reported only
+    /// ([`Applier::warn`]) or declined at a `-i` question.
+    left: AtomicU64,
     /// Message moves that found their new name taken by another misnamed
     /// message: finished by [`Applier::finish_moves`], one thread, after
     /// the parallel pass.
@@ -109,6 +112,7 @@ impl<'a> Applier<'a> {
             delete_strays,
             quarantine,
             errors: AtomicU64::new(0),
+            left: AtomicU64::new(0),
             deferred: Mutex::new(Vec::new()),
             batch: Mutex::new(Batch::default()),
         }
@@ -117,6 +121,12 @@ impl<'a> Applier<'a> {
     /// Actions that failed (each already reported on stderr).
     pub fn errors(&self) -> u64 {
         self.errors.load(Ordering::Relaxed)
+    }
+
+    /// Problems seen and left unchanged (see the field); with
+    /// [`Applier::errors`] this is what a repair did not repair.
+    pub fn left(&self) -> u64 {
+        self.left.load(Ordering::Relaxed)
     }
 
     /// `quarantine` exists but is not a directory: renamed aside and made
@@ -130,6 +140,7 @@ impl<'a> Applier<'a> {
             ),
             RunMode::Ask | RunMode::Apply => {
                 if !self.allowed(ActionKind::Strays) {
+                    self.left.fetch_add(1, Ordering::Relaxed);
                     return;
                 }
                 if let Some(root) = self.root {
@@ -143,6 +154,7 @@ impl<'a> Applier<'a> {
 
     /// Reports something left alone (counted by the plan, not an error).
     pub fn warn(&self, rel: &Path, cause: &str) {
+        self.left.fetch_add(1, Ordering::Relaxed);
         if self.mode != RunMode::CountOnly {
             eprintln!("queue-fix: {}: {cause}", self.show(rel));
         }
@@ -174,7 +186,17 @@ impl<'a> Applier<'a> {
                 let _ = writeln!(out, "{line}");
             }
         }
-        if self.mode == RunMode::DryRun || !self.allowed(action.kind()) {
+        if self.mode == RunMode::DryRun {
+            return;
+        }
+        if !self.allowed(action.kind()) {
+            // Counted as the plan counts it: a message move with its
+            // companion files is one problem per file.
+            let weight = match action {
+                Action::MoveMessage(m) => 1 + m.then.len() as u64,
+                _ => 1,
+            };
+            self.left.fetch_add(weight, Ordering::Relaxed);
             return;
         }
         let Some(root) = self.root else { return };
@@ -194,7 +216,8 @@ impl<'a> Applier<'a> {
         }
     }
 
-    fn allowed(&self, kind: ActionKind) -> bool {
+    /// Whether actions of this kind run: always, or as `-i`'s answer says.
+    pub fn allowed(&self, kind: ActionKind) -> bool {
         self.mode != RunMode::Ask || ask(kind)
     }
 
@@ -273,6 +296,9 @@ impl<'a> Applier<'a> {
                     s(path)
                 )]
             }
+            Action::RemoveEmptyDir { path } => {
+                vec![format!("remove empty directory {}", s(path))]
+            }
         }
     }
 
@@ -343,6 +369,7 @@ impl<'a> Applier<'a> {
                     Err(e) => Err(at(path, "cannot remove")(e)),
                 }
             }
+            Action::RemoveEmptyDir { path } => remove_empty_dir(root, path),
         }
     }
 
@@ -451,6 +478,25 @@ type Failure = (PathBuf, &'static str, io::Error);
 fn at(p: &Path, what: &'static str) -> impl FnOnce(Errno) -> Failure {
     let p = p.to_owned();
     move |e: Errno| (p, what, io_err(e))
+}
+
+/// rmdir, never recursive: a directory that gained an entry since it was
+/// emptied (an injection under the old layout on a forced live queue) is
+/// left for the next run, said as such.
+fn remove_empty_dir(root: &OwnedFd, path: &Path) -> Result<(), Failure> {
+    use std::os::fd::AsFd;
+    step();
+    let b = safe::beneath(root.as_fd(), path).map_err(at(path, "cannot remove directory"))?;
+    match nix::unistd::unlinkat(b.dir(), b.name, nix::unistd::UnlinkatFlags::RemoveDir) {
+        Ok(()) => safe::sync_parent(root, path).map_err(|e| (path.to_owned(), "cannot sync", e)),
+        Err(Errno::ENOENT) => Ok(()),
+        Err(Errno::ENOTEMPTY | Errno::EEXIST) => Err((
+            path.to_owned(),
+            "cannot remove directory",
+            io::Error::other("not empty after the conversion; left for the next run"),
+        )),
+        Err(e) => Err(at(path, "cannot remove directory")(e)),
+    }
 }
 
 /// Owner and mode of an entry queue-fix just created.

@@ -1,11 +1,13 @@
-//! The message check: every numeric subdirectory of every split directory,
-//! one bucket (subdirectory number) at a time, split between worker
-//! threads; then `bounce`; then the strays, looked at a second time.
+//! The message check: first the conversion of a `todo`/`intd` laid out
+//! otherwise than `BIGTODO` says; then every numeric subdirectory of every
+//! split directory, one bucket (subdirectory number) at a time, split
+//! between worker threads; then the flat directories (`bounce`, and `todo`
+//! and `intd` under `BIGTODO=0`); then the strays, looked at a second time.
 //!
 //! Memory holds one bucket per worker, never the queue's list of messages.
 //!
 //! What counts as a stray: a file in info, local, remote, todo, intd or
-//! bounce whose `mess` file exists in no numeric subdirectory (looked up in
+//! bounce (split or flat) whose `mess` file exists in no numeric subdirectory (looked up in
 //! the expected one first, then in every other), or an entry that is not a
 //! regular file or not a message name. A message is its `mess` file, so:
 //! - `intd` without `todo` but with its `mess` is an injection in progress
@@ -21,9 +23,10 @@
 use super::apply::{Applier, RunMode};
 use super::observe::{list_with_stats, open_dir_at, split_subdirs, stat_at, Found};
 use super::plan::{
-    plan_bounce_file, plan_bucket, Action, Bucket, MessIndex, MessageMove, Plan, StrayCandidate,
+    classify_top, mismatch_of, plan_bucket, plan_conversion, plan_flat_file, Action, ActionKind,
+    Bucket, MessIndex, MessageMove, Mismatch, Plan, StrayCandidate, Top,
 };
-use crate::queue::layout::{Layout, MESS};
+use crate::queue::layout::{is_todo_or_intd, Layout, INTD, MESS, TODO};
 use crate::queue::name::{parse_subdir, split_index};
 use crate::queue::users::Ids;
 use std::collections::HashMap;
@@ -50,13 +53,15 @@ pub struct RealIndex {
     split: u32,
     /// Sorted by subdirectory number.
     mess: Vec<(u32, OwnedFd)>,
-    bounce: Option<OwnedFd>,
+    /// The flat message directories (`bounce`; `todo`, `intd` without
+    /// `BIGTODO`).
+    flat: Vec<(&'static str, OwnedFd)>,
     /// Numeric names found outside their subdirectory, and where.
     elsewhere: OnceLock<HashMap<u64, Vec<usize>>>,
 }
 
 impl RealIndex {
-    pub fn open(root: &OwnedFd, split: u32) -> io::Result<RealIndex> {
+    pub fn open(root: &OwnedFd, layout: &Layout) -> io::Result<RealIndex> {
         let mut mess = Vec::new();
         if let Some(fd) = open_dir_at(root, MESS)? {
             for sub in split_subdirs(&fd)?.0 {
@@ -65,10 +70,16 @@ impl RealIndex {
                 }
             }
         }
+        let mut flat = Vec::new();
+        for dir in layout.flat_message_dirs() {
+            if let Some(fd) = open_dir_at(root, dir)? {
+                flat.push((dir, fd));
+            }
+        }
         Ok(RealIndex {
-            split,
+            split: layout.split,
             mess,
-            bounce: open_dir_at(root, "bounce")?,
+            flat,
             elsewhere: OnceLock::new(),
         })
     }
@@ -113,10 +124,17 @@ impl MessIndex for RealIndex {
             .is_some_and(|subs| subs.iter().any(|&i| found(&self.mess[i].1)))
     }
 
-    fn has_bounce(&self, name: &OsStr) -> bool {
-        self.bounce
-            .as_ref()
-            .is_some_and(|fd| !matches!(stat_at(fd, name), Ok(None)))
+    fn has_flat(&self, dir: &str, name: &OsStr) -> bool {
+        // A numbered subdirectory of a flat todo is the conversion's, not
+        // a message's file.
+        self.flat.iter().any(|(d, fd)| {
+            *d == dir
+                && match stat_at(fd, name) {
+                    Ok(Some(st)) => st.kind != Found::Dir || !is_todo_or_intd(dir),
+                    Ok(None) => false,
+                    Err(_) => true,
+                }
+        })
     }
 }
 
@@ -128,6 +146,9 @@ pub struct MessageCheck<'a> {
     pub threads: usize,
     /// The queue is live (and forced): young strays are left alone.
     pub live: bool,
+    /// `todo`/`intd` in the other layout than `BIGTODO` says, from
+    /// [`layout_mismatch`]: converted first, counted as one problem.
+    pub mismatch: &'a [Mismatch],
 }
 
 impl MessageCheck<'_> {
@@ -144,6 +165,15 @@ impl MessageCheck<'_> {
 /// problems found, or the first error that stopped reading.
 pub fn check(c: &MessageCheck, applier: &Applier) -> io::Result<usize> {
     let problems = AtomicUsize::new(0);
+    if !c.mismatch.is_empty() {
+        applier.warn(Path::new("."), &super::plan::mismatch_cause(c.mismatch));
+        problems.fetch_add(1, Ordering::Relaxed);
+        if matches!(applier.mode, RunMode::Apply | RunMode::Ask)
+            && applier.allowed(ActionKind::Rename)
+        {
+            convert(c, applier)?;
+        }
+    }
     let strays = Mutex::new(Vec::<StrayCandidate>::new());
     let mut dir_fds: Vec<(&'static str, OwnedFd)> = Vec::new();
     let mut buckets: Vec<u32> = Vec::new();
@@ -158,6 +188,13 @@ pub fn check(c: &MessageCheck, applier: &Applier) -> io::Result<usize> {
                 continue;
             }
             if let Some(st) = stat_at(&fd, &name).map_err(|e| named(dir, e))? {
+                // A flat todo/intd message file is the conversion's (done
+                // above, or reported as the one mismatch): never a stray.
+                if is_todo_or_intd(dir)
+                    && classify_top(name.as_bytes(), st.kind) == Top::MessageFile
+                {
+                    continue;
+                }
                 strays.lock().unwrap().push(StrayCandidate {
                     path: Path::new(dir).join(&name),
                     name: None,
@@ -173,7 +210,7 @@ pub fn check(c: &MessageCheck, applier: &Applier) -> io::Result<usize> {
     }
     buckets.sort_unstable();
     buckets.dedup();
-    let index = RealIndex::open(c.root, c.layout.split).map_err(|e| named(MESS, e))?;
+    let index = RealIndex::open(c.root, c.layout).map_err(|e| named(MESS, e))?;
     let first_error = Mutex::new(None::<io::Error>);
     let threads = if applier.mode == RunMode::Ask {
         1
@@ -211,14 +248,8 @@ pub fn check(c: &MessageCheck, applier: &Applier) -> io::Result<usize> {
     }
     let mut strays = strays.into_inner().unwrap();
     let mut plan = Plan::default();
-    if let Some(bfd) = open_dir_at(c.root, "bounce")? {
-        super::observe::for_each_name(&bfd, |name| {
-            if let Some(st) = stat_at(&bfd, name)? {
-                plan_bounce_file(name, &st, c.ids, c.layout, &index, &mut plan, &mut strays);
-            }
-            Ok(())
-        })
-        .map_err(|e| named("bounce", e))?;
+    for dir in c.layout.flat_message_dirs() {
+        check_flat_dir(c, dir, &index, &mut plan, &mut strays).map_err(|e| named(dir, e))?;
     }
     for w in &plan.warnings {
         applier.warn(&w.path, &w.cause);
@@ -259,6 +290,125 @@ pub fn check(c: &MessageCheck, applier: &Applier) -> io::Result<usize> {
         applier.run(a);
     }
     Ok(problems.into_inner() + plan.problems())
+}
+
+/// Every file of a flat message directory (`bounce`; `todo` and `intd`
+/// without `BIGTODO`), streamed: a flat `todo` file whose `mess` exists is
+/// a message waiting for qmail-send, never a stray.
+fn check_flat_dir(
+    c: &MessageCheck,
+    dir: &'static str,
+    index: &RealIndex,
+    plan: &mut Plan,
+    strays: &mut Vec<StrayCandidate>,
+) -> io::Result<()> {
+    let Some(fd) = open_dir_at(c.root, dir)? else {
+        return Ok(());
+    };
+    let partner = super::plan::partner(dir);
+    super::observe::for_each_name(&fd, |name| {
+        let Some(st) = stat_at(&fd, name)? else {
+            return Ok(());
+        };
+        // A numbered subdirectory of a flat todo/intd: the conversion's.
+        if partner.is_some() && classify_top(name.as_bytes(), st.kind) == Top::Subdir {
+            return Ok(());
+        }
+        let paired = st.nlink > 1
+            && partner.is_some_and(|p| {
+                matches!(stat_at(c.root, &Path::new(p).join(name)),
+                    Ok(Some(o)) if (o.dev, o.ino) == (st.dev, st.ino))
+            });
+        plan_flat_file(dir, name, &st, paired, c.ids, c.layout, index, plan, strays);
+        Ok(())
+    })
+}
+
+/// What `todo` and `intd` hold at their top, against what `BIGTODO` says:
+/// the directories to convert (none in a queue as configured). Reads only
+/// the names and types at the top of the two directories.
+pub fn layout_mismatch(root: &OwnedFd, layout: &Layout) -> io::Result<Vec<Mismatch>> {
+    let mut found = Vec::new();
+    for dir in [TODO, INTD] {
+        let Some(fd) = open_dir_at(root, dir).map_err(|e| named(dir, e))? else {
+            continue;
+        };
+        let (mut subdir, mut file) = (false, false);
+        super::observe::for_each_typed(&fd, |name, kind| {
+            match classify_top(name.as_bytes(), kind) {
+                Top::Subdir => subdir = true,
+                Top::MessageFile => file = true,
+                Top::Other => {}
+            }
+            Ok(())
+        })
+        .map_err(|e| named(dir, e))?;
+        found.extend(mismatch_of(dir, layout, subdir, file));
+    }
+    Ok(found)
+}
+
+/// Converts the mismatched `todo`/`intd` into the configured layout:
+/// `intd` first and made durable, then `todo` (a todo file is what hands a
+/// message to qmail-send, which then reads its intd file); every move a
+/// rename, so a `todo`/`intd` pair keeps its one inode and an interrupted
+/// conversion leaves each file under exactly one name for the next run to
+/// finish. Numbered subdirectories of a directory made flat go once empty.
+fn convert(c: &MessageCheck, applier: &Applier) -> io::Result<()> {
+    let mut emptied = Vec::new();
+    for dir in [INTD, TODO] {
+        let Some(m) = c.mismatch.iter().find(|m| m.dir == dir) else {
+            continue;
+        };
+        let Some(fd) = open_dir_at(c.root, dir).map_err(|e| named(dir, e))? else {
+            continue;
+        };
+        if m.on_disk_split {
+            let mut subs = Vec::new();
+            super::observe::for_each_typed(&fd, |name, kind| {
+                if classify_top(name.as_bytes(), kind) == Top::Subdir {
+                    subs.push(name.to_owned());
+                }
+                Ok(())
+            })
+            .map_err(|e| named(dir, e))?;
+            for sub in subs {
+                let shown = Path::new(dir).join(&sub);
+                // One subdirectory's names at a time.
+                let Some(sfd) = open_dir_at(&fd, &sub).map_err(|e| named(dir, e))? else {
+                    continue;
+                };
+                let mut entries = Vec::new();
+                super::observe::for_each_typed(&sfd, |name, kind| {
+                    entries.push((name.to_owned(), kind));
+                    Ok(())
+                })
+                .map_err(|e| named(&shown.to_string_lossy(), e))?;
+                for (name, kind) in entries {
+                    if let Some(a) = plan_conversion(dir, Some(&sub), &name, kind, c.layout) {
+                        applier.run(&a);
+                    }
+                }
+                emptied.push(shown);
+            }
+        } else {
+            // Renames out of the directory being read: an entry is seen
+            // once or, moved already, not at all.
+            super::observe::for_each_typed(&fd, |name, kind| {
+                if let Some(a) = plan_conversion(dir, None, name, kind, c.layout) {
+                    applier.run(&a);
+                }
+                Ok(())
+            })
+            .map_err(|e| named(dir, e))?;
+        }
+        // This directory's new names on disk before the next one's moves.
+        applier.flush();
+    }
+    for path in emptied {
+        applier.run(&Action::RemoveEmptyDir { path });
+    }
+    Ok(())
 }
 
 /// A file seen with more links than allowed, looked at again: its link

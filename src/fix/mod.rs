@@ -26,7 +26,21 @@ use std::io;
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
-/// Exit statuses (also in `queue-fix --help`).
+/// Exit statuses (also in `queue-fix --help`, queue-fix(8) and the
+/// README).
+///
+/// One rule: the status is the number of problems the queue still has
+/// when queue-fix ends. With `-N` nothing changes, so that is every
+/// problem found; a repair that left the queue correct exits 0, which is
+/// what IndiMail 3.x's callers require (qscheduler grows the queue count
+/// by running `queue-fix -s SPLIT BASE/queue<N+1>` and stops every
+/// qmail-send it supervises on any other status: qscheduler.c,
+/// `queue_fix()`, indimail/indimail-mta). Upstream's own repair returns 0
+/// even when it only warned (`return (flag_doit ? 0 : queueError)`,
+/// indimail-mta-x/queue-fix.c revision 1.32 of 2024-02-08, commit
+/// fcca1020fc8d934896bcc4b5080aea2e1267b5b7); here what a repair saw but did not change
+/// (a file with foreign hard links, a `lock/tcpto` of the wrong size, an
+/// answer "no" to `-i`) still counts, so 0 always means a correct queue.
 pub mod status {
     /// Usage error.
     pub const USAGE: i32 = 100;
@@ -34,7 +48,8 @@ pub mod status {
     pub const FATAL: i32 = 111;
     /// A live queue needed changes and `--force` was not given.
     pub const LIVE: i32 = 112;
-    /// Problem counts are capped here so they never reach 100.
+    /// Problem counts are capped here so they never reach 100 (nor wrap
+    /// to 0 modulo 256, as upstream's do).
     pub const MAX_PROBLEMS: i32 = 99;
 }
 
@@ -67,7 +82,12 @@ pub enum Target {
 /// What happened to one queue or a whole run.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Outcome {
+    /// Problems found.
     pub problems: u64,
+    /// Of those, the ones this run did not change (reported only, or
+    /// declined at `-i`); with `-N` every problem stays, and this is not
+    /// used.
+    pub left: u64,
     pub fatal: bool,
     pub live_refused: bool,
 }
@@ -75,18 +95,25 @@ pub struct Outcome {
 impl Outcome {
     pub fn add(&mut self, o: Outcome) {
         self.problems += o.problems;
+        self.left += o.left;
         self.fatal |= o.fatal;
         self.live_refused |= o.live_refused;
     }
 
-    /// The exit status: fatal beats live beats the problem count.
-    pub fn status(&self) -> i32 {
+    /// The exit status (see [`status`]): fatal beats live beats the count
+    /// of problems the queue still has, capped — all of them when nothing
+    /// was changed (`-N`), those left unrepaired otherwise.
+    pub fn status(&self, mode: RunMode) -> i32 {
+        let remaining = match mode {
+            RunMode::DryRun | RunMode::CountOnly => self.problems,
+            RunMode::Apply | RunMode::Ask => self.left.min(self.problems),
+        };
         if self.fatal {
             status::FATAL
         } else if self.live_refused {
             status::LIVE
         } else {
-            self.problems.min(status::MAX_PROBLEMS as u64) as i32
+            remaining.min(status::MAX_PROBLEMS as u64) as i32
         }
     }
 }
@@ -111,7 +138,7 @@ pub fn run(opts: &Options) -> i32 {
             retire,
         } => fix_base(base, *start, *count, *retire, opts, &ids),
     };
-    outcome.status()
+    outcome.status(opts.mode)
 }
 
 pub(crate) fn fatal(path: &Path, what: &str, e: impl std::fmt::Display) -> Outcome {
@@ -125,7 +152,8 @@ pub(crate) fn fatal(path: &Path, what: &str, e: impl std::fmt::Display) -> Outco
     }
 }
 
-/// Every queue of the range, then the orphans (and their retirement).
+/// Every queue of the range, the queues qscheduler serves beyond it, the
+/// special queues, then the orphans (and their retirement).
 fn fix_base(
     base: &Path,
     start: u32,
@@ -144,7 +172,11 @@ fn fix_base(
     for n in range.clone() {
         total.add(fix_queue(&base.join(format!("queue{n}")), opts, ids));
     }
-    let orphans = match retire::find_orphans(base, &range) {
+    let in_use = crate::queue::served::scheduler_in_use();
+    let served = crate::queue::served::served_range(start, count, in_use);
+    total.add(fix_served_beyond(base, &range, &served, in_use, opts, ids));
+    total.add(fix_special(base, opts, ids));
+    let orphans = match retire::find_orphans(base, &served) {
         Ok(o) => o,
         Err(e) => return fatal(base, "cannot read", e),
     };
@@ -155,8 +187,8 @@ fn fix_base(
                 "queue-fix: {}: orphan: holds {held} message{} outside queue{}..queue{}{}",
                 crate::escape::path(&q),
                 if *held == 1 { "" } else { "s" },
-                range.start,
-                range.end.saturating_sub(1),
+                served.start,
+                served.end.saturating_sub(1),
                 if retire {
                     ""
                 } else {
@@ -165,10 +197,14 @@ fn fix_base(
             );
         }
         if retire {
-            // With -N: the plan of the retirement, nothing moved.
+            // With -N: the plan of the retirement, nothing moved. Mail
+            // goes into the configured range only: qscheduler may shrink
+            // back below what it serves now.
             total.add(retire::retire_queue(&q, base, &range, opts, ids));
         } else {
+            // Found, and not something this run repairs.
             total.problems += 1;
+            total.left += 1;
         }
     }
     if retire && opts.mode != RunMode::DryRun {
@@ -176,6 +212,78 @@ fn fix_base(
         if let Err(e) = retire::finish_markers(base, &range, &opts.layout) {
             total.add(fatal(base, "cannot clear retire markers", e));
         }
+    }
+    total
+}
+
+/// The queues beyond the configured range that qscheduler says it has in
+/// use (see [`crate::queue::served`]): a qmail-send delivers from each and
+/// qmail-multi injects into each, so a broken one loses mail exactly as a
+/// range queue would. They are checked and repaired like the range (and
+/// refused like it while live, without `--force`), but never created
+/// (qscheduler runs queue-fix itself before it starts a qmail-send on a
+/// new queue; a missing one means its count is stale) and never retired.
+fn fix_served_beyond(
+    base: &Path,
+    range: &std::ops::Range<u32>,
+    served: &std::ops::Range<u32>,
+    in_use: Option<u32>,
+    opts: &Options,
+    ids: &Ids,
+) -> Outcome {
+    let mut total = Outcome::default();
+    for n in served.clone().filter(|n| !range.contains(n)) {
+        let q = base.join(format!("queue{n}"));
+        let shown = crate::escape::path(&q);
+        let why = format!(
+            "served by qscheduler ({} queues in use, configured queue{}..queue{})",
+            in_use.unwrap_or(0),
+            range.start,
+            range.end.saturating_sub(1)
+        );
+        match std::fs::symlink_metadata(&q) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                println!(
+                    "{shown}: {why}: does not exist; not created (qscheduler creates its queues)"
+                );
+            }
+            _ => {
+                println!("{shown}: {why}: checked like the range, not an orphan");
+                total.add(fix_queue(&q, opts, ids));
+            }
+        }
+    }
+    total
+}
+
+/// IndiMail 3.x's special queues under the base, each with its own layout
+/// (slowq with `ratelimit`, qmta in qmta mode), checked when present and
+/// never created (svctool makes them for the setups that use them).
+fn fix_special(base: &Path, opts: &Options, ids: &Ids) -> Outcome {
+    let mut total = Outcome::default();
+    for sq in crate::queue::special::SPECIAL {
+        let q = base.join(sq.name);
+        if matches!(std::fs::symlink_metadata(&q), Err(e) if e.kind() == io::ErrorKind::NotFound) {
+            continue;
+        }
+        if opts.verbose {
+            println!(
+                "{}: special queue ({}{}{})",
+                crate::escape::path(&q),
+                sq.purpose,
+                if sq.option.is_empty() {
+                    ""
+                } else {
+                    ", checked as with "
+                },
+                sq.option
+            );
+        }
+        let special = Options {
+            layout: sq.layout(opts.layout),
+            ..opts.clone()
+        };
+        total.add(fix_queue(&q, &special, ids));
     }
     total
 }
@@ -217,8 +325,26 @@ pub fn fix_queue(queue: &Path, opts: &Options, ids: &Ids) -> Outcome {
         opts.delete_strays,
         want_of(&QUARANTINE, ids, &opts.layout),
     );
+    let mismatch = match messages::layout_mismatch(&root, &opts.layout) {
+        Ok(m) => m,
+        Err(e) => return fatal(queue, "cannot read", e),
+    };
     let mut plan = Plan::default();
+    // The numbered subdirectories a flat todo/intd lacks are made as part
+    // of its conversion: counted (and, with -N, shown) as its one problem.
+    let mut conversion = Plan::default();
     for (path, want) in &wants {
+        let converting = path.parent().is_some_and(|p| {
+            mismatch
+                .iter()
+                .any(|m| !m.on_disk_split && p == Path::new(m.dir))
+        });
+        if converting && matches!(stat_at(&root, path), Ok(None)) {
+            if matches!(mode, RunMode::Apply | RunMode::Ask) {
+                plan_entry(path, want, None, false, &mut conversion);
+            }
+            continue;
+        }
         let have = if path == Path::new(".") {
             match stat_at(&root, ".") {
                 Ok(st) => st,
@@ -251,6 +377,14 @@ pub fn fix_queue(queue: &Path, opts: &Options, ids: &Ids) -> Outcome {
             bad_quarantine = true;
         }
     }
+    // Only a regular file is the disabled marker, for every tool.
+    if let Some(cause) = crate::queue::disable::stray_marker(&root) {
+        plan.actions.push(plan::Action::SetAside {
+            path: crate::queue::layout::DISABLED_NAME.into(),
+            cause,
+            keep: true,
+        });
+    }
     if opts.layout.ratelimit {
         if let Err(e) = plan_ratelimit_files(&root, ids, &opts.layout, &mut plan) {
             return fatal(&queue.join("ratelimit"), "cannot read", e);
@@ -263,7 +397,7 @@ pub fn fix_queue(queue: &Path, opts: &Options, ids: &Ids) -> Outcome {
             w.cause
         );
     }
-    for a in &plan.actions {
+    for a in plan.actions.iter().chain(&conversion.actions) {
         applier.run(a);
     }
     if bad_quarantine {
@@ -280,6 +414,7 @@ pub fn fix_queue(queue: &Path, opts: &Options, ids: &Ids) -> Outcome {
         ids,
         threads: opts.threads,
         live,
+        mismatch: &mismatch,
     };
     match messages::check(&check, applier) {
         Ok(n) => outcome.problems += n as u64,
@@ -290,6 +425,8 @@ pub fn fix_queue(queue: &Path, opts: &Options, ids: &Ids) -> Outcome {
     if applier.errors() > 0 {
         outcome.fatal = true;
     }
+    // The layout's own warnings were printed above, not by the applier.
+    outcome.left = applier.left() + plan.warnings.len() as u64;
     if refuse && outcome.problems > 0 {
         eprintln!(
             "queue-fix: {}: live: {} is locked by another process (qmail-send running); \
@@ -407,6 +544,7 @@ fn create_queue(queue: &Path, opts: &Options, ids: &Ids) -> Outcome {
         // -i and the answer was no.
         return Outcome {
             problems: 1,
+            left: 1,
             ..Outcome::default()
         };
     }

@@ -157,6 +157,37 @@ pub fn for_each_name(
     Ok(())
 }
 
+/// Like [`for_each_name`], with each entry's type as the directory listing
+/// gives it (`d_type`), looked up with `fstatat` only where the file system
+/// does not say; an entry gone meanwhile is skipped.
+pub fn for_each_typed(
+    fd: &OwnedFd,
+    mut each: impl FnMut(&OsStr, Found) -> io::Result<()>,
+) -> io::Result<()> {
+    use nix::dir::Type;
+    let dup = fd.try_clone()?;
+    let mut dir = Dir::from_fd(dup).map_err(io_err)?;
+    for entry in dir.iter() {
+        let entry = entry.map_err(io_err)?;
+        let name = OsStr::from_bytes(entry.file_name().to_bytes());
+        if name == "." || name == ".." {
+            continue;
+        }
+        let kind = match entry.file_type() {
+            Some(Type::Directory) => Found::Dir,
+            Some(Type::File) => Found::File,
+            Some(Type::Fifo) => Found::Fifo,
+            Some(_) => Found::Other,
+            None => match stat_at(fd, name)? {
+                Some(st) => st.kind,
+                None => continue,
+            },
+        };
+        each(name, kind)?;
+    }
+    Ok(())
+}
+
 /// Every entry of the directory `fd` with its facts. Used for one split
 /// subdirectory at a time, whose size does not grow with the queue.
 pub fn list_with_stats(fd: &OwnedFd) -> io::Result<Vec<(OsString, Stat)>> {

@@ -135,6 +135,11 @@ pub enum Action {
     RemoveLeftover {
         path: PathBuf,
     },
+    /// A numbered subdirectory of a `todo`/`intd` converted to flat, once
+    /// emptied.
+    RemoveEmptyDir {
+        path: PathBuf,
+    },
 }
 
 impl Action {
@@ -144,7 +149,9 @@ impl Action {
                 ActionKind::Create
             }
             Action::Chown { .. } | Action::Chmod { .. } => ActionKind::Permissions,
-            Action::MoveMessage(_) | Action::MoveFile { .. } => ActionKind::Rename,
+            Action::MoveMessage(_) | Action::MoveFile { .. } | Action::RemoveEmptyDir { .. } => {
+                ActionKind::Rename
+            }
             Action::SetAside { .. } | Action::RemoveLeftover { .. } => ActionKind::Strays,
         }
     }
@@ -346,8 +353,9 @@ fn kind_word(k: Kind) -> &'static str {
 pub trait MessIndex {
     /// A `mess` file named `name` exists in any numeric subdirectory.
     fn has_mess(&self, name: u64) -> bool;
-    /// `bounce/<name>` exists.
-    fn has_bounce(&self, name: &OsStr) -> bool;
+    /// `<dir>/<name>` exists in a directory that is flat in this queue
+    /// (`bounce`, and `todo`/`intd` without `BIGTODO`).
+    fn has_flat(&self, dir: &str, name: &OsStr) -> bool;
 }
 
 /// One split subdirectory number, read in every split directory.
@@ -491,13 +499,14 @@ pub fn plan_bucket(
                 }
             }
         }
-        if index.has_bounce(name) {
-            others.push((
-                Path::new("bounce").join(name),
-                Path::new("bounce").join(&new_name),
-            ));
+        // bounce, and a flat todo/intd: the same name, no subdirectory.
+        for dir in layout.flat_message_dirs() {
+            if index.has_flat(dir, name) {
+                others.push((Path::new(dir).join(name), Path::new(dir).join(&new_name)));
+            }
         }
-        // todo last: it is what makes qmail-send pick a message up.
+        // todo last: it is what makes qmail-send pick a message up (intd,
+        // read with it, must be in place first).
         others.sort_by_key(|(from, _)| from.starts_with(layout::TODO));
         let to = at(MESS, &to_sub_s, &new_name);
         plan_permissions(&to, &mess_want, st, &mut then);
@@ -572,31 +581,45 @@ pub fn plan_bucket(
     }
 }
 
-/// A file in `bounce` (not split): kept when its message exists.
-pub fn plan_bounce_file(
+/// A file in a flat message directory (`bounce`; `todo` and `intd`
+/// without `BIGTODO`): kept when its message exists. `paired`: the file's
+/// `todo`/`intd` partner of the same name is the same inode (qmail-queue
+/// links them), which allows it a second link.
+#[allow(clippy::too_many_arguments)]
+pub fn plan_flat_file(
+    dir: &'static str,
     name: &OsStr,
     st: &Stat,
+    paired: bool,
     ids: &Ids,
     layout: &Layout,
     index: &dyn MessIndex,
     plan: &mut Plan,
     strays: &mut Vec<StrayCandidate>,
 ) {
-    let path = Path::new("bounce").join(name);
+    let path = Path::new(dir).join(name);
     let n = parse_inode(name.as_bytes());
     if st.kind == Found::File && n.is_some_and(|n| index.has_mess(n)) {
-        if st.nlink > MAX_LINKS {
+        let max = if paired {
+            MAX_LINKS_TODO_INTD_PAIR
+        } else {
+            MAX_LINKS
+        };
+        // As in a bucket: an unpaired todo or intd file with two links may
+        // be halfway through a move or a retire: left alone.
+        let halfway = partner(dir).is_some() && st.nlink <= MAX_LINKS_TODO_INTD_PAIR;
+        if st.nlink > max && !halfway {
             strays.push(StrayCandidate {
                 path,
                 name: n,
                 stat: *st,
-                cause: hard_links(st.nlink, MAX_LINKS),
+                cause: hard_links(st.nlink, max),
                 regardless: true,
                 linked: true,
             });
         } else {
-            let want = want_file(layout::entry("bounce"), ids, layout);
-            plan_permissions(&path, &want, st, plan);
+            let want = want_file(layout::entry(dir), ids, layout);
+            plan_permissions_linked(&path, &want, st, max, plan);
         }
         return;
     }
@@ -608,6 +631,114 @@ pub fn plan_bounce_file(
         regardless: st.kind != Found::File,
         linked: false,
     });
+}
+
+/// `todo` or `intd` laid out otherwise than `BIGTODO` says (an
+/// administrator changed the setting): qmail-send reads only the layout its
+/// `BIGTODO` names, so a repair converts the directory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Mismatch {
+    pub dir: &'static str,
+    /// Split on disk (numbered subdirectories) where the configuration
+    /// wants it flat; `false`: flat on disk where it wants it split.
+    pub on_disk_split: bool,
+}
+
+/// What an entry at the top of `todo` or `intd` says about its layout.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Top {
+    /// A numbered subdirectory: the split layout.
+    Subdir,
+    /// A regular file with a message name: the flat layout.
+    MessageFile,
+    /// Neither: the message check's business.
+    Other,
+}
+
+pub fn classify_top(name: &[u8], kind: Found) -> Top {
+    match kind {
+        Found::Dir if crate::queue::name::parse_subdir(name).is_some() => Top::Subdir,
+        Found::File if parse_inode(name).is_some() => Top::MessageFile,
+        _ => Top::Other,
+    }
+}
+
+/// Whether `dir` (todo or intd) needs converting, from what its top holds.
+/// Split is wanted: flat message files there, or no numbered subdirectory
+/// at all (a flat directory, empty or not). Flat is wanted: any numbered
+/// subdirectory (under `BIGTODO=0` qmail-send's todo scan takes each for a
+/// message and logs "unable to stat" for it on every pass).
+pub fn mismatch_of(
+    dir: &'static str,
+    layout: &Layout,
+    has_subdir: bool,
+    has_message_file: bool,
+) -> Option<Mismatch> {
+    let wrong = if layout.is_split_dir(dir) {
+        has_message_file || !has_subdir
+    } else {
+        has_subdir
+    };
+    wrong.then_some(Mismatch {
+        dir,
+        on_disk_split: !layout.is_split_dir(dir),
+    })
+}
+
+/// The one problem a queue's layout mismatches make, naming the setting.
+pub fn mismatch_cause(m: &[Mismatch]) -> String {
+    let dirs: Vec<&str> = m.iter().map(|m| m.dir).collect();
+    let split = m.first().is_some_and(|m| m.on_disk_split);
+    let (disk, configured, other) = if split {
+        ("split", "BIGTODO=0 (flat)", 1)
+    } else {
+        ("flat", "BIGTODO=1 (split)", 0)
+    };
+    format!(
+        "{}: {disk} on disk, but {configured}: a repair converts {} (every file moved); \
+         or set BIGTODO={other} / -b {other}",
+        dirs.join(", "),
+        if dirs.len() == 1 { "it" } else { "them" }
+    )
+}
+
+/// The move of one entry of a mismatched `todo` or `intd` into the
+/// configured layout. `sub`: the numbered subdirectory it sits in when the
+/// directory becomes flat; `None`: it sits at the top and the directory
+/// becomes split. Every regular file moves (the message check then judges
+/// it where qmail-send looks); anything else in a subdirectory that goes
+/// is set aside; anything else at the top is the message check's.
+pub fn plan_conversion(
+    dir: &'static str,
+    sub: Option<&OsStr>,
+    name: &OsStr,
+    kind: Found,
+    layout: &Layout,
+) -> Option<Action> {
+    match sub {
+        Some(sub) => {
+            let from = Path::new(dir).join(sub).join(name);
+            Some(if kind == Found::File {
+                Action::MoveFile {
+                    from,
+                    to: Path::new(dir).join(name),
+                }
+            } else {
+                Action::SetAside {
+                    path: from,
+                    cause: format!("{} where a message file belongs", kind.word()),
+                    keep: true,
+                }
+            })
+        }
+        None => {
+            let n = parse_inode(name.as_bytes()).filter(|_| kind == Found::File)?;
+            Some(Action::MoveFile {
+                from: Path::new(dir).join(name),
+                to: layout.message_path(dir, n),
+            })
+        }
+    }
 }
 
 /// Why an entry that belongs to no known message, or is no message file at
@@ -630,7 +761,7 @@ mod tests {
         fn has_mess(&self, n: u64) -> bool {
             self.0.contains(&n)
         }
-        fn has_bounce(&self, _: &OsStr) -> bool {
+        fn has_flat(&self, _: &str, _: &OsStr) -> bool {
             false
         }
     }
@@ -712,9 +843,11 @@ mod tests {
             assert!(strays.is_empty(), "{ino}");
             // The same files seen from bounce: found through the index.
             let index = Index([ino].into());
-            plan_bounce_file(
+            plan_flat_file(
+                "bounce",
                 OsStr::new(&ino.to_string()),
                 &file(ino.wrapping_add(1), 11, 0o600),
+                false,
                 &IDS,
                 &Layout::new(split),
                 &index,
@@ -926,5 +1059,123 @@ mod tests {
             .any(|a| matches!(a, Action::Chmod { path, .. } if path.starts_with("mess"))));
         assert_eq!(plan.warnings.len(), 1);
         assert!(plan.warnings[0].cause.contains("2 hard links"));
+    }
+
+    #[test]
+    fn a_todo_or_intd_in_the_other_layout_is_one_mismatch_and_each_entry_moves() {
+        let split = Layout::new(7);
+        let flat = Layout {
+            big_todo: false,
+            ..split
+        };
+        assert_eq!(classify_top(b"3", Found::Dir), Top::Subdir);
+        assert_eq!(classify_top(b"123", Found::File), Top::MessageFile);
+        assert_eq!(classify_top(b"x", Found::File), Top::Other);
+        assert_eq!(classify_top(b"03", Found::Dir), Top::Other);
+        // Configured split: flat files, or no subdirectory at all.
+        assert_eq!(mismatch_of("todo", &split, true, false), None);
+        for (sub, file) in [(true, true), (false, false), (false, true)] {
+            assert_eq!(
+                mismatch_of("todo", &split, sub, file),
+                Some(Mismatch {
+                    dir: "todo",
+                    on_disk_split: false
+                })
+            );
+        }
+        // Configured flat: any numbered subdirectory.
+        assert_eq!(mismatch_of("intd", &flat, false, true), None);
+        assert!(mismatch_of("intd", &flat, true, true).is_some_and(|m| m.on_disk_split));
+        let cause = mismatch_cause(&[
+            Mismatch {
+                dir: "todo",
+                on_disk_split: true,
+            },
+            Mismatch {
+                dir: "intd",
+                on_disk_split: true,
+            },
+        ]);
+        assert!(
+            cause.starts_with("todo, intd: split on disk, but BIGTODO=0 (flat)")
+                && cause.ends_with("BIGTODO=1 / -b 1"),
+            "{cause}"
+        );
+        let name = OsStr::new("15");
+        assert_eq!(
+            plan_conversion("todo", None, name, Found::File, &split),
+            Some(Action::MoveFile {
+                from: "todo/15".into(),
+                to: "todo/1/15".into()
+            })
+        );
+        assert_eq!(
+            plan_conversion("todo", None, name, Found::Fifo, &split),
+            None
+        );
+        assert_eq!(
+            plan_conversion("intd", Some(OsStr::new("1")), name, Found::File, &flat),
+            Some(Action::MoveFile {
+                from: "intd/1/15".into(),
+                to: "intd/15".into()
+            })
+        );
+        assert!(matches!(
+            plan_conversion("intd", Some(OsStr::new("1")), name, Found::Dir, &flat),
+            Some(Action::SetAside { keep: true, .. })
+        ));
+    }
+
+    #[test]
+    fn a_flat_todo_file_is_a_message_with_its_mess_and_may_share_intd_s_inode() {
+        let flat = Layout {
+            big_todo: false,
+            ..Layout::new(7)
+        };
+        let index = Index([15].into());
+        let mut st = file(99, 10, 0o644);
+        st.nlink = 2;
+        let (mut plan, mut strays) = (Plan::default(), Vec::new());
+        let name = OsStr::new("15");
+        plan_flat_file(
+            "todo",
+            name,
+            &st,
+            true,
+            &IDS,
+            &flat,
+            &index,
+            &mut plan,
+            &mut strays,
+        );
+        assert_eq!((plan.clone(), strays.len()), (Plan::default(), 0));
+        // Three links: not the pair's, set aside after a second look.
+        st.nlink = 3;
+        plan_flat_file(
+            "todo",
+            name,
+            &st,
+            true,
+            &IDS,
+            &flat,
+            &index,
+            &mut plan,
+            &mut strays,
+        );
+        assert!(strays.len() == 1 && strays[0].linked);
+        // No mess: a stray candidate (the second look and age decide).
+        let (mut plan, mut strays) = (Plan::default(), Vec::new());
+        plan_flat_file(
+            "intd",
+            OsStr::new("16"),
+            &file(98, 10, 0o644),
+            false,
+            &IDS,
+            &flat,
+            &index,
+            &mut plan,
+            &mut strays,
+        );
+        assert!(strays.len() == 1 && !strays[0].regardless);
     }
 }

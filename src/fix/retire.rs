@@ -47,21 +47,27 @@ pub const MARKER_PREFIX: &str = "retire.";
 /// Temporary copies of a message's other files, in a destination's `pid/`.
 pub const TEMP_PREFIX: &str = "retire-tmp.";
 
-/// Every `queueN` under `base` outside `range` that holds mail, with its
-/// message count, sorted by N.
-pub fn find_orphans(base: &Path, range: &Range<u32>) -> io::Result<Vec<(u32, u64)>> {
+/// Every `queueN` under `base` outside `served` that holds mail, with its
+/// message count, sorted by N. `served` is
+/// [`crate::queue::served::served_range`]: a queue qscheduler grew and
+/// still serves is not an orphan. The special queues (`nqueue`, `slowq`,
+/// `qmta`: [`crate::queue::special`]) never are, whatever they hold.
+pub fn find_orphans(base: &Path, served: &Range<u32>) -> io::Result<Vec<(u32, u64)>> {
     let fd = super::observe::open_named_dir(nix::fcntl::AT_FDCWD, base)?
         .ok_or_else(|| io::Error::other("not a directory"))?;
     let mut found = Vec::new();
     super::observe::for_each_name(&fd, |name| {
-        let Some(n) = name
-            .to_str()
+        let text = name.to_str();
+        if text.is_some_and(|t| crate::queue::special::find(t).is_some()) {
+            return Ok(());
+        }
+        let Some(n) = text
             .and_then(|s| s.strip_prefix("queue"))
             .and_then(|d| crate::queue::name::parse_subdir(d.as_bytes()))
         else {
             return Ok(());
         };
-        if range.contains(&n) {
+        if served.contains(&n) {
             return Ok(());
         }
         if let Some(q) = super::observe::open_named_dir(&fd, name).ok().flatten() {

@@ -7,7 +7,11 @@
 //! why a disabled queue is recognised by [`DISABLED_ROOT_BIT`] on the root's
 //! own mode, which `queue-fix --disable` sets next to the marker file; the
 //! marker itself is honoured too when the caller can see it (root, group
-//! qmail), so a marker made by hand takes effect for them at once.
+//! qmail), so a marker made by hand takes effect for them at once. The bit
+//! alone disables, for every caller alike, since an unprivileged one cannot
+//! look further: left without a regular marker (an interrupted enable, a
+//! hand-set bit), it keeps new mail away until `queue-fix` (which follows
+//! the marker) reports and clears it.
 
 use nix::errno::Errno;
 use nix::sys::stat::{lstat, stat, SFlag};
@@ -142,10 +146,15 @@ pub fn probe(queue: &Path, min_free: Option<u64>) -> Health {
     }
 }
 
-/// Whether the marker exists, as far as the caller can see (EACCES for an
-/// unprivileged caller: the root's bit decides then).
+/// Whether the marker is there, as far as the caller can see (EACCES for
+/// an unprivileged caller: the root's bit decides then). Only a regular
+/// file is the marker, for every tool (`queue::disable`): a directory, a
+/// FIFO, a symlink or a socket under its name is ignored here, reported
+/// and set aside by queue-fix. A regular file with more links still counts:
+/// nothing ever writes to it or changes its owner or mode.
 fn marker_visible(queue: &Path) -> bool {
-    lstat(&queue.join(DISABLED_NAME)).is_ok()
+    lstat(&queue.join(DISABLED_NAME))
+        .is_ok_and(|st| SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFREG)
 }
 
 #[cfg(test)]

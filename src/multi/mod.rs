@@ -90,15 +90,7 @@ fn run(args: Vec<OsString>) -> Result<(), Fatal> {
             ),
         ));
     }
-    std::env::set_current_dir(&config.qmail_home).map_err(|e| {
-        Fatal::new(
-            QueueExit::QmailHome,
-            format!(
-                "cannot change into QMAILHOME {}: {e}",
-                crate::escape::path(&config.qmail_home)
-            ),
-        )
-    })?;
+    enter_home(&config.qmail_home)?;
     // Resolved before any filter runs, so a configuration error costs nothing.
     let destination = match &config.target {
         Target::Fixed(dir) => Destination::Fixed(dir.clone()),
@@ -152,7 +144,14 @@ fn run(args: Vec<OsString>) -> Result<(), Fatal> {
                 None
             };
             let choice = least_loaded
-                .unwrap_or_else(|| select::choose(start, count, &mut probe, &mut rng))
+                .unwrap_or_else(|| {
+                    let count = if dynamic {
+                        random_count(start, count)
+                    } else {
+                        count
+                    };
+                    select::choose(start, count, &mut probe, &mut rng)
+                })
                 .map_err(|none| {
                     let why: Vec<String> = none
                         .skipped
@@ -195,6 +194,37 @@ fn run(args: Vec<OsString>) -> Result<(), Fatal> {
         );
     }
     Err(exec_queue(&program, args, &queue, config.passes + 1))
+}
+
+/// Changes into `QMAILHOME` when it exists, else into `/`, as upstream's
+/// qmail-multi (which always changes into `/`: `indimail-mta-x/qmulti.c`,
+/// commit 9964037f58eb8e3cff7f85e51e4926e82ae7e2ac, `qmulti`): the queue
+/// program needs a working directory that stays, not QMAILHOME itself, so
+/// a host without one (a relay with its queues elsewhere) still queues.
+fn enter_home(home: &std::path::Path) -> Result<(), Fatal> {
+    match std::env::set_current_dir(home) {
+        Ok(()) => return Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => crate::diag!(
+            warn,
+            "cannot change into QMAILHOME {}: {e}; using /",
+            crate::escape::path(home)
+        ),
+    }
+    std::env::set_current_dir("/")
+        .map_err(|e| Fatal::new(QueueExit::QmailHome, format!("cannot change into /: {e}")))
+}
+
+/// How many queues a random choice spans under `DYNAMIC_QUEUE` when the
+/// segments could not be used: the queues in service by THE rule
+/// ([`queue::served`]), so a queue qscheduler grew still gets its share
+/// when its `/qscheduler` count is readable and trusted.
+fn random_count(start: u64, count: u32) -> u32 {
+    let Ok(start32) = u32::try_from(start) else {
+        return count;
+    };
+    let served = queue::served::served_range(start32, count, queue::served::scheduler_in_use());
+    (served.end - served.start).max(count)
 }
 
 /// `QUEUE_BASE`, or the first line of `control/queue_base`, or

@@ -84,7 +84,7 @@ pub fn set_disabled(queue: &Path, disabled: bool) -> Result<Change, DisableError
     let marker = marker_at(&root).map_err(err("cannot examine the marker"))?;
     if marker == Some(false) {
         return Err(DisableError {
-            what: format!("{DISABLED_NAME} exists and is not a regular file; move it away first"),
+            what: format!("{DISABLED_NAME} exists and is not a regular file; a repair by queue-fix sets it aside"),
             errno: Errno::EEXIST,
         });
     }
@@ -145,12 +145,64 @@ pub fn is_disabled(queue: &Path) -> Result<bool, DisableError> {
     Ok(marker_at(&root).map_err(err("cannot examine the marker"))? == Some(true))
 }
 
+/// What is under the marker's name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Marker {
+    Absent,
+    /// A regular file: the queue is disabled.
+    Regular,
+    /// Anything else (its kind, in words): it disables nothing, for any
+    /// tool, and does not belong in a queue.
+    Other(&'static str),
+}
+
+impl Marker {
+    pub fn disables(self) -> bool {
+        self == Marker::Regular
+    }
+
+    /// For queue-fix's plan: why it is set aside, when it is.
+    pub fn stray_cause(self) -> Option<String> {
+        match self {
+            Marker::Other(kind) => Some(format!(
+                "{kind} where the {DISABLED_NAME} marker (a regular file) belongs; it disables nothing"
+            )),
+            _ => None,
+        }
+    }
+}
+
+/// The marker's kind under an open root, not following a symlink.
+pub fn marker_kind_at(root: &OwnedFd) -> Result<Marker, Errno> {
+    let st = match fstatat(root, DISABLED_NAME, AtFlags::AT_SYMLINK_NOFOLLOW) {
+        Ok(st) => st,
+        Err(Errno::ENOENT) => return Ok(Marker::Absent),
+        Err(e) => return Err(e),
+    };
+    let t = SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT;
+    Ok(if t == SFlag::S_IFREG {
+        Marker::Regular
+    } else if t == SFlag::S_IFDIR {
+        Marker::Other("a directory")
+    } else if t == SFlag::S_IFIFO {
+        Marker::Other("a named pipe")
+    } else if t == SFlag::S_IFLNK {
+        Marker::Other("a symbolic link")
+    } else if t == SFlag::S_IFSOCK {
+        Marker::Other("a socket")
+    } else {
+        Marker::Other("a device")
+    })
+}
+
 /// For queue-fix's check: says on stdout that the queue is disabled (a
 /// state, not a problem) and returns whether it is, so the root's expected
-/// mode carries [`DISABLED_ROOT_BIT`]. Something other than a regular file
-/// under the marker's name does not disable the queue.
+/// mode carries [`DISABLED_ROOT_BIT`] (a bit without a regular marker is
+/// then a wrong mode, cleared by a repair). Only a regular file disables;
+/// anything else is [`stray_marker`]'s. A marker that cannot be examined
+/// counts as absent.
 pub fn note_disabled(root: &OwnedFd, queue: &Path) -> bool {
-    let disabled = matches!(marker_at(root), Ok(Some(true)));
+    let disabled = marker_kind_at(root).is_ok_and(Marker::disables);
     if disabled {
         println!(
             "{}: disabled: qmail-multi sends it no new mail (queue-fix --enable enables it)",
@@ -158,4 +210,10 @@ pub fn note_disabled(root: &OwnedFd, queue: &Path) -> bool {
         );
     }
     disabled
+}
+
+/// For queue-fix's plan: why the thing under the marker's name is set
+/// aside, when it is not a regular file.
+pub fn stray_marker(root: &OwnedFd) -> Option<String> {
+    marker_kind_at(root).ok()?.stray_cause()
 }

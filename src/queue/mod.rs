@@ -5,4 +5,5 @@ pub mod disable;
 pub mod layout;
 pub mod name;
 pub mod served;
+pub mod special;
 pub mod users;

@@ -3,12 +3,26 @@
 //! delivers from an orphan.
 //!
 //! The configured range is `QUEUE_START .. QUEUE_START+QUEUE_COUNT`. In
-//! IndiMail 3.x's dynamic mode qscheduler grows the number of queues under
-//! load (creating `queue<N+1>` with queue-fix and starting a qmail-send for
-//! it, up to `QUEUE_MAX`) and writes the number in use as the first `int`
-//! of `/dev/shm/qscheduler`; segment N describes queue `QUEUE_START+N-1`.
-//! So while a trusted `/qscheduler` says more queues are in use than the
-//! configured count, those queues are served, not orphans.
+//! IndiMail 3.x's dynamic mode (`indimail-mta-x/qscheduler.c`, commit
+//! 015694f155f0945c497354b4c2da42925e00969b, `dynamic_queue`) qscheduler
+//! writes two `int`s to `/dev/shm/qscheduler`:
+//! - `q[0]`, `qcount`: the queues in use, each with a qmail-send running.
+//!   It starts at qscheduler's own `QUEUE_COUNT` and grows by one whenever
+//!   the total load passes `QUEUE_COUNT × QUEUE_LOAD` while below
+//!   `QUEUE_MAX` (creating `queue<qcount+1>` with queue-fix when missing,
+//!   then starting its qmail-send). It never shrinks while qscheduler runs;
+//!   a restart starts again from `QUEUE_COUNT`.
+//! - `q[1]`, `qconf`: how many queue directories `queue1, queue2, …` exist
+//!   (counted at start, up to `QUEUE_MAX`, raised as the count grows past
+//!   it). A directory counted here but beyond `q[0]` has no qmail-send: it
+//!   is not served, and mail left in it is an orphan's.
+//!
+//! So the queues in service are the configured range extended to `q[0]`
+//! when that is larger; segment N describes queue `QUEUE_START+N-1`
+//! (qscheduler numbers from 1: with it, `QUEUE_START` is 1). qscheduler
+//! unlinks no segment when it stops, so a count left by a dead qscheduler
+//! still extends the range: the safe direction, as queues it grew are then
+//! only left alone, never retired while something might deliver them.
 
 use std::ops::Range;
 

@@ -403,3 +403,81 @@ impl Drop for Tmpfs {
         }
     }
 }
+
+/// The variable that marks the inner run of [`in_private_world`].
+const WORLD_VARIABLE: &str = "QMAIL_MULTI_TEST_PRIVATE_WORLD";
+
+/// Runs the test `test` (this test binary's own test of that name) again
+/// inside a private mount namespace where `/dev/shm` is a fresh tmpfs and
+/// `/etc` is a directory of our own holding `passwd` (root plus `users`,
+/// each `(name, uid)` with a group of the same id), `group` (root, and
+/// `qmail` = 7000) and a files-only `nsswitch.conf`; the host's own
+/// `/dev/shm` and `/etc` are never touched. Not a bind mount over
+/// /etc/passwd itself: the host's useradd replaces that file by rename.
+///
+/// Returns `Some(etc)` in the inner run (go on with the test; `etc` is the
+/// private /etc, still writable through that path), `None` in the outer
+/// one, which has then asserted the inner run's success or said why it was
+/// skipped.
+pub fn in_private_world(test: &str, users: &[(&str, u32)]) -> Option<PathBuf> {
+    if let Some(etc) = std::env::var_os(WORLD_VARIABLE) {
+        return Some(PathBuf::from(etc));
+    }
+    if !is_root() {
+        println!("skipped: a private /dev/shm and /etc need root");
+        return None;
+    }
+    if Command::new("unshare").arg("--version").output().is_err() {
+        println!("skipped: no unshare(1) for a private mount namespace");
+        return None;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let etc = dir.path().join("etc");
+    fs::create_dir(&etc).unwrap();
+    let mut passwd = String::from("root:x:0:0:root:/root:/bin/sh\n");
+    let mut group = String::from("root:x:0:\nqmail:x:7000:\n");
+    for (name, uid) in users {
+        passwd.push_str(&format!("{name}:x:{uid}:{uid}::/:/bin/false\n"));
+        group.push_str(&format!("{name}:x:{uid}:\n"));
+    }
+    fs::write(etc.join("passwd"), passwd).unwrap();
+    fs::write(etc.join("group"), group).unwrap();
+    fs::write(etc.join("nsswitch.conf"), "passwd: files\ngroup: files\n").unwrap();
+    let _ = fs::copy("/etc/ld.so.cache", etc.join("ld.so.cache"));
+    fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    let out = Command::new("unshare")
+        .args(["-m", "--propagation", "private", "sh", "-c"])
+        .arg(
+            "mount -t tmpfs -o mode=1777,size=4m tmpfs /dev/shm && \
+             mount --bind \"$1\" /etc && shift && exec \"$@\"",
+        )
+        .arg("sh")
+        .arg(&etc)
+        .arg(std::env::current_exe().unwrap())
+        .args(["--exact", test, "--nocapture", "--test-threads=1"])
+        .env(WORLD_VARIABLE, &etc)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    print!("{stdout}");
+    assert!(
+        out.status.success() && stdout.contains("1 passed"),
+        "the run in a private namespace failed: {}\n{stdout}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    None
+}
+
+/// A `via` prefix that runs a program as `uid`:`uid`, without groups.
+pub fn as_user(uid: u32) -> Vec<OsString> {
+    [
+        "setpriv".to_string(),
+        format!("--reuid={uid}"),
+        format!("--regid={uid}"),
+        "--clear-groups".to_string(),
+    ]
+    .into_iter()
+    .map(OsString::from)
+    .collect()
+}

@@ -1,0 +1,345 @@
+//! BIGTODO: flat `todo`/`intd` (IndiMail 3.x's default) checked, repaired,
+//! converted both ways (also killed and rerun) and retired into, through
+//! the real queue-fix and the real test depositor.
+
+mod fix_support;
+use fix_support::*;
+use qmail_multi::queue::deposit::{deposit, DepositOptions, Envelope};
+use qmail_multi::queue::layout::Layout;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+const INV: &str = "--as-invoker";
+const SPLIT: u32 = 23;
+
+/// queue-fix with `BIGTODO` set as given.
+fn qf(big_todo: bool, args: &[&str]) -> std::process::Output {
+    let mut a = vec![INV, "-s", "23"];
+    a.extend_from_slice(args);
+    run_env(&a, &[("BIGTODO", if big_todo { "1" } else { "0" })])
+}
+
+#[track_caller]
+fn qf_expect(big_todo: bool, args: &[&str], status: i32) -> std::process::Output {
+    let o = qf(big_todo, args);
+    assert_eq!(
+        code(&o),
+        status,
+        "BIGTODO={} queue-fix {args:?}\nstdout:\n{}\nstderr:\n{}",
+        u8::from(big_todo),
+        out(&o),
+        err(&o)
+    );
+    o
+}
+
+/// A repair: it ends with the problems repaired (exit 0..=99 whether the
+/// status counts them or says "repaired"); the `-N` after it is the check.
+#[track_caller]
+fn repair(big_todo: bool, args: &[&str]) {
+    let o = qf(big_todo, args);
+    assert!((0..=99).contains(&code(&o)), "{}", err(&o));
+    assert!(!err(&o).contains("fatal"), "{}", err(&o));
+}
+
+/// `n` messages written as qmail-queue writes them under this `BIGTODO`.
+fn fill_as(q: &Path, n: usize, big_todo: bool) -> Vec<u64> {
+    let opts = DepositOptions {
+        layout: Layout {
+            big_todo,
+            ..Layout::new(SPLIT)
+        },
+        sync: false,
+        received_line: false,
+    };
+    (0..n)
+        .map(|i| {
+            let env = Envelope {
+                sender: format!("s{i}@example.org").into_bytes(),
+                recipients: vec![format!("r{i}@example.net").into_bytes()],
+            };
+            let text = format!("Subject: {i}\n\nbody {i}\n");
+            deposit(q, &mut text.as_bytes(), &env, opts).unwrap()
+        })
+        .collect()
+}
+
+/// Where the configured layout puts message `ino`'s file in `dir`.
+fn at(q: &Path, dir: &str, ino: u64, big_todo: bool) -> PathBuf {
+    let split_dir = big_todo || !matches!(dir, "todo" | "intd");
+    let mut p = q.join(dir);
+    if split_dir {
+        p.push((ino % u64::from(SPLIT)).to_string());
+    }
+    p.join(ino.to_string())
+}
+
+/// Every message of the queue as `(mess, todo)` content hashes, sorted,
+/// checking on the way that each `mess` is named by its inode and that
+/// its todo and intd files are exactly where this `BIGTODO` puts them
+/// (nowhere else: a count of every file in todo and intd), one inode.
+#[track_caller]
+fn pending(q: &Path, big_todo: bool) -> Vec<(u64, u64)> {
+    let mut v = Vec::new();
+    for sub in std::fs::read_dir(q.join("mess")).unwrap() {
+        for f in std::fs::read_dir(sub.unwrap().path()).unwrap() {
+            let f = f.unwrap();
+            let ino = f.metadata().unwrap().ino();
+            assert_eq!(f.file_name().to_str(), Some(&*ino.to_string()));
+            let (todo, intd) = (at(q, "todo", ino, big_todo), at(q, "intd", ino, big_todo));
+            let (t, i) = (todo.metadata().unwrap(), intd.metadata().unwrap());
+            assert_eq!(t.ino(), i.ino(), "{}: todo/intd pair split", todo.display());
+            assert_eq!(t.nlink(), 2);
+            v.push((
+                hash_of(&std::fs::read(f.path()).unwrap()),
+                hash_of(&std::fs::read(&todo).unwrap()),
+            ));
+        }
+    }
+    for dir in ["todo", "intd"] {
+        let (mut files, mut subdirs) = (0, 0);
+        for e in std::fs::read_dir(q.join(dir)).unwrap() {
+            let e = e.unwrap();
+            if e.file_type().unwrap().is_dir() {
+                subdirs += 1;
+                files += std::fs::read_dir(e.path()).unwrap().count();
+            } else {
+                files += 1;
+            }
+        }
+        assert_eq!(files, v.len(), "{dir}: files not of a message");
+        let want = if big_todo { SPLIT as usize } else { 0 };
+        assert_eq!(subdirs, want, "{dir}: numbered subdirectories");
+    }
+    assert!(!q.join("quarantine").exists(), "something was quarantined");
+    v.sort_unstable();
+    v
+}
+
+/// The test depositor, as a 3.x qmail-queue under `BIGTODO=0`.
+fn depositor() -> Option<PathBuf> {
+    let p = Path::new(bin())
+        .parent()
+        .unwrap()
+        .join("examples/test-qmail-queue");
+    p.exists().then_some(p)
+}
+
+#[test]
+fn a_3x_queue_holding_46_flat_pending_messages_is_clean_and_kept() {
+    let (_t, dir) = scratch();
+    let q = dir.join("queue1");
+    qf(false, &[s(&q)]);
+    for d in ["todo", "intd"] {
+        assert_eq!(std::fs::read_dir(q.join(d)).unwrap().count(), 0, "{d}");
+    }
+    // The depositor binary with BIGTODO=0, as the 3.x qmail-queue.
+    let Some(depositor) = depositor() else {
+        return skip(
+            "flat pending mail",
+            "examples/test-qmail-queue is not built (cargo build --examples)",
+        );
+    };
+    let env = dir.join("envelope");
+    std::fs::write(&env, b"Fa@example.org\0Tb@example.net\0\0").unwrap();
+    for i in 0..46 {
+        let mut c = Command::new(&depositor)
+            .env("QUEUEDIR", &q)
+            .env("CONFSPLIT", "23")
+            .env("BIGTODO", "0")
+            .stdin(Stdio::piped())
+            .stdout(std::fs::File::open(&env).unwrap())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        let mut stdin = c.stdin.take().unwrap();
+        write!(stdin, "Subject: {i}\n\nbody\n").unwrap();
+        drop(stdin);
+        assert!(c.wait().unwrap().success());
+    }
+    let before = pending(&q, false);
+    assert_eq!(before.len(), 46);
+    let o = qf_expect(false, &["-N", s(&q)], 0);
+    assert_eq!(out(&o) + &err(&o), "");
+    let snap = snapshot(&q);
+    qf_expect(false, &[s(&q)], 0);
+    assert_eq!(snapshot(&q), snap, "a clean flat queue was changed");
+    // A flat todo file with a wrong mode is fixed, one whose mess is gone
+    // (older than qmail-send's 36 hours) set aside: the rules of split.
+    let ino = std::fs::read_dir(q.join("todo"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .file_name();
+    let todo = q.join("todo").join(&ino);
+    std::fs::set_permissions(&todo, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let stray = q.join("intd/999999999");
+    std::fs::write(&stray, "").unwrap();
+    // The todo file and its intd partner (one inode): two chmods, a stray.
+    qf_expect(false, &["-N", s(&q)], 3);
+    repair(false, &[s(&q)]);
+    assert_eq!(todo.metadata().unwrap().mode() & 0o7777, 0o644);
+    assert!(!stray.exists() && q.join("quarantine/intd_999999999").exists());
+    std::fs::remove_dir_all(q.join("quarantine")).unwrap();
+    assert_eq!(pending(&q, false), before);
+    // Under BIGTODO=1 the same queue is one problem naming the setting.
+    let o = qf_expect(true, &["-N", s(&q)], 1);
+    assert_eq!(out(&o), "", "no per-file or per-directory plan");
+    let e = err(&o);
+    assert_eq!(e.lines().count(), 1, "{e}");
+    assert!(
+        e.contains("todo, intd: flat on disk, but BIGTODO=1") && e.contains("BIGTODO=0"),
+        "{e}"
+    );
+}
+
+#[test]
+fn conversion_both_ways_keeps_every_message_where_the_layout_puts_it() {
+    let (_t, dir) = scratch();
+    let q = dir.join("q");
+    qf(true, &[s(&q)]);
+    fill_as(&q, 200, true);
+    let before = pending(&q, true);
+    // A split todo under BIGTODO=0: one problem, nothing changed by -N.
+    let snap = snapshot(&q);
+    let o = qf_expect(false, &["-N", s(&q)], 1);
+    assert!(
+        err(&o).contains("todo, intd: split on disk, but BIGTODO=0 (flat)"),
+        "{}",
+        err(&o)
+    );
+    assert_eq!(snapshot(&q), snap);
+    repair(false, &[s(&q)]);
+    assert_eq!(pending(&q, false), before);
+    qf_expect(false, &["-N", s(&q)], 0);
+    // Mail that arrives flat meanwhile converts back with the rest.
+    fill_as(&q, 20, false);
+    let before = pending(&q, false);
+    repair(true, &[s(&q)]);
+    assert_eq!(pending(&q, true), before);
+    qf_expect(true, &["-N", s(&q)], 0);
+}
+
+#[test]
+fn a_conversion_killed_anywhere_and_rerun_loses_and_doubles_nothing() {
+    std::env::set_var("QUEUE_FIX_UNSAFE_NO_FSYNC", "1");
+    let (_t, dir) = scratch();
+    let q = dir.join("q");
+    qf(true, &[s(&q)]);
+    fill_as(&q, 300, true);
+    let before = pending(&q, true);
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos() as u64
+        | 1;
+    eprintln!("conversion kill test: seed {seed}");
+    let mut x = seed;
+    let mut cut = 0;
+    for round in 0..24u32 {
+        let big_todo = round % 2 == 1;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        // About 2 changes per message, plus the subdirectories.
+        let n = (x % 700).to_string();
+        let o = run_env(
+            &[INV, "-s", "23", s(&q)],
+            &[
+                ("BIGTODO", if big_todo { "1" } else { "0" }),
+                ("QUEUE_FIX_CRASH_AFTER", &n),
+            ],
+        );
+        cut += u32::from(o.status.code().is_none());
+        repair(big_todo, &[s(&q)]);
+        assert_eq!(
+            pending(&q, big_todo),
+            before,
+            "round {round}, crash after {n}"
+        );
+        qf_expect(big_todo, &["-N", s(&q)], 0);
+    }
+    assert!(cut >= 12, "only {cut} of 24 runs were cut short");
+}
+
+#[test]
+fn retiring_into_flat_and_into_split_destinations() {
+    for (orphan_big, dest_big) in [(false, false), (true, false), (false, true)] {
+        let (_t, base) = scratch();
+        let (q1, q2) = (base.join("queue1"), base.join("queue2"));
+        qf(dest_big, &[s(&q1)]);
+        qf(orphan_big, &[s(&q2)]);
+        fill_as(&q1, 5, dest_big);
+        fill_as(&q2, 40, orphan_big);
+        let mut want = pending(&q1, dest_big);
+        want.extend(pending(&q2, orphan_big));
+        want.sort_unstable();
+        let args = ["--base", s(&base), "--count", "1", "--retire"];
+        repair(dest_big, &args);
+        assert_eq!(pending(&q1, dest_big), want, "{orphan_big} -> {dest_big}");
+        assert_eq!(std::fs::read_dir(q1.join("pid")).unwrap().count(), 0);
+        qf_expect(dest_big, &["--base", s(&base), "--count", "1", "-N"], 0);
+    }
+}
+
+#[test]
+fn a_live_queue_is_converted_only_with_force() {
+    if Command::new("flock").arg("--version").output().is_err() {
+        return skip("live conversion", "flock(1) is not installed");
+    }
+    let (_t, dir) = scratch();
+    let q = dir.join("q");
+    qf(true, &[s(&q)]);
+    fill_as(&q, 30, true);
+    let before = pending(&q, true);
+    let mut holder = Command::new("flock")
+        .args(["--no-fork", "-x", s(&q.join("lock/sendmutex"))])
+        .args(["sh", "-c", "echo locked; exec sleep 30"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(holder.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    assert_eq!(line, "locked\n");
+    let snap = snapshot(&q);
+    let o = qf_expect(false, &[s(&q)], 112);
+    assert!(err(&o).contains("live"), "{}", err(&o));
+    assert_eq!(snapshot(&q), snap, "a live queue was converted");
+    repair(false, &["--force", s(&q)]);
+    assert_eq!(pending(&q, false), before);
+    let _ = holder.kill();
+    let _ = holder.wait();
+}
+
+#[test]
+fn a_misnamed_message_moves_with_its_flat_todo_and_intd() {
+    let (_t, dir) = scratch();
+    let q = dir.join("q");
+    qf(false, &[s(&q)]);
+    let inos = fill_as(&q, 10, false);
+    let before = pending(&q, false);
+    for &i in &inos[..4] {
+        let wrong = i + 1_000_003;
+        let sub = |n: u64| (n % u64::from(SPLIT)).to_string();
+        std::fs::rename(
+            q.join("mess").join(sub(i)).join(i.to_string()),
+            q.join("mess").join(sub(wrong)).join(wrong.to_string()),
+        )
+        .unwrap();
+        for d in ["todo", "intd"] {
+            let p = q.join(d);
+            std::fs::rename(p.join(i.to_string()), p.join(wrong.to_string())).unwrap();
+        }
+    }
+    let o = qf_expect(false, &["-N", s(&q)], 4);
+    assert!(out(&o).contains("/todo/"), "{}", out(&o));
+    repair(false, &[s(&q)]);
+    assert_eq!(pending(&q, false), before);
+    qf_expect(false, &["-N", s(&q)], 0);
+}
