@@ -17,6 +17,7 @@ pub mod table;
 use crate::fix::observe::open_named_dir;
 use crate::fix::retire::find_orphans;
 use crate::multi::config::{queue_path, Base, Config, Target as MultiTarget};
+use crate::multi::dynamic::QueueFigures;
 use crate::multi::select::{FsProbe, Health};
 use crate::queue::layout::{parse_big_todo, Layout};
 use crate::queue::name::DEFAULT_SPLIT;
@@ -24,11 +25,6 @@ use crate::queue::served::served_range;
 use model::{Orphan, QueueStat, Snapshot, Space};
 use std::ffi::OsString;
 use std::path::PathBuf;
-
-/// IndiMail 3.x's special queues under `QUEUE_BASE` (see the spec,
-/// queue-fix.md): queues like the others, shown as extra rows when they
-/// exist, never orphans.
-pub const SPECIAL_QUEUES: [&str; 3] = ["nqueue", "slowq", "qmta"];
 
 /// Exit statuses outside `--check` (also in `queue-stat --help`).
 pub mod status {
@@ -187,22 +183,20 @@ fn resolve(base: &Base) -> Result<PathBuf, String> {
 
 /// Reads every queue of the plan, the special queues beside them, and
 /// the orphans; `sched` is qscheduler's segments when they could be read.
-pub fn gather(
-    plan: &Plan,
-    threads: usize,
-    sched: Result<Vec<crate::multi::dynamic::QueueLoad>, String>,
-) -> Snapshot {
+pub fn gather(plan: &Plan, threads: usize, sched: Result<Vec<QueueFigures>, String>) -> Snapshot {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64);
     let locks = live::LockTable::read();
     let mut rows = plan.queues.clone();
     if let Some((base, _)) = &plan.orphans_of {
-        for name in SPECIAL_QUEUES {
-            let path = base.join(name);
+        // IndiMail 3.x's special queues: rows like the others, when they
+        // exist, never orphans.
+        for special in crate::queue::special::SPECIAL {
+            let path = base.join(special.name);
             // Often a link to another disk, as a queueN may be.
             if path.is_dir() {
-                rows.push((name.to_owned(), path));
+                rows.push((special.name.to_owned(), path));
             }
         }
     }
@@ -212,10 +206,19 @@ pub fn gather(
         .collect();
     let mut sched_note = None;
     match (plan.first, sched) {
-        // Segment i (from 1) describes queue first+i-1 (multi::dynamic).
-        (Some(_), Ok(loads)) => {
-            for (q, load) in queues.iter_mut().zip(loads) {
-                q.sched = Some(load);
+        // The rows of the range are queue first, first+1, ...
+        (Some(first), Ok(figures)) => {
+            for f in figures {
+                let row = f
+                    .queue
+                    .checked_sub(first)
+                    .and_then(|k| usize::try_from(k).ok());
+                if let Some(q) = row
+                    .filter(|&k| k < plan.queues.len())
+                    .map(|k| &mut queues[k])
+                {
+                    q.sched = Some(f.load);
+                }
             }
         }
         (Some(_), Err(why)) => sched_note = Some(why),
@@ -315,10 +318,10 @@ fn orphans(base: &std::path::Path, range: &std::ops::Range<u64>) -> (Vec<Orphan>
 
 /// qscheduler's segments: empty when there are none (no qscheduler, no
 /// `DYNAMIC_QUEUE`), the reason when they exist but cannot be used.
-fn sched_loads() -> Result<Vec<crate::multi::dynamic::QueueLoad>, String> {
-    use crate::multi::dynamic::{read, Fallback};
-    match read() {
-        Ok(loads) => Ok(loads),
+fn sched_figures(first: u64) -> Result<Vec<QueueFigures>, String> {
+    use crate::multi::dynamic::{read_queues, Fallback};
+    match read_queues(first) {
+        Ok(figures) => Ok(figures),
         Err(Fallback::Absent(s)) if s.is_empty() || s == crate::multi::dynamic::SCHEDULER => {
             Ok(Vec::new())
         }
@@ -346,7 +349,7 @@ pub fn run(opts: &Options) -> i32 {
         }
     };
     let sched = match plan.first {
-        Some(_) => sched_loads(),
+        Some(first) => sched_figures(first),
         None => Ok(Vec::new()),
     };
     let snap = gather(&plan, opts.threads, sched);
