@@ -14,13 +14,14 @@
 #     off by the undocumented benchmark hook QUEUE_FIX_UNSAFE_NO_FSYNC=1:
 #     the price of durability; as root also from a tmpfs into $BENCH_DIR,
 #     every file copied and made durable in batches (goal: ratio <= 1.5);
-#   - with BIG set (e.g. BIG=1000000), on a tmpfs ($SCALE_DIR, default
+#   - with BIG set (e.g. BIG=1000000), on a tmpfs (as root one of its own,
+#     mounted for the run without an inode limit; else $SCALE_DIR, default
 #     /dev/shm), at MESSAGES and at BIG messages: `queue-fix -N` (against
 #     find -printf), a repair of that many misnamed messages, and
 #     `--retire` of that many from queue11 into queue1..queue10: wall time,
 #     peak RSS (/usr/bin/time -f %M), and the ratio of the BIG time to the
 #     MESSAGES time (goal: <= 5.5 at 5 times the messages; RSS flat,
-#     < 16 MB). About 10 GB of tmpfs at 1,000,000.
+#     < 16 MB). About 12 GB of tmpfs at 1,000,000.
 # STRAYS and RETIRE in the environment change those two counts.
 # Usage: [BIG=1000000] bench/queue-fix.sh [MESSAGES]   (default 200000;
 # data under $BENCH_DIR, default /var/tmp, deleted afterwards). Needs
@@ -34,10 +35,22 @@ QF=$PWD/target/release/queue-fix
 FILL=$PWD/target/release/examples/stat-bench-fill
 WORK=$(mktemp -d "${BENCH_DIR:-/var/tmp}/queue-fix-bench.XXXXXX")
 SCALE=
+MOUNTED=
 if [ -n "${BIG:-}" ]; then
-  SCALE=$(mktemp -d "${SCALE_DIR:-/dev/shm}/queue-fix-scale.XXXXXX")
+  if [ -z "${SCALE_DIR:-}" ] && [ "$(id -u)" = 0 ]; then
+    SCALE=$(mktemp -d /var/tmp/queue-fix-scale.XXXXXX)
+    mount -t tmpfs -o size=${TMPFS_SIZE:-20g},nr_inodes=0,mode=0700 tmpfs "$SCALE"
+    MOUNTED=1
+  else
+    SCALE=$(mktemp -d "${SCALE_DIR:-/dev/shm}/queue-fix-scale.XXXXXX")
+  fi
 fi
-trap 'rm -rf "$WORK" ${SCALE:+"$SCALE"}' EXIT INT TERM
+cleanup() {
+  rm -rf "$WORK"
+  if [ -n "$MOUNTED" ]; then umount "$SCALE" && rmdir "$SCALE"; elif [ -n "$SCALE" ]; then rm -rf "$SCALE"; fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
 
 python3 - "$QF" "$WORK" "$N" "$SMALL" "${STRAYS:-50000}" "${RETIRE:-20000}" "$FILL" "${BIG:-0}" "$SCALE" <<'PY'
 import os, sys, time, subprocess, resource, shutil

@@ -13,9 +13,11 @@
 #     linear, <= 5.5 at 5 times the messages).
 # Usage: SIZES="50000 200000 1000000" bench/queue-stat.sh
 #   (default SIZES="50000 200000", quick; ascending).
-# Data goes under $BENCH_DIR (default /dev/shm, a tmpfs on most Linux
-# systems: about 3 GB of kernel memory at 1,000,000 messages) and is
-# deleted afterwards. Needs GNU time (/usr/bin/time, Debian package `time`).
+# Data goes on a tmpfs: as root one of its own, mounted for the run (no
+# inode limit: /dev/shm allows only about as many inodes as RAM pages / 2,
+# and 1,000,000 messages take 3,000,000 inodes and about 12 GB), else
+# $BENCH_DIR (default /dev/shm); deleted afterwards. Needs GNU time
+# (/usr/bin/time, Debian package `time`).
 set -euo pipefail
 SIZES=${SIZES:-50000 200000}
 REF=${REF:-200000}
@@ -24,8 +26,15 @@ cargo build --release --locked --quiet --bin queue-stat --bin queue-fix --exampl
 QS=$PWD/target/release/queue-stat
 QF=$PWD/target/release/queue-fix
 FILL=$PWD/target/release/examples/stat-bench-fill
-WORK=$(mktemp -d "${BENCH_DIR:-/dev/shm}/queue-stat-bench.XXXXXX")
-trap 'rm -rf "$WORK"' EXIT INT TERM
+if [ -z "${BENCH_DIR:-}" ] && [ "$(id -u)" = 0 ]; then
+  WORK=$(mktemp -d /var/tmp/queue-stat-bench.XXXXXX)
+  mount -t tmpfs -o size=${TMPFS_SIZE:-20g},nr_inodes=0,mode=0700 tmpfs "$WORK"
+  trap 'umount "$WORK"; rmdir "$WORK"' EXIT
+else
+  WORK=$(mktemp -d "${BENCH_DIR:-/dev/shm}/queue-stat-bench.XXXXXX")
+  trap 'rm -rf "$WORK"' EXIT
+fi
+trap 'exit 130' INT TERM
 Q=$WORK/queue1
 "$QF" --as-invoker "$Q" >/dev/null || true
 "$QF" --as-invoker -N "$Q" >/dev/null
@@ -46,7 +55,7 @@ run() {
 best() {
   for _ in 1 2 3 4 5; do run "$1"; done | sort -n | awk 'NR == 1 { w = $1 } { c = (NR == 1 || $2 < c) ? $2 : c } END { print w, c }'
 }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else printf "-" }'; }
 
 have=0
 declare -A WALL RSS
