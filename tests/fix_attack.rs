@@ -567,8 +567,9 @@ fn trace_retire(args: &[&str]) -> Option<Vec<String>> {
 /// For every message of `src` (by inode): the first unlink of any of its
 /// old names (in batches: the envelope files, then `mess`) comes after an
 /// fsync of the directory its new `mess` name is in, and, when `copied`,
-/// after the new file was made durable: an fsync of it, or a `syncfs` of
-/// the destination's filesystem after it was linked.
+/// after the new file was made durable: an fsync of it and of that
+/// directory, or a `syncfs` of the destination's filesystem after it was
+/// linked.
 fn check_order(lines: &[String], src: &Path, inos: &[u64], copied: bool) {
     let base = s(src.parent().unwrap());
     let src = s(src);
@@ -608,9 +609,19 @@ fn check_order(lines: &[String], src: &Path, inos: &[u64], copied: bool) {
                 Some(d[d.find('<')? + 1..d.rfind('>')?].to_string())
             })
             .expect("destination directory of the link");
-        let synced = lines[link..unlink]
-            .iter()
-            .any(|l| l.starts_with_fsync(&format!("<{dest_dir}>")));
+        // One syncfs per filesystem and batch, through any destination
+        // queue's descriptor (all on one filesystem here, beside the
+        // source's mount point), covers the copies and their names.
+        let syncfs = lines[link..unlink].iter().any(|l| {
+            let c = call(l);
+            c.starts_with("syncfs(")
+                && c.contains(&format!("<{base}/queue"))
+                && !c.contains(&format!("<{src}"))
+        });
+        let synced = (copied && syncfs)
+            || lines[link..unlink]
+                .iter()
+                .any(|l| l.starts_with_fsync(&format!("<{dest_dir}>")));
         assert!(
             synced,
             "message {ino}: no fsync of {dest_dir} between its link and the unlink of the old name"
@@ -619,15 +630,7 @@ fn check_order(lines: &[String], src: &Path, inos: &[u64], copied: bool) {
             let file_synced = lines[..unlink]
                 .iter()
                 .any(|l| l.starts_with_fsync(&format!("/pid/retire.queue5.{ino}>")))
-                // One syncfs per filesystem and batch, through any
-                // destination queue's descriptor (all on one filesystem
-                // here, beside the source's mount point).
-                || lines[link..unlink].iter().any(|l| {
-                    let c = call(l);
-                    c.starts_with("syncfs(")
-                        && c.contains(&format!("<{base}/queue"))
-                        && !c.contains(&format!("<{src}"))
-                });
+                || syncfs;
             assert!(
                 file_synced,
                 "message {ino}: the copy was not synced before the unlink:\n{}",

@@ -12,10 +12,11 @@
 //! marker records which new message a source message became, so a rerun
 //! after a crash at any point continues instead of copying twice.
 //! Both ways work in batches: many messages are moved or copied, then made
-//! durable together (across filesystems one `syncfs` per destination
-//! filesystem for the new files, then an fsync of every directory that got
-//! a name), and only then are the source names removed, their directories
-//! synced, and the markers cleared. No source name is ever removed before
+//! durable together (on one filesystem an fsync of every directory that
+//! got a name; across filesystems one `syncfs` per destination filesystem,
+//! which puts the new files and their names on disk at once), and only
+//! then are the source names removed, their directories synced, and the
+//! markers cleared. No source name is ever removed before
 //! its copy and the copy's names are on disk.
 //! Destinations are chosen by a hash of the inode among the enabled
 //! queues of the range, after looking for a destination the message
@@ -286,6 +287,9 @@ struct Pending {
 
 /// Old names held back before a batch is flushed: bounds memory.
 const BATCH: usize = 1024;
+/// The same for copies across filesystems, whose flush costs a `syncfs`
+/// (a journal commit and a cache flush) however few files it covers.
+const COPY_BATCH: usize = 8192;
 
 /// The markers left in the destinations' `pid/` for source queue `qname`.
 fn markers_of(qname: &str, dests: &[Dest]) -> io::Result<std::collections::HashSet<(u32, u64)>> {
@@ -536,8 +540,10 @@ impl Mover<'_> {
     }
 
     /// Makes the batch durable, then lets the old names go: the copies'
-    /// filesystems synced, then every destination directory that got a new
-    /// name; then the old names in the source are removed and the source's
+    /// filesystems synced (`syncfs` after every copy, link and rename of
+    /// the batch: their data, inodes and directory entries all at once),
+    /// then every other destination directory that got a new name; then
+    /// the old names in the source are removed and the source's
     /// directories synced; last the markers of the copies are cleared.
     fn flush(&self) -> Result<(), Failure> {
         let Pending {
@@ -563,6 +569,11 @@ impl Mover<'_> {
             let Some(d) = self.dests.iter().find(|d| d.n == n) else {
                 continue;
             };
+            // syncfs, made after every name of the batch, already put
+            // this directory on disk: its fsync would only wait again.
+            if synced_devs.contains(&d.dev) {
+                continue;
+            }
             let dshown = self.base.join(format!("queue{n}"));
             safe::sync_parent(&d.root, &dir.join("x"))
                 .map_err(|e| (dshown.join(&dir), "cannot sync", e))?;
@@ -670,7 +681,7 @@ impl Mover<'_> {
         // The old names go once the batch is on disk, mess last.
         pending.old.push(src_mess);
         pending.markers.push((d.n, marker));
-        let full = pending.old.len() >= BATCH;
+        let full = pending.old.len() >= COPY_BATCH;
         drop(pending);
         if full {
             self.flush()?;
