@@ -166,11 +166,12 @@ impl MessageCheck<'_> {
 pub fn check(c: &MessageCheck, applier: &Applier) -> io::Result<usize> {
     let problems = AtomicUsize::new(0);
     if !c.mismatch.is_empty() {
-        applier.warn(Path::new("."), &super::plan::mismatch_cause(c.mismatch));
         problems.fetch_add(1, Ordering::Relaxed);
-        if matches!(applier.mode, RunMode::Apply | RunMode::Ask)
-            && applier.allowed(ActionKind::Rename)
-        {
+        let converting = matches!(applier.mode, RunMode::Apply | RunMode::Ask)
+            && applier.allowed(ActionKind::Rename);
+        let cause = super::plan::mismatch_cause(c.mismatch, converting);
+        applier.warn(Path::new("."), &cause);
+        if converting {
             convert(c, applier)?;
         }
     }

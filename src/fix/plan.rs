@@ -717,8 +717,9 @@ pub fn mismatch_of(dir: &'static str, layout: &Layout, seen: TopSeen) -> Option<
     })
 }
 
-/// The one problem a queue's layout mismatches make, naming the setting.
-pub fn mismatch_cause(m: &[Mismatch]) -> String {
+/// The one problem a queue's layout mismatches make, naming the setting;
+/// `converting`: said by the repair that converts.
+pub fn mismatch_cause(m: &[Mismatch], converting: bool) -> String {
     let dirs: Vec<&str> = m.iter().map(|m| m.dir).collect();
     let split = m.first().is_some_and(|m| m.on_disk_split);
     let (disk, configured, other) = if split {
@@ -726,11 +727,14 @@ pub fn mismatch_cause(m: &[Mismatch]) -> String {
     } else {
         ("flat", "BIGTODO=1 (split)", 0)
     };
+    let dirs = dirs.join(", ");
+    if converting {
+        return format!("{dirs}: {disk} on disk, but {configured}: converting (every file moved)");
+    }
     format!(
-        "{}: {disk} on disk, but {configured}: a repair converts {} (every file moved); \
+        "{dirs}: {disk} on disk, but {configured}: a repair converts {} (every file moved); \
          or set BIGTODO={other} / -b {other}",
-        dirs.join(", "),
-        if dirs.len() == 1 { "it" } else { "them" }
+        if m.len() == 1 { "it" } else { "them" }
     )
 }
 
@@ -1188,16 +1192,19 @@ mod tests {
         );
         assert!(mismatch_of("intd", &flat, seen(false, true, true)).is_some());
         assert!(mismatch_of("intd", &split, seen(true, false, true)).is_some());
-        let cause = mismatch_cause(&[
-            Mismatch {
-                dir: "todo",
-                on_disk_split: true,
-            },
-            Mismatch {
-                dir: "intd",
-                on_disk_split: true,
-            },
-        ]);
+        let cause = mismatch_cause(
+            &[
+                Mismatch {
+                    dir: "todo",
+                    on_disk_split: true,
+                },
+                Mismatch {
+                    dir: "intd",
+                    on_disk_split: true,
+                },
+            ],
+            false,
+        );
         assert!(
             cause.starts_with("todo, intd: split on disk, but BIGTODO=0 (flat)")
                 && cause.ends_with("BIGTODO=1 / -b 1"),
