@@ -339,11 +339,20 @@ pub fn fix_queue(queue: &Path, opts: &Options, ids: &Ids) -> Outcome {
                 .iter()
                 .any(|m| !m.on_disk_split && p == Path::new(m.dir))
         });
-        if converting && matches!(stat_at(&root, path), Ok(None)) {
-            if matches!(mode, RunMode::Apply | RunMode::Ask) {
-                plan_entry(path, want, None, false, &mut conversion);
+        if converting {
+            match stat_at(&root, path) {
+                Ok(None) => {
+                    if matches!(mode, RunMode::Apply | RunMode::Ask) {
+                        plan_entry(path, want, None, false, &mut conversion);
+                    }
+                    continue;
+                }
+                // A flat message file named like the subdirectory (an
+                // inode below the split): the conversion parks it and
+                // makes the directory.
+                Ok(Some(st)) if st.kind == Found::File => continue,
+                _ => {}
             }
-            continue;
         }
         let have = if path == Path::new(".") {
             match stat_at(&root, ".") {
