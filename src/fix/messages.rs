@@ -170,9 +170,12 @@ pub fn check(c: &MessageCheck, applier: &Applier) -> io::Result<usize> {
         let converting = matches!(applier.mode, RunMode::Apply | RunMode::Ask)
             && applier.allowed(ActionKind::Rename);
         let cause = super::plan::mismatch_cause(c.mismatch, converting);
-        applier.warn(Path::new("."), &cause);
         if converting {
+            // Said, not left: this run repairs it.
+            applier.say(Path::new("."), &cause);
             convert(c, applier)?;
+        } else {
+            applier.warn(Path::new("."), &cause);
         }
     }
     let strays = Mutex::new(Vec::<StrayCandidate>::new());
