@@ -783,6 +783,16 @@ fn retired_queues_are_disabled_and_a_grow_enables_only_those() {
         "{}",
         read(w.state())
     );
+
+    // Removal leaves no marker of the package in the queues it retired:
+    // queue3 enabled again, the administrator's queue4 left disabled.
+    w.conf(&[("QUEUE_COUNT", "2")]);
+    w.ok("configure");
+    assert!(marker(3));
+    let out = w.ok("remove");
+    assert!(out.contains("enabled again the retired queues"), "{out}");
+    assert!(!marker(3), "removal left queue3 disabled");
+    assert!(marker(4), "removal enabled the administrator's queue4");
 }
 
 #[test]
