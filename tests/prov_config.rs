@@ -111,6 +111,8 @@ struct World {
     dir: tempfile::TempDir,
     bait: tempfile::TempDir,
     sandbox: Option<Sandbox>,
+    /// The queue-fix the provisioning runs.
+    queue_fix: PathBuf,
 }
 
 impl World {
@@ -138,7 +140,12 @@ impl World {
             .unwrap();
             fs::set_permissions(&p, fs::Permissions::from_mode(0o755)).unwrap();
         }
-        World { dir, bait, sandbox }
+        World {
+            dir,
+            bait,
+            sandbox,
+            queue_fix: PathBuf::from(env!("CARGO_BIN_EXE_queue-fix")),
+        }
     }
 
     fn path(&self, rel: &str) -> PathBuf {
@@ -207,7 +214,7 @@ impl World {
             .env("QMAIL_MULTI_CONF", self.path("qmail-multi.conf"))
             .env("QMAIL_MULTI_STATEDIR", self.path("state"))
             .env("QMAIL_MULTI_SERVICEDIRS", self.path("service"))
-            .env("QMAIL_MULTI_QUEUE_FIX", env!("CARGO_BIN_EXE_queue-fix"));
+            .env("QMAIL_MULTI_QUEUE_FIX", &self.queue_fix);
         let o = c.output().unwrap();
         eprintln!("== provision {cmd}\n{}", show(&o));
         o
@@ -903,4 +910,54 @@ fn the_queue_layout_comes_from_the_services_bigtodo_and_confsplit() {
     let before = w.snapshot();
     w.refused("configure", "BIGTODO is '2', neither 0 nor 1");
     assert_unchanged(&before, &w.snapshot(), "a bad BIGTODO");
+}
+
+#[test]
+fn the_provisioning_reads_queue_fix_exit_status_either_way() {
+    // queue-fix's exit status after a repair: the count of repaired
+    // problems (1..99, the first convention here) or 0 (upstream 3.x's:
+    // the count only with -N). The provisioning must grow and shrink with
+    // either; the wrapper turns the binary into the 3.x convention.
+    let Some(mut w) = sandboxed("the_provisioning_reads_queue_fix_exit_status_either_way") else {
+        return;
+    };
+    let wrapper = w.path("queue-fix-3x");
+    fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\n\"{}\" \"$@\"\nrc=$?\ncase \" $* \" in *\" -N \"*) exit $rc ;; esac\n\
+             [ $rc -ge 1 ] && [ $rc -le 99 ] && exit 0\nexit $rc\n",
+            env!("CARGO_BIN_EXE_queue-fix")
+        ),
+    )
+    .unwrap();
+    fs::set_permissions(&wrapper, fs::Permissions::from_mode(0o755)).unwrap();
+    for (queue_fix, base) in [
+        (PathBuf::from(env!("CARGO_BIN_EXE_queue-fix")), "q-count"),
+        (wrapper.clone(), "q-zero"),
+    ] {
+        w.queue_fix = queue_fix;
+        let b = w.path(base).display().to_string();
+        for count in ["2", "4", "1"] {
+            w.conf(&[("QUEUE_BASE", &b), ("QUEUE_COUNT", count)]);
+            let out = w.ok("configure");
+            for bad in ["does not pass", "failed", "live"] {
+                assert!(!out.contains(bad), "{out}");
+            }
+            assert!(
+                read(w.state()).starts_with(&format!("{b} 1 {count}\n")),
+                "{}",
+                read(w.state())
+            );
+        }
+        // Every queue of the range passes queue-fix -N.
+        let o = w
+            .sandbox()
+            .command(Path::new(env!("CARGO_BIN_EXE_queue-fix")))
+            .args(["-s", "7", "-N"])
+            .arg(w.path(base).join("queue1"))
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", show(&o));
+    }
 }
