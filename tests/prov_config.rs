@@ -401,6 +401,8 @@ fn hostile_lines(w: &World) -> Vec<(String, &'static str)> {
         ("QUEUE_START=2\r".into(), "control or non-ASCII"),
         ("QUEUE_START=2\r\nSPLIT=5\r".into(), "control or non-ASCII"),
         ("QUEUE_START=\u{1b}[2J2".into(), "control or non-ASCII"),
+        ("QUEUE_START=2\0".into(), "holds a NUL byte"),
+        ("QUEUE_START=2\0reboot".into(), "holds a NUL byte"),
         (format!("QUEUE_BASE={d}/qu\u{e9}ue"), "control or non-ASCII"),
         // Huge and negative numbers, other notations.
         ("QUEUE_START=-1".into(), "QUEUE_START"),
@@ -424,6 +426,30 @@ fn hostile_lines(w: &World) -> Vec<(String, &'static str)> {
         "QUEUE_START=2\nQUEUE_START=3".into(),
         "QUEUE_START is set twice",
     ));
+    // Symlinked paths: a QUEUE_BASE that is, or passes through, a symlink
+    // another user owns (root needed to make one).
+    if is_root() {
+        let target = w.path("elsewhere");
+        fs::create_dir_all(&target).unwrap();
+        let link = w.path("nobody-link");
+        symlink(&target, &link).unwrap();
+        std::os::unix::fs::lchown(&link, Some(65534), Some(65534)).unwrap();
+        let rel = w.path("nobody-rel");
+        symlink("elsewhere", &rel).unwrap();
+        std::os::unix::fs::lchown(&rel, Some(65534), Some(65534)).unwrap();
+        v.push((
+            format!("QUEUE_BASE={}", link.display()),
+            "is a symlink owned by",
+        ));
+        v.push((
+            format!("QUEUE_BASE={}/queue", link.display()),
+            "is a symlink owned by",
+        ));
+        v.push((
+            format!("QUEUE_BASE={}", rel.display()),
+            "is a symlink owned by",
+        ));
+    }
     v
 }
 
