@@ -920,16 +920,28 @@ fn the_queue_layout_comes_from_the_services_bigtodo_and_confsplit() {
         "{out}"
     );
     assert_eq!(subdirs(&w.path("queue-gv/queue1/todo")), 0);
-    fs::remove_dir_all(&gv).unwrap();
-    fs::write(&gv, "# IndiMail\nBIGTODO=1\nCONFSPLIT=3\n").unwrap();
+    // qmail-send's variables/.envdir (IndiMail's envdir chain, which its
+    // installer points at control/global_vars) names another envdir: it
+    // comes before control/global_vars.
+    let chained = w.path("chained-vars");
+    fs::create_dir(&chained).unwrap();
+    fs::write(chained.join("BIGTODO"), "1\n").unwrap();
+    fs::write(chained.join("CONFSPLIT"), "3\n").unwrap();
+    fs::write(send.join(".envdir"), format!("{}\n", chained.display())).unwrap();
     w.conf(&[
         ("SPLIT", ""),
-        ("QUEUE_BASE", &w.path("queue-gvf").display().to_string()),
+        ("QUEUE_BASE", &w.path("queue-chain").display().to_string()),
         ("QUEUE_COUNT", "1"),
     ]);
     let out = w.ok("configure");
-    assert!(out.contains("split 3 (CONFSPLIT from"), "{out}");
-    assert_eq!(subdirs(&w.path("queue-gvf/queue1/todo")), 3);
+    assert!(
+        out.contains(&format!(
+            "split 3 (CONFSPLIT from {}/CONFSPLIT)",
+            chained.display()
+        )),
+        "{out}"
+    );
+    assert_eq!(subdirs(&w.path("queue-chain/queue1/todo")), 3);
 
     // A value the services could not use either is refused by name.
     fs::write(send.join("BIGTODO"), "2\n").unwrap();
