@@ -410,3 +410,45 @@ fn usage_errors_exit_100_with_a_usage_line_and_unreadable_queues_111() {
     let o = expect(&["--help"], 0);
     assert!(out(&o).contains("112") && out(&o).contains("quarantine"));
 }
+
+/// A queue user's symlink in the base (`queue2 -> a root 0700 directory`)
+/// is refused by every path that would change what it names: the whole-base
+/// check, the single queue, and --disable. A root-owned link is followed.
+#[test]
+fn a_queue_symlink_owned_by_a_queue_user_is_refused_and_its_target_untouched() {
+    use std::os::unix::fs::{symlink, MetadataExt, PermissionsExt};
+    if !is_root() {
+        skip(
+            "a symlink owned by another user",
+            "lchown to another user needs root",
+        );
+        return;
+    }
+    let (_t, base) = scratch();
+    let victim = base.parent().unwrap().join("private");
+    std::fs::create_dir(&victim).unwrap();
+    std::fs::set_permissions(&victim, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let link = base.join("queue2");
+    symlink(&victim, &link).unwrap();
+    std::os::unix::fs::lchown(&link, Some(4321), Some(4321)).unwrap();
+    for args in [
+        base_args(&base, "2", &[]),
+        vec![INV, "-s", "7", s(&link)],
+        vec!["--disable", s(&link)],
+    ] {
+        let o = run(&args);
+        assert_eq!(code(&o), 111, "{args:?}: {}", err(&o));
+        assert!(
+            err(&o).contains("a symlink owned by uid 4321, not root: refused"),
+            "{args:?}: {}",
+            err(&o)
+        );
+        let m = std::fs::metadata(&victim).unwrap();
+        assert_eq!((m.mode() & 0o7777, m.uid()), (0o700, 0), "{args:?}");
+        assert_eq!(std::fs::read_dir(&victim).unwrap().count(), 0, "{args:?}");
+    }
+    // The same link owned by root is the administrator's: followed.
+    std::os::unix::fs::lchown(&link, Some(0), Some(0)).unwrap();
+    expect(&base_args(&base, "2", &[]), 0);
+    assert!(victim.join("mess").is_dir());
+}

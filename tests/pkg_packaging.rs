@@ -108,6 +108,11 @@ fn qmail_ids() -> (u32, u32) {
     (u.uid.as_raw(), g.gid.as_raw())
 }
 
+/// The range the provisioning applied last: the first line of its state.
+fn applied() -> String {
+    read(STATE).lines().next().unwrap_or("").to_string()
+}
+
 static SERVICEDIRS: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
 
 /// Where the daemontools services live: IndiMail's `/service` or Debian's
@@ -870,7 +875,7 @@ fn grow_and_shrink(w: &mut World, configure: &dyn Fn() -> String) {
             &format!("services restarted with {count} queues"),
             |_, env| World::env_has_count(env, count),
         );
-        assert_eq!(read(STATE), format!("{} 1 {count}\n", w.base().display()));
+        assert_eq!(applied(), format!("{} 1 {count}", w.base().display()));
     }
 
     // Idempotence: nothing written, nobody restarted.
@@ -1070,7 +1075,13 @@ fn provision_remove_and_purge_say_what_they_changed_and_kept() {
         assert!(out.contains(&line), "{line:?} missing:\n{out}");
     }
     assert!(!out.contains("queue2:"), "{out}");
-    assert!(!d.join("state").exists(), "purge left the state");
+    assert!(!d.join("state/applied").exists(), "purge left the state");
+    // The directory is the package's: its manager removes it (RPM warned
+    // "remove failed" when a scriptlet had deleted it first).
+    assert!(
+        d.join("state").is_dir(),
+        "purge removed the package's directory"
+    );
 }
 
 #[test]
@@ -1267,7 +1278,7 @@ fn packages_install_provision_and_remove_on_real_services() {
         w.assert_seeded(3);
         w.assert_queues(3);
         w.assert_messages(3);
-        assert_eq!(read(STATE), format!("{} 1 3\n", w.base().display()));
+        assert_eq!(applied(), format!("{} 1 3", w.base().display()));
         wait_for("every service up again", 20, || {
             SERVICES.iter().all(|s| w.pid(s).is_some())
         });
@@ -1475,7 +1486,7 @@ fn packages_install_provision_and_remove_on_real_services() {
             said.contains("shrink postponed: still injecting into queues"),
             "{said}"
         );
-        assert_eq!(read(STATE), format!("{} 1 8\n", w.base().display()));
+        assert_eq!(applied(), format!("{} 1 8", w.base().display()));
         assert_eq!(
             read(w.service("qmail-send.25").join("variables/QUEUE_COUNT")),
             "8\n"
@@ -1513,6 +1524,11 @@ fn packages_install_provision_and_remove_on_real_services() {
         let before = w.pids();
         let said = rpm(&["-e", "--nodeps", "qmail-multi"], None, "rpm -e");
         w.assert_kept_said(&said);
+        assert!(!said.contains("remove failed"), "rpm -e warned:\n{said}");
+        assert!(
+            !Path::new("/var/lib/qmail-multi").exists(),
+            "the package's state directory left behind"
+        );
         let mut c = clean("rpm");
         c.arg("--dbpath").arg(&db).args(["-q", "qmail-multi"]);
         assert!(!c.output().unwrap().status.success(), "still installed");

@@ -31,7 +31,9 @@ trash directory, which every queue has anyway (as upstream's queue-fix makes
 it). --base also checks the special queues BASE/nqueue, BASE/slowq (as with
 -r) and BASE/qmta (as with -m) when present, and the queues beyond the range
 that qscheduler says it has in use (/dev/shm/qscheduler); neither kind is
-ever an orphan or retired.
+ever an orphan or retired. A todo/intd laid out otherwise than BIGTODO says
+(the setting was changed) is one problem naming it; a repair converts it,
+every file moved durably, and refuses a live queue without --force.
 
 Exit status: the number of problems the queue still has when queue-fix ends.
   0        the queue is correct: it was, or this run made it so (creating a

@@ -155,6 +155,11 @@ impl<'a> Applier<'a> {
     /// Reports something left alone (counted by the plan, not an error).
     pub fn warn(&self, rel: &Path, cause: &str) {
         self.left.fetch_add(1, Ordering::Relaxed);
+        self.say(rel, cause);
+    }
+
+    /// Says what this run is about to repair (not left, so not counted).
+    pub fn say(&self, rel: &Path, cause: &str) {
         if self.mode != RunMode::CountOnly {
             eprintln!("queue-fix: {}: {cause}", self.show(rel));
         }

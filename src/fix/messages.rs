@@ -24,10 +24,10 @@ use super::apply::{Applier, RunMode};
 use super::observe::{list_with_stats, open_dir_at, split_subdirs, stat_at, Found};
 use super::plan::{
     classify_top, mismatch_of, plan_bucket, plan_conversion, plan_flat_file, Action, ActionKind,
-    Bucket, MessIndex, MessageMove, Mismatch, Plan, StrayCandidate, Top,
+    Bucket, MessIndex, MessageMove, Mismatch, Plan, StrayCandidate, SubState, Top, TopSeen,
 };
 use crate::queue::layout::{is_todo_or_intd, Layout, INTD, MESS, TODO};
-use crate::queue::name::{parse_subdir, split_index};
+use crate::queue::name::{parse_inode, parse_subdir, split_index};
 use crate::queue::users::Ids;
 use std::collections::HashMap;
 use std::ffi::OsStr;
@@ -166,12 +166,16 @@ impl MessageCheck<'_> {
 pub fn check(c: &MessageCheck, applier: &Applier) -> io::Result<usize> {
     let problems = AtomicUsize::new(0);
     if !c.mismatch.is_empty() {
-        applier.warn(Path::new("."), &super::plan::mismatch_cause(c.mismatch));
         problems.fetch_add(1, Ordering::Relaxed);
-        if matches!(applier.mode, RunMode::Apply | RunMode::Ask)
-            && applier.allowed(ActionKind::Rename)
-        {
+        let converting = matches!(applier.mode, RunMode::Apply | RunMode::Ask)
+            && applier.allowed(ActionKind::Rename);
+        let cause = super::plan::mismatch_cause(c.mismatch, converting);
+        if converting {
+            // Said, not left: this run repairs it.
+            applier.say(Path::new("."), &cause);
             convert(c, applier)?;
+        } else {
+            applier.warn(Path::new("."), &cause);
         }
     }
     let strays = Mutex::new(Vec::<StrayCandidate>::new());
@@ -191,7 +195,10 @@ pub fn check(c: &MessageCheck, applier: &Applier) -> io::Result<usize> {
                 // A flat todo/intd message file is the conversion's (done
                 // above, or reported as the one mismatch): never a stray.
                 if is_todo_or_intd(dir)
-                    && classify_top(name.as_bytes(), st.kind) == Top::MessageFile
+                    && matches!(
+                        classify_top(name.as_bytes(), st.kind),
+                        Top::MessageFile | Top::Parked
+                    )
                 {
                     continue;
                 }
@@ -310,8 +317,14 @@ fn check_flat_dir(
         let Some(st) = stat_at(&fd, name)? else {
             return Ok(());
         };
-        // A numbered subdirectory of a flat todo/intd: the conversion's.
-        if partner.is_some() && classify_top(name.as_bytes(), st.kind) == Top::Subdir {
+        // A numbered subdirectory or a parked file of a flat todo/intd:
+        // the conversion's.
+        if partner.is_some()
+            && matches!(
+                classify_top(name.as_bytes(), st.kind),
+                Top::Subdir | Top::Parked
+            )
+        {
             return Ok(());
         }
         let paired = st.nlink > 1
@@ -333,17 +346,13 @@ pub fn layout_mismatch(root: &OwnedFd, layout: &Layout) -> io::Result<Vec<Mismat
         let Some(fd) = open_dir_at(root, dir).map_err(|e| named(dir, e))? else {
             continue;
         };
-        let (mut subdir, mut file) = (false, false);
+        let mut seen = TopSeen::default();
         super::observe::for_each_typed(&fd, |name, kind| {
-            match classify_top(name.as_bytes(), kind) {
-                Top::Subdir => subdir = true,
-                Top::MessageFile => file = true,
-                Top::Other => {}
-            }
+            seen.add(classify_top(name.as_bytes(), kind));
             Ok(())
         })
         .map_err(|e| named(dir, e))?;
-        found.extend(mismatch_of(dir, layout, subdir, file));
+        found.extend(mismatch_of(dir, layout, seen));
     }
     Ok(found)
 }
@@ -355,13 +364,46 @@ pub fn layout_mismatch(root: &OwnedFd, layout: &Layout) -> io::Result<Vec<Mismat
 /// conversion leaves each file under exactly one name for the next run to
 /// finish. Numbered subdirectories of a directory made flat go once empty.
 fn convert(c: &MessageCheck, applier: &Applier) -> io::Result<()> {
-    let mut emptied = Vec::new();
     for dir in [INTD, TODO] {
         let Some(m) = c.mismatch.iter().find(|m| m.dir == dir) else {
             continue;
         };
         let Some(fd) = open_dir_at(c.root, dir).map_err(|e| named(dir, e))? else {
             continue;
+        };
+        let entry = crate::queue::layout::entry(dir);
+        let sub_want = super::plan::Want {
+            mode: entry.split_mode.unwrap_or(entry.mode),
+            ..super::plan::want_of(entry, c.ids, c.layout)
+        };
+        let top_pass = |fd: &OwnedFd| {
+            // Renames out of the directory being read: an entry is seen
+            // once or, moved already, not at all.
+            super::observe::for_each_name(fd, |name| {
+                // Looked at now, not as listed: a file this pass parked
+                // may since have become its subdirectory.
+                let Some(kind) = stat_at(fd, name)?.map(|st| st.kind) else {
+                    return Ok(());
+                };
+                let target = parse_inode(name.as_bytes())
+                    .or_else(|| super::plan::parked(name.as_bytes()))
+                    .filter(|_| c.layout.is_split_dir(dir))
+                    .map(|n| c.layout.message_path(dir, n));
+                let state = match target.as_deref().and_then(Path::parent) {
+                    Some(p) => match stat_at(c.root, p)? {
+                        None => SubState::Missing,
+                        Some(st) if st.kind == Found::File => SubState::File,
+                        Some(_) => SubState::Dir,
+                    },
+                    None => SubState::Dir,
+                };
+                let plan = plan_conversion(dir, None, name, kind, false, state, sub_want, c.layout);
+                for a in &plan {
+                    applier.run(a);
+                }
+                Ok(())
+            })
+            .map_err(|e| named(dir, e))
         };
         if m.on_disk_split {
             let mut subs = Vec::new();
@@ -372,10 +414,10 @@ fn convert(c: &MessageCheck, applier: &Applier) -> io::Result<()> {
                 Ok(())
             })
             .map_err(|e| named(dir, e))?;
-            for sub in subs {
-                let shown = Path::new(dir).join(&sub);
+            for sub in &subs {
+                let shown = Path::new(dir).join(sub);
                 // One subdirectory's names at a time.
-                let Some(sfd) = open_dir_at(&fd, &sub).map_err(|e| named(dir, e))? else {
+                let Some(sfd) = open_dir_at(&fd, sub).map_err(|e| named(dir, e))? else {
                     continue;
                 };
                 let mut entries = Vec::new();
@@ -385,28 +427,39 @@ fn convert(c: &MessageCheck, applier: &Applier) -> io::Result<()> {
                 })
                 .map_err(|e| named(&shown.to_string_lossy(), e))?;
                 for (name, kind) in entries {
-                    if let Some(a) = plan_conversion(dir, Some(&sub), &name, kind, c.layout) {
-                        applier.run(&a);
+                    let clashes = subs.contains(&name);
+                    let plan = plan_conversion(
+                        dir,
+                        Some(sub),
+                        &name,
+                        kind,
+                        clashes,
+                        SubState::Dir,
+                        sub_want,
+                        c.layout,
+                    );
+                    for a in &plan {
+                        applier.run(a);
                     }
                 }
-                emptied.push(shown);
             }
+            // The moves durable before their old directories go.
+            applier.flush();
+            for sub in subs {
+                applier.run(&Action::RemoveEmptyDir {
+                    path: Path::new(dir).join(sub),
+                });
+            }
+            // Parked files take their names.
+            top_pass(&fd)?;
         } else {
-            // Renames out of the directory being read: an entry is seen
-            // once or, moved already, not at all.
-            super::observe::for_each_typed(&fd, |name, kind| {
-                if let Some(a) = plan_conversion(dir, None, name, kind, c.layout) {
-                    applier.run(&a);
-                }
-                Ok(())
-            })
-            .map_err(|e| named(dir, e))?;
+            top_pass(&fd)?;
+            // A file parked while its subdirectory was made, if the
+            // listing did not show it again.
+            top_pass(&fd)?;
         }
         // This directory's new names on disk before the next one's moves.
         applier.flush();
-    }
-    for path in emptied {
-        applier.run(&Action::RemoveEmptyDir { path });
     }
     Ok(())
 }

@@ -17,9 +17,7 @@ pub mod safe;
 use crate::queue::layout::{Kind, Layout, PID, QUARANTINE};
 use crate::queue::users::{self, Ids, Owners};
 use apply::{Applier, RunMode};
-use nix::errno::Errno;
-use nix::sys::stat::Mode;
-use observe::{io_err, open_dir_at, stat_at, Found};
+use observe::{open_dir_at, stat_at, Found};
 use plan::{plan_entry, want_of, wanted, Plan, TEMP_SUFFIX};
 use std::ffi::OsString;
 use std::io;
@@ -339,11 +337,20 @@ pub fn fix_queue(queue: &Path, opts: &Options, ids: &Ids) -> Outcome {
                 .iter()
                 .any(|m| !m.on_disk_split && p == Path::new(m.dir))
         });
-        if converting && matches!(stat_at(&root, path), Ok(None)) {
-            if matches!(mode, RunMode::Apply | RunMode::Ask) {
-                plan_entry(path, want, None, false, &mut conversion);
+        if converting {
+            match stat_at(&root, path) {
+                Ok(None) => {
+                    if matches!(mode, RunMode::Apply | RunMode::Ask) {
+                        plan_entry(path, want, None, false, &mut conversion);
+                    }
+                    continue;
+                }
+                // A flat message file named like the subdirectory (an
+                // inode below the split): the conversion parks it and
+                // makes the directory.
+                Ok(Some(st)) if st.kind == Found::File => continue,
+                _ => {}
             }
-            continue;
         }
         let have = if path == Path::new(".") {
             match stat_at(&root, ".") {
@@ -463,19 +470,11 @@ fn plan_ratelimit_files(
     })
 }
 
-/// Opens the queue directory (following a symlink to it); `None` when it
+/// Opens the queue directory (following only a symlink root or the
+/// invoking user owns: see [`crate::queue::path`]); `None` when it
 /// does not exist.
 fn open_queue(queue: &Path) -> io::Result<Option<OwnedFd>> {
-    match nix::fcntl::open(
-        queue,
-        nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_CLOEXEC,
-        Mode::empty(),
-    ) {
-        Ok(fd) => Ok(Some(fd)),
-        Err(Errno::ENOENT) => Ok(None),
-        Err(Errno::ENOTDIR) => Err(io::Error::other("not a directory")),
-        Err(e) => Err(io_err(e)),
-    }
+    crate::queue::path::open_dir_trusted(queue)
 }
 
 /// A queue from nothing: the root first (its parent must exist), then the
@@ -488,7 +487,7 @@ fn create_queue(queue: &Path, opts: &Options, ids: &Ids) -> Outcome {
     let Some(name) = queue.file_name().map(OsString::from) else {
         return fatal(queue, "cannot create the queue", "no directory name");
     };
-    let parent_fd = match observe::open_named_dir(nix::fcntl::AT_FDCWD, &parent) {
+    let parent_fd = match crate::queue::path::open_dir_trusted(&parent) {
         Ok(Some(fd)) => fd,
         Ok(None) => {
             return fatal(

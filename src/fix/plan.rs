@@ -651,15 +651,49 @@ pub enum Top {
     Subdir,
     /// A regular file with a message name: the flat layout.
     MessageFile,
+    /// A message file parked under [`PARKED_SUFFIX`] by an unfinished
+    /// conversion.
+    Parked,
     /// Neither: the message check's business.
     Other,
+}
+
+/// A message file whose name is also a subdirectory's name (`todo/5` and
+/// `todo/5/5`, a message of inode 5) waits under this suffix at the top
+/// while the conversion swaps the file and the directory; a rerun after a
+/// crash finds it there and finishes.
+pub const PARKED_SUFFIX: &str = ".queue-fix-convert";
+
+/// The message a parked name (`5.queue-fix-convert`) belongs to.
+pub fn parked(name: &[u8]) -> Option<u64> {
+    parse_inode(name.strip_suffix(PARKED_SUFFIX.as_bytes())?)
 }
 
 pub fn classify_top(name: &[u8], kind: Found) -> Top {
     match kind {
         Found::Dir if crate::queue::name::parse_subdir(name).is_some() => Top::Subdir,
         Found::File if parse_inode(name).is_some() => Top::MessageFile,
+        Found::File if parked(name).is_some() => Top::Parked,
         _ => Top::Other,
+    }
+}
+
+/// What the top of one `todo` or `intd` holds, as far as its layout goes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TopSeen {
+    pub subdir: bool,
+    pub message_file: bool,
+    pub parked: bool,
+}
+
+impl TopSeen {
+    pub fn add(&mut self, t: Top) {
+        match t {
+            Top::Subdir => self.subdir = true,
+            Top::MessageFile => self.message_file = true,
+            Top::Parked => self.parked = true,
+            Top::Other => {}
+        }
     }
 }
 
@@ -667,26 +701,25 @@ pub fn classify_top(name: &[u8], kind: Found) -> Top {
 /// Split is wanted: flat message files there, or no numbered subdirectory
 /// at all (a flat directory, empty or not). Flat is wanted: any numbered
 /// subdirectory (under `BIGTODO=0` qmail-send's todo scan takes each for a
-/// message and logs "unable to stat" for it on every pass).
-pub fn mismatch_of(
-    dir: &'static str,
-    layout: &Layout,
-    has_subdir: bool,
-    has_message_file: bool,
-) -> Option<Mismatch> {
-    let wrong = if layout.is_split_dir(dir) {
-        has_message_file || !has_subdir
-    } else {
-        has_subdir
-    };
+/// message and logs "unable to stat" for it on every pass). Either way, a
+/// parked file is an unfinished conversion.
+pub fn mismatch_of(dir: &'static str, layout: &Layout, seen: TopSeen) -> Option<Mismatch> {
+    let split = layout.is_split_dir(dir);
+    let wrong = seen.parked
+        || if split {
+            seen.message_file || !seen.subdir
+        } else {
+            seen.subdir
+        };
     wrong.then_some(Mismatch {
         dir,
-        on_disk_split: !layout.is_split_dir(dir),
+        on_disk_split: !split,
     })
 }
 
-/// The one problem a queue's layout mismatches make, naming the setting.
-pub fn mismatch_cause(m: &[Mismatch]) -> String {
+/// The one problem a queue's layout mismatches make, naming the setting;
+/// `converting`: said by the repair that converts.
+pub fn mismatch_cause(m: &[Mismatch], converting: bool) -> String {
     let dirs: Vec<&str> = m.iter().map(|m| m.dir).collect();
     let split = m.first().is_some_and(|m| m.on_disk_split);
     let (disk, configured, other) = if split {
@@ -694,51 +727,115 @@ pub fn mismatch_cause(m: &[Mismatch]) -> String {
     } else {
         ("flat", "BIGTODO=1 (split)", 0)
     };
+    let dirs = dirs.join(", ");
+    if converting {
+        return format!("{dirs}: {disk} on disk, but {configured}: converting (every file moved)");
+    }
     format!(
-        "{}: {disk} on disk, but {configured}: a repair converts {} (every file moved); \
+        "{dirs}: {disk} on disk, but {configured}: a repair converts {} (every file moved); \
          or set BIGTODO={other} / -b {other}",
-        dirs.join(", "),
-        if dirs.len() == 1 { "it" } else { "them" }
+        if m.len() == 1 { "it" } else { "them" }
     )
 }
 
-/// The move of one entry of a mismatched `todo` or `intd` into the
-/// configured layout. `sub`: the numbered subdirectory it sits in when the
-/// directory becomes flat; `None`: it sits at the top and the directory
-/// becomes split. Every regular file moves (the message check then judges
-/// it where qmail-send looks); anything else in a subdirectory that goes
-/// is set aside; anything else at the top is the message check's.
+/// The moves of one entry of a mismatched `todo` or `intd` into the
+/// configured layout. Every regular file moves (the message check then
+/// judges it where qmail-send looks).
+///
+/// `sub`: the entry sits in this numbered subdirectory of a directory
+/// becoming flat; anything but a regular file there is set aside. A file
+/// whose name is a subdirectory's (`clashes`) is parked, not moved onto
+/// that directory; it takes its name once the subdirectories are gone.
+///
+/// `None`: the entry sits at the top. Becoming split, a message file goes
+/// into its subdirectory; when its name is the one that subdirectory must
+/// have, it is parked first, and a missing subdirectory (`target`) is
+/// created with `sub_want`. Becoming flat, a parked file takes its
+/// name. Anything else at the top is the message check's.
+#[allow(clippy::too_many_arguments)]
 pub fn plan_conversion(
     dir: &'static str,
     sub: Option<&OsStr>,
     name: &OsStr,
     kind: Found,
+    clashes: bool,
+    target: SubState,
+    sub_want: Want,
     layout: &Layout,
-) -> Option<Action> {
-    match sub {
-        Some(sub) => {
-            let from = Path::new(dir).join(sub).join(name);
-            Some(if kind == Found::File {
-                Action::MoveFile {
-                    from,
-                    to: Path::new(dir).join(name),
-                }
-            } else {
-                Action::SetAside {
-                    path: from,
-                    cause: format!("{} where a message file belongs", kind.word()),
-                    keep: true,
-                }
-            })
+) -> Vec<Action> {
+    let top = |n: &OsStr| Path::new(dir).join(n);
+    let park = |n: u64| top(OsStr::new(&format!("{n}{PARKED_SUFFIX}")));
+    if let Some(sub) = sub {
+        let from = Path::new(dir).join(sub).join(name);
+        if kind != Found::File {
+            return vec![Action::SetAside {
+                path: from,
+                cause: format!("{} where a message file belongs", kind.word()),
+                keep: true,
+            }];
         }
-        None => {
-            let n = parse_inode(name.as_bytes()).filter(|_| kind == Found::File)?;
-            Some(Action::MoveFile {
-                from: Path::new(dir).join(name),
-                to: layout.message_path(dir, n),
-            })
+        let to = match parse_inode(name.as_bytes()) {
+            Some(n) if clashes => park(n),
+            _ => top(name),
+        };
+        return vec![Action::MoveFile { from, to }];
+    }
+    if kind != Found::File {
+        return Vec::new();
+    }
+    let bytes = name.as_bytes();
+    let (n, is_parked) = match (parse_inode(bytes), parked(bytes)) {
+        (Some(n), _) => (n, false),
+        (None, Some(n)) => (n, true),
+        (None, None) => return Vec::new(),
+    };
+    if !layout.is_split_dir(dir) {
+        return if is_parked {
+            vec![Action::MoveFile {
+                from: top(name),
+                to: top(OsStr::new(&n.to_string())),
+            }]
+        } else {
+            Vec::new()
+        };
+    }
+    let to = layout.message_path(dir, n);
+    let parent = to.parent().unwrap_or(Path::new(dir)).to_owned();
+    let mut actions = Vec::new();
+    let mut from = top(name);
+    if target == SubState::File {
+        // The subdirectory's name holds a message file (`todo/5`, message
+        // 5, this one or the one whose subdirectory this is): parked first.
+        let k = parent
+            .file_name()
+            .and_then(|k| parse_inode(k.as_bytes()))
+            .unwrap_or(n);
+        actions.push(Action::MoveFile {
+            from: parent.clone(),
+            to: park(k),
+        });
+        if from == parent {
+            from = park(k);
         }
     }
+    if target != SubState::Dir {
+        actions.push(Action::CreateDir {
+            path: parent,
+            want: sub_want,
+        });
+    }
+    actions.push(Action::MoveFile { from, to });
+    actions
+}
+
+/// What stands where a message's subdirectory must be, when a `todo` or
+/// `intd` becomes split.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SubState {
+    Dir,
+    Missing,
+    /// A regular file: a flat message file whose name is that number.
+    File,
 }
 
 /// Why an entry that belongs to no known message, or is no message file at
@@ -1072,57 +1169,137 @@ mod tests {
         assert_eq!(classify_top(b"123", Found::File), Top::MessageFile);
         assert_eq!(classify_top(b"x", Found::File), Top::Other);
         assert_eq!(classify_top(b"03", Found::Dir), Top::Other);
+        let seen = |subdir, message_file, parked| TopSeen {
+            subdir,
+            message_file,
+            parked,
+        };
         // Configured split: flat files, or no subdirectory at all.
-        assert_eq!(mismatch_of("todo", &split, true, false), None);
+        assert_eq!(mismatch_of("todo", &split, seen(true, false, false)), None);
         for (sub, file) in [(true, true), (false, false), (false, true)] {
             assert_eq!(
-                mismatch_of("todo", &split, sub, file),
+                mismatch_of("todo", &split, seen(sub, file, false)),
                 Some(Mismatch {
                     dir: "todo",
                     on_disk_split: false
                 })
             );
         }
-        // Configured flat: any numbered subdirectory.
-        assert_eq!(mismatch_of("intd", &flat, false, true), None);
-        assert!(mismatch_of("intd", &flat, true, true).is_some_and(|m| m.on_disk_split));
-        let cause = mismatch_cause(&[
-            Mismatch {
-                dir: "todo",
-                on_disk_split: true,
-            },
-            Mismatch {
-                dir: "intd",
-                on_disk_split: true,
-            },
-        ]);
+        // Configured flat: any numbered subdirectory; either: a parked file.
+        assert_eq!(mismatch_of("intd", &flat, seen(false, true, false)), None);
+        assert!(
+            mismatch_of("intd", &flat, seen(true, true, false)).is_some_and(|m| m.on_disk_split)
+        );
+        assert!(mismatch_of("intd", &flat, seen(false, true, true)).is_some());
+        assert!(mismatch_of("intd", &split, seen(true, false, true)).is_some());
+        let cause = mismatch_cause(
+            &[
+                Mismatch {
+                    dir: "todo",
+                    on_disk_split: true,
+                },
+                Mismatch {
+                    dir: "intd",
+                    on_disk_split: true,
+                },
+            ],
+            false,
+        );
         assert!(
             cause.starts_with("todo, intd: split on disk, but BIGTODO=0 (flat)")
                 && cause.ends_with("BIGTODO=1 / -b 1"),
             "{cause}"
         );
-        let name = OsStr::new("15");
+        let sub_want = Want {
+            kind: Kind::Dir,
+            uid: 10,
+            gid: 20,
+            mode: 0o750,
+        };
+        let conv = |dir, sub: Option<&str>, name: &str, kind, clashes, target, l: &Layout| {
+            plan_conversion(
+                dir,
+                sub.map(OsStr::new),
+                OsStr::new(name),
+                kind,
+                clashes,
+                target,
+                sub_want,
+                l,
+            )
+        };
+        let mv = |from: &str, to: &str| Action::MoveFile {
+            from: from.into(),
+            to: to.into(),
+        };
+        let mkdir = |p: &str| Action::CreateDir {
+            path: p.into(),
+            want: sub_want,
+        };
+        use SubState::{Dir, File, Missing};
         assert_eq!(
-            plan_conversion("todo", None, name, Found::File, &split),
-            Some(Action::MoveFile {
-                from: "todo/15".into(),
-                to: "todo/1/15".into()
-            })
+            conv("todo", None, "15", Found::File, false, Dir, &split),
+            [mv("todo/15", "todo/1/15")]
         );
         assert_eq!(
-            plan_conversion("todo", None, name, Found::Fifo, &split),
-            None
+            conv("todo", None, "15", Found::Fifo, false, Dir, &split),
+            []
+        );
+        assert_eq!(conv("todo", None, "15", Found::File, false, Dir, &flat), []);
+        // Message 5 below split 7: todo/5 is its file and must become its
+        // directory; message 12 (12 % 7 = 5) finds message 5's file there.
+        assert_eq!(
+            conv("todo", None, "5", Found::File, false, File, &split),
+            [
+                mv("todo/5", "todo/5.queue-fix-convert"),
+                mkdir("todo/5"),
+                mv("todo/5.queue-fix-convert", "todo/5/5")
+            ]
         );
         assert_eq!(
-            plan_conversion("intd", Some(OsStr::new("1")), name, Found::File, &flat),
-            Some(Action::MoveFile {
-                from: "intd/1/15".into(),
-                to: "intd/15".into()
-            })
+            conv("todo", None, "12", Found::File, false, File, &split),
+            [
+                mv("todo/5", "todo/5.queue-fix-convert"),
+                mkdir("todo/5"),
+                mv("todo/12", "todo/5/12")
+            ]
+        );
+        assert_eq!(
+            conv(
+                "todo",
+                None,
+                "5.queue-fix-convert",
+                Found::File,
+                false,
+                Missing,
+                &split
+            ),
+            [mkdir("todo/5"), mv("todo/5.queue-fix-convert", "todo/5/5")]
+        );
+        // Becoming flat: todo/5/5 is parked until todo/5 is gone.
+        assert_eq!(
+            conv("intd", Some("1"), "15", Found::File, false, Dir, &flat),
+            [mv("intd/1/15", "intd/15")]
+        );
+        assert_eq!(
+            conv("intd", Some("5"), "5", Found::File, true, Dir, &flat),
+            [mv("intd/5/5", "intd/5.queue-fix-convert")]
+        );
+        assert_eq!(
+            conv(
+                "intd",
+                None,
+                "5.queue-fix-convert",
+                Found::File,
+                false,
+                Dir,
+                &flat
+            ),
+            [mv("intd/5.queue-fix-convert", "intd/5")]
         );
         assert!(matches!(
-            plan_conversion("intd", Some(OsStr::new("1")), name, Found::Dir, &flat),
-            Some(Action::SetAside { keep: true, .. })
+            &conv("intd", Some("1"), "15", Found::Dir, false, Dir, &flat)[..],
+            [Action::SetAside { keep: true, .. }]
         ));
     }
 

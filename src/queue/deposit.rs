@@ -300,4 +300,38 @@ mod tests {
         assert_eq!(read(b"Fa\0\0"), QueueExit::EnvelopeFormat);
         assert_eq!(read(b"Fa\0Tb"), QueueExit::CannotReadInput);
     }
+
+    #[test]
+    fn bigtodo_0_writes_a_flat_todo_intd_pair_as_3x_qmail_queue() {
+        use std::os::unix::fs::MetadataExt;
+        let t = tempfile::tempdir().unwrap();
+        let q = t.path();
+        for d in ["pid", "mess/0", "mess/1", "mess/2", "todo", "intd", "lock"] {
+            fs::create_dir_all(q.join(d)).unwrap();
+        }
+        let layout = Layout {
+            big_todo: false,
+            ..Layout::new(3)
+        };
+        let opts = DepositOptions {
+            layout,
+            sync: false,
+            received_line: false,
+        };
+        let env = Envelope {
+            sender: b"a@example.org".to_vec(),
+            recipients: vec![b"b@example.org".to_vec()],
+        };
+        let ino = deposit(q, &mut &b"Subject: x\n\nbody\n"[..], &env, opts).unwrap();
+        let mess = q
+            .join("mess")
+            .join((ino % 3).to_string())
+            .join(ino.to_string());
+        assert_eq!(mess.metadata().unwrap().ino(), ino);
+        let todo = q.join("todo").join(ino.to_string());
+        let intd = q.join("intd").join(ino.to_string());
+        let (t, i) = (todo.metadata().unwrap(), intd.metadata().unwrap());
+        assert_eq!((t.ino(), t.nlink()), (i.ino(), 2));
+        assert_eq!(fs::read_dir(q.join("todo")).unwrap().count(), 1);
+    }
 }

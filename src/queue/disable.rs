@@ -48,15 +48,17 @@ pub enum Change {
     AlreadySo,
 }
 
-/// Opens a queue root (following a symlink to it, as queue-fix does for
-/// the path it is given).
+/// Opens a queue root (following only a symlink root or the invoking user
+/// owns, as queue-fix does for the path it is given).
 pub fn open_root(queue: &Path) -> Result<OwnedFd, DisableError> {
-    nix::fcntl::open(
-        queue,
-        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
-        Mode::empty(),
-    )
-    .map_err(err("cannot open the queue"))
+    match super::path::open_dir_trusted(queue) {
+        Ok(Some(fd)) => Ok(fd),
+        Ok(None) => Err(err("cannot open the queue")(Errno::ENOENT)),
+        Err(e) => Err(DisableError {
+            errno: e.raw_os_error().map_or(Errno::EPERM, Errno::from_raw),
+            what: format!("cannot open the queue ({e})"),
+        }),
+    }
 }
 
 /// What the marker is under an open root: `None` absent, `Some(true)` a

@@ -4,6 +4,7 @@ pub mod deposit;
 pub mod disable;
 pub mod layout;
 pub mod name;
+pub mod path;
 pub mod served;
 pub mod special;
 pub mod users;
