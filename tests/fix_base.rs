@@ -424,8 +424,10 @@ fn a_queue_symlink_owned_by_a_queue_user_is_refused_and_its_target_untouched() {
         );
         return;
     }
-    let (_t, base) = scratch();
-    let victim = base.parent().unwrap().join("private");
+    let (_t, dir) = scratch();
+    let base = dir.join("base");
+    std::fs::create_dir(&base).unwrap();
+    let victim = dir.join("private");
     std::fs::create_dir(&victim).unwrap();
     std::fs::set_permissions(&victim, std::fs::Permissions::from_mode(0o700)).unwrap();
     let link = base.join("queue2");
