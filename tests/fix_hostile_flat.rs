@@ -227,3 +227,59 @@ fn walkdir(d: &Path) -> Vec<PathBuf> {
     }
     v
 }
+
+/// A re-split (`-s 23` on a queue made with split 151) moves every `mess`
+/// file to another subdirectory under the same name; the message's files
+/// in the flat directories (`bounce`; `todo` and `intd` under BIGTODO=0)
+/// keep that name and must stay. They were once "moved" onto themselves
+/// and the old name (the only one) removed: every pending message lost
+/// its todo and intd, and every bounce file went.
+#[test]
+fn a_resplit_keeps_every_flat_todo_intd_and_bounce_file() {
+    for big_todo in [false, true] {
+        let (_t, dir) = scratch();
+        let q = dir.join("q");
+        expect(&[INV, "-s151", "-b", env(big_todo), s(&q)], 0);
+        let opts = DepositOptions {
+            layout: Layout {
+                big_todo,
+                ..Layout::new(151)
+            },
+            sync: false,
+            received_line: false,
+        };
+        let mut msgs = Vec::new();
+        for i in 0..40 {
+            let env = Envelope {
+                sender: format!("s{i}@example.org").into_bytes(),
+                recipients: vec![format!("r{i}@example.net").into_bytes()],
+            };
+            let text = format!("Subject: {i}\n\nbody {i}\n");
+            let ino = deposit(&q, &mut text.as_bytes(), &env, opts).unwrap();
+            let bounce = q.join("bounce").join(ino.to_string());
+            std::fs::write(&bounce, format!("bounce {i}\n")).unwrap();
+            std::fs::set_permissions(&bounce, std::fs::Permissions::from_mode(0o600)).unwrap();
+            let mess = std::fs::read(q.join(format!("mess/{}/{ino}", ino % 151))).unwrap();
+            let todo_at = if big_todo {
+                q.join(format!("todo/{}/{ino}", ino % 151))
+            } else {
+                q.join(format!("todo/{ino}"))
+            };
+            let todo = std::fs::read(todo_at).unwrap();
+            msgs.push((ino, hash_of(&mess), hash_of(&todo)));
+        }
+        let o = run_env(&[INV, "-s", "23", s(&q)], &[("BIGTODO", env(big_todo))]);
+        assert_eq!(code(&o), 0, "BIGTODO={}: {}", env(big_todo), err(&o));
+        let when = format!("re-split under BIGTODO={}", env(big_todo));
+        check_messages(&q, &msgs, big_todo, &when);
+        for &(ino, ..) in &msgs {
+            let b = q.join("bounce").join(ino.to_string());
+            assert!(b.exists(), "{when}: {b:?} lost");
+        }
+        let o = run_env(
+            &[INV, "-N", "-s", "23", s(&q)],
+            &[("BIGTODO", env(big_todo))],
+        );
+        assert_eq!(code(&o), 0, "{when}: {}{}", out(&o), err(&o));
+    }
+}

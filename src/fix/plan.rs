@@ -499,9 +499,11 @@ pub fn plan_bucket(
                 }
             }
         }
-        // bounce, and a flat todo/intd: the same name, no subdirectory.
+        // bounce, and a flat todo/intd: the same name, no subdirectory; a
+        // message only misplaced (its name is right) leaves them as they
+        // are — a "move" onto the same name would remove its only name.
         for dir in layout.flat_message_dirs() {
-            if index.has_flat(dir, name) {
+            if new_name != *name && index.has_flat(dir, name) {
                 others.push((Path::new(dir).join(name), Path::new(dir).join(&new_name)));
             }
         }
