@@ -997,6 +997,46 @@ mod tests {
     }
 
     #[test]
+    fn a_misplaced_well_named_message_leaves_its_flat_files_where_they_are() {
+        // Every flat file exists (bounce; todo and intd under BIGTODO=0).
+        struct Flat;
+        impl MessIndex for Flat {
+            fn has_mess(&self, _: u64) -> bool {
+                true
+            }
+            fn has_flat(&self, _: &str, _: &OsStr) -> bool {
+                true
+            }
+        }
+        let flat = Layout {
+            big_todo: false,
+            ..Layout::new(23)
+        };
+        let ino = 1000u64; // subdirectory 11 under split 23
+        let b = bucket(12, &[(ino, ino)], &[]);
+        let (mut plan, mut strays) = (Plan::default(), Vec::new());
+        plan_bucket(&b, &flat, &IDS, &Flat, &mut plan, &mut strays);
+        let [Action::MoveMessage(m)] = &plan.actions[..] else {
+            panic!("{plan:?}");
+        };
+        assert_eq!(m.to, Path::new("mess/11/1000"));
+        assert!(m.others.iter().all(|(f, t)| f != t), "{:?}", m.others);
+        assert!(m.others.is_empty(), "{:?}", m.others);
+        // Misnamed: the flat files take the new name with it.
+        let b = bucket(12, &[(1001, ino)], &[]);
+        let (mut plan, mut strays) = (Plan::default(), Vec::new());
+        plan_bucket(&b, &flat, &IDS, &Flat, &mut plan, &mut strays);
+        let [Action::MoveMessage(m)] = &plan.actions[..] else {
+            panic!("{plan:?}");
+        };
+        assert_eq!(m.others.len(), 3, "{:?}", m.others);
+        assert_eq!(
+            m.others.last().unwrap(),
+            &("todo/1001".into(), "todo/1000".into())
+        );
+    }
+
+    #[test]
     fn a_file_without_its_mess_is_a_stray_candidate_and_with_it_elsewhere_moves() {
         let split = 7;
         let b = bucket(3, &[], &[("info", 10), ("remote", 17)]);
