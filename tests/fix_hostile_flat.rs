@@ -236,7 +236,9 @@ fn walkdir(d: &Path) -> Vec<PathBuf> {
 /// its todo and intd, and every bounce file went.
 #[test]
 fn a_resplit_keeps_every_flat_todo_intd_and_bounce_file() {
-    for big_todo in [false, true] {
+    // With BIGTODO changed at the same time too: conversion and re-split
+    // in one run.
+    for (big_todo, to_big) in [(false, false), (true, true), (false, true), (true, false)] {
         let (_t, dir) = scratch();
         let q = dir.join("q");
         expect(&[INV, "-s151", "-b", env(big_todo), s(&q)], 0);
@@ -268,18 +270,15 @@ fn a_resplit_keeps_every_flat_todo_intd_and_bounce_file() {
             let todo = std::fs::read(todo_at).unwrap();
             msgs.push((ino, hash_of(&mess), hash_of(&todo)));
         }
-        let o = run_env(&[INV, "-s", "23", s(&q)], &[("BIGTODO", env(big_todo))]);
-        assert_eq!(code(&o), 0, "BIGTODO={}: {}", env(big_todo), err(&o));
-        let when = format!("re-split under BIGTODO={}", env(big_todo));
-        check_messages(&q, &msgs, big_todo, &when);
+        let o = run_env(&[INV, "-s", "23", s(&q)], &[("BIGTODO", env(to_big))]);
+        let when = format!("re-split, BIGTODO={} to {}", env(big_todo), env(to_big));
+        assert_eq!(code(&o), 0, "{when}: {}", err(&o));
+        check_messages(&q, &msgs, to_big, &when);
         for &(ino, ..) in &msgs {
             let b = q.join("bounce").join(ino.to_string());
             assert!(b.exists(), "{when}: {b:?} lost");
         }
-        let o = run_env(
-            &[INV, "-N", "-s", "23", s(&q)],
-            &[("BIGTODO", env(big_todo))],
-        );
+        let o = run_env(&[INV, "-N", "-s", "23", s(&q)], &[("BIGTODO", env(to_big))]);
         assert_eq!(code(&o), 0, "{when}: {}{}", out(&o), err(&o));
     }
 }
