@@ -282,3 +282,65 @@ fn a_resplit_keeps_every_flat_todo_intd_and_bounce_file() {
         assert_eq!(code(&o), 0, "{when}: {}{}", out(&o), err(&o));
     }
 }
+
+/// The same re-split with a conversion, cut short at every other change
+/// and finished by a rerun: nothing lost, nothing doubled.
+#[test]
+fn a_resplit_with_a_conversion_cut_anywhere_loses_nothing() {
+    std::env::set_var("QUEUE_FIX_UNSAFE_NO_FSYNC", "1");
+    for (big_todo, to_big) in [(false, true), (true, false), (false, false)] {
+        let mut n = 0u32;
+        loop {
+            let (_t, dir) = scratch();
+            let q = dir.join("q");
+            expect(&[INV, "-s151", "-b", env(big_todo), s(&q)], 0);
+            let opts = DepositOptions {
+                layout: Layout {
+                    big_todo,
+                    ..Layout::new(151)
+                },
+                sync: false,
+                received_line: false,
+            };
+            let mut msgs = Vec::new();
+            for i in 0..8 {
+                let env = Envelope {
+                    sender: format!("s{i}@example.org").into_bytes(),
+                    recipients: vec![format!("r{i}@example.net").into_bytes()],
+                };
+                let text = format!("Subject: {i}\n\nbody {i}\n");
+                let ino = deposit(&q, &mut text.as_bytes(), &env, opts).unwrap();
+                std::fs::write(q.join("bounce").join(ino.to_string()), "b").unwrap();
+                let mess = std::fs::read(q.join(format!("mess/{}/{ino}", ino % 151))).unwrap();
+                let todo = std::fs::read(q.join(if big_todo {
+                    format!("todo/{}/{ino}", ino % 151)
+                } else {
+                    format!("todo/{ino}")
+                }))
+                .unwrap();
+                msgs.push((ino, hash_of(&mess), hash_of(&todo)));
+            }
+            let when = format!(
+                "re-split, BIGTODO={} to {}, crash after {n}",
+                env(big_todo),
+                env(to_big)
+            );
+            let o = qf(&q, to_big, Some(n));
+            let cut = o.status.code().is_none() || code(&o) == 134;
+            assert!(cut || code(&o) == 0, "{when}: {}", err(&o));
+            let r = qf(&q, to_big, None);
+            assert_eq!(code(&r), 0, "{when}: rerun: {}", err(&r));
+            check_messages(&q, &msgs, to_big, &when);
+            for &(ino, ..) in &msgs {
+                let b = q.join("bounce").join(ino.to_string());
+                assert!(b.exists(), "{when}: {b:?} lost");
+            }
+            let o = run_env(&[INV, "-N", "-s", "23", s(&q)], &[("BIGTODO", env(to_big))]);
+            assert_eq!(code(&o), 0, "{when}: {}{}", out(&o), err(&o));
+            if !cut {
+                break;
+            }
+            n += 5;
+        }
+    }
+}
