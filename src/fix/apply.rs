@@ -857,6 +857,11 @@ pub fn move_file(
     qwant: &Want,
     sync: &Sync,
 ) -> Result<(), Failure> {
+    if from == to {
+        // Onto itself: RENAME_NOREPLACE says EEXIST and the "same file"
+        // branch below would unlink the only name.
+        return Ok(());
+    }
     step();
     match safe::rename_noreplace(root, from, root, to) {
         Ok(()) => sync.renamed(root, to, from),

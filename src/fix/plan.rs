@@ -499,9 +499,11 @@ pub fn plan_bucket(
                 }
             }
         }
-        // bounce, and a flat todo/intd: the same name, no subdirectory.
+        // bounce, and a flat todo/intd: the same name, no subdirectory; a
+        // message only misplaced (its name is right) leaves them as they
+        // are — a "move" onto the same name would remove its only name.
         for dir in layout.flat_message_dirs() {
-            if index.has_flat(dir, name) {
+            if new_name != *name && index.has_flat(dir, name) {
                 others.push((Path::new(dir).join(name), Path::new(dir).join(&new_name)));
             }
         }
@@ -991,6 +993,46 @@ mod tests {
                 ],
                 then: vec![],
             })]
+        );
+    }
+
+    #[test]
+    fn a_misplaced_well_named_message_leaves_its_flat_files_where_they_are() {
+        // Every flat file exists (bounce; todo and intd under BIGTODO=0).
+        struct Flat;
+        impl MessIndex for Flat {
+            fn has_mess(&self, _: u64) -> bool {
+                true
+            }
+            fn has_flat(&self, _: &str, _: &OsStr) -> bool {
+                true
+            }
+        }
+        let flat = Layout {
+            big_todo: false,
+            ..Layout::new(23)
+        };
+        let ino = 1000u64; // subdirectory 11 under split 23
+        let b = bucket(12, &[(ino, ino)], &[]);
+        let (mut plan, mut strays) = (Plan::default(), Vec::new());
+        plan_bucket(&b, &flat, &IDS, &Flat, &mut plan, &mut strays);
+        let [Action::MoveMessage(m)] = &plan.actions[..] else {
+            panic!("{plan:?}");
+        };
+        assert_eq!(m.to, Path::new("mess/11/1000"));
+        assert!(m.others.iter().all(|(f, t)| f != t), "{:?}", m.others);
+        assert!(m.others.is_empty(), "{:?}", m.others);
+        // Misnamed: the flat files take the new name with it.
+        let b = bucket(12, &[(1001, ino)], &[]);
+        let (mut plan, mut strays) = (Plan::default(), Vec::new());
+        plan_bucket(&b, &flat, &IDS, &Flat, &mut plan, &mut strays);
+        let [Action::MoveMessage(m)] = &plan.actions[..] else {
+            panic!("{plan:?}");
+        };
+        assert_eq!(m.others.len(), 3, "{:?}", m.others);
+        assert_eq!(
+            m.others.last().unwrap(),
+            &("todo/1001".into(), "todo/1000".into())
         );
     }
 

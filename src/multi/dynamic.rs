@@ -24,6 +24,16 @@
 //! elsewhere, e.g. with `fs.protected_hardlinks=0`), owned by root or by
 //! qmails, and writable by its owner only. /dev/shm is world-writable:
 //! anything else could have been planted there to steer or refuse mail.
+//!
+//! What the rule cannot see: when a segment's name already exists,
+//! qscheduler adopts it — `shm_open(O_CREAT|O_EXCL)` fails with EEXIST and
+//! it then runs `chmod("/dev/shm/queueN", 0644)` and `chown(…, auto_uids,
+//! auto_gidq)` (and the same for `/dev/shm/qscheduler`) by path, in the
+//! same `create_ipc`. A local user who made the file before qscheduler
+//! started and kept it open for writing still writes through that
+//! descriptor once it is qmails' or root's, and no `fstat` tells; a
+//! symlink there is even followed by that chown. Only starting qscheduler
+//! with no stale segment in /dev/shm (removed by root first) closes it.
 
 use nix::errno::Errno;
 use nix::fcntl::{open, openat, OFlag};

@@ -4,7 +4,11 @@
 //! Source: the spec (`queue-fix.md`, "Today's IndiMail (3.x) calls
 //! queue-fix") after IndiMail 3.x's svctool, which creates `nqueue`,
 //! `slowq` (its install check runs `queue-fix -N -r` on it) and `qmta`
-//! (qmta-send's queue, `queue-fix -m`). `queue-fix --base`, queue-stat
+//! (qmta-send's queue, `queue-fix -m`); IndiMail's own queue listing
+//! knows the same three (`indimail-mta-x/qmail-showctl.c` revision 1.14,
+//! commit eabaaf3e46f4b857b914b2a4a7a1bed3a2957024, `show_queues()`:
+//! `extra_queue[] = {"slowq", "nqueue", "qmta"}`, each a queue when its
+//! `lock/sendmutex` exists). `queue-fix --base`, queue-stat
 //! and the provisioning read this table, so a special queue is never taken
 //! for an orphan or a stray directory.
 
