@@ -336,6 +336,9 @@ fn special_queues_are_checked_with_their_layout_and_never_orphans() {
 struct Namespace<'a> {
     dir: &'a Path,
     in_use: Option<u32>,
+    /// qscheduler runs: its lock file (`QMAILHOME/queue/qscheduler`, with
+    /// QMAILHOME under `dir`) is locked while queue-fix runs.
+    running: bool,
     users: bool,
 }
 
@@ -362,6 +365,15 @@ impl Namespace<'_> {
                 .collect();
             script += &format!(
                 "printf '{bytes}' > /dev/shm/qscheduler && chmod 0644 /dev/shm/qscheduler || exit 197\n"
+            );
+        }
+        let home = self.dir.join("qmailhome");
+        if self.running {
+            // As qscheduler's lock_exnb: an exclusive flock that the exec'd
+            // queue-fix inherits (fd 9) and so holds while it runs.
+            script += &format!(
+                "mkdir -p '{0}/queue' && exec 9>'{0}/queue/qscheduler' && flock -x 9 || exit 197\n",
+                home.display()
             );
         }
         if self.users {
@@ -392,7 +404,8 @@ impl Namespace<'_> {
         c.args(["-m", "sh", "-c", &script, bin()])
             .args(args)
             .env_remove("CONFSPLIT")
-            .env_remove("BIGTODO");
+            .env_remove("BIGTODO")
+            .env("QMAILHOME", &home);
         for (k, v) in env {
             c.env(k, v);
         }
@@ -411,6 +424,7 @@ fn the_installers_exact_call_creates_a_flat_queue_owned_by_the_qmail_accounts() 
     let ns = Namespace {
         dir: &dir,
         in_use: None,
+        running: false,
         users: true,
     };
     let q = dir.join("queue1");
@@ -474,6 +488,7 @@ fn queues_qscheduler_serves_beyond_the_range_are_checked_not_orphans() {
     let with = Namespace {
         dir: &base,
         in_use: Some(4),
+        running: true,
         users: false,
     };
     let Some(o) = with.run(&b, &[]) else {
@@ -510,10 +525,21 @@ fn queues_qscheduler_serves_beyond_the_range_are_checked_not_orphans() {
     let without = Namespace {
         dir: &base,
         in_use: None,
+        running: false,
         users: false,
     };
     let o = without.run(&b, &[]).unwrap();
     assert_eq!(code(&o), 3, "{}{}", out(&o), err(&o));
+    // The segment left by a qscheduler that no longer runs (its lock file
+    // unlocked): no qmail-send serves queue3..queue5, so all three are
+    // orphans again.
+    let stale = Namespace {
+        running: false,
+        ..with
+    };
+    let o = stale.run(&b, &[]).unwrap();
+    assert_eq!(code(&o), 3, "{}{}", out(&o), err(&o));
+    assert_eq!(err(&o).matches("orphan").count(), 3, "{}", err(&o));
     // A served queue is checked like the range: a broken one is counted
     // and repaired.
     std::fs::set_permissions(
@@ -542,6 +568,7 @@ fn queues_qscheduler_serves_beyond_the_range_are_checked_not_orphans() {
     let five = Namespace {
         dir: &base,
         in_use: Some(5),
+        running: true,
         users: false,
     };
     let o = five.run(&b, &[]).unwrap();

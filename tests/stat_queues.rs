@@ -1051,6 +1051,7 @@ fn special_queues_are_rows_and_never_orphans() {
 /// touched. `None` when the namespace cannot be had.
 fn with_segments(
     segments: &[(&str, Vec<i32>)],
+    running: bool,
     args: &[&str],
     env: &[(&str, &str)],
 ) -> Option<Output> {
@@ -1073,16 +1074,28 @@ fn with_segments(
         eprintln!("skipped: qscheduler segments: unshare --mount failed");
         return None;
     }
-    let script = "mount -t tmpfs -o mode=1777 tmpfs /dev/shm || exit 99; \
-                  cp -p \"$0\"/* /dev/shm/ 2>/dev/null; exec \"$@\"";
+    // qscheduler runs while it holds an exclusive flock on
+    // QMAILHOME/queue/qscheduler: the exec'd queue-stat inherits it (fd 9).
+    let home = segs.path().join("qmailhome");
+    fs::create_dir_all(home.join("queue")).unwrap();
+    let lock = if running {
+        "exec 9>\"$QMAILHOME/queue/qscheduler\" && flock -x 9 || exit 99; "
+    } else {
+        ""
+    };
+    let script = format!(
+        "mount -t tmpfs -o mode=1777 tmpfs /dev/shm || exit 99; \
+         cp -p \"$0\"/q* /dev/shm/ 2>/dev/null; {lock}exec \"$@\""
+    );
     Some(
         Command::new("unshare")
-            .args(["--mount", "--propagation", "private", "sh", "-c", script])
+            .args(["--mount", "--propagation", "private", "sh", "-c", &script])
             .arg(segs.path())
             .arg(env!("CARGO_BIN_EXE_queue-stat"))
             .args(args)
             .env_clear()
             .env("PATH", "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin")
+            .env("QMAILHOME", &home)
             .envs(env.iter().copied())
             .output()
             .unwrap(),
@@ -1109,7 +1122,7 @@ fn qschedulers_concurrency_and_grown_queues_are_shown() {
         ("queue2", vec![0, 0, 10, 20, 1]),
         ("queue3", vec![1, 0, 8, 16, 0]),
     ];
-    let Some(o) = with_segments(&segments, &["--prometheus"], &env) else {
+    let Some(o) = with_segments(&segments, true, &["--prometheus"], &env) else {
         return;
     };
     expect_status(&o, 0);
@@ -1153,7 +1166,7 @@ fn qschedulers_concurrency_and_grown_queues_are_shown() {
     );
     promtool(&prom);
 
-    let o = with_segments(&segments, &[], &env).unwrap();
+    let o = with_segments(&segments, true, &[], &env).unwrap();
     expect_status(&o, 0);
     let t = text(&o);
     let row = |label: &str| -> Vec<String> {
@@ -1175,7 +1188,7 @@ fn qschedulers_concurrency_and_grown_queues_are_shown() {
     }
 
     // Without segments: no such table, no such metrics, queue3 an orphan.
-    let o = with_segments(&[], &["--prometheus"], &env).unwrap();
+    let o = with_segments(&[], false, &["--prometheus"], &env).unwrap();
     expect_status(&o, 0);
     let m = samples(&text(&o));
     assert!(!m.keys().any(|k| k.contains("scheduler")), "{}", text(&o));
@@ -1183,9 +1196,18 @@ fn qschedulers_concurrency_and_grown_queues_are_shown() {
         sample(&m, "qmail_queue_orphan_messages{queue=\"queue3\"}"),
         1
     );
+    // The same segments left by a qscheduler that no longer runs: queue3
+    // has no qmail-send, so it is an orphan again.
+    let o = with_segments(&segments, false, &["--prometheus"], &env).unwrap();
+    expect_status(&o, 0);
+    let m = samples(&text(&o));
+    assert_eq!(
+        sample(&m, "qmail_queue_orphan_messages{queue=\"queue3\"}"),
+        1
+    );
     // A short segment is named in the table, never an error.
     let short = [("qscheduler", vec![3, 4]), ("queue1", vec![1, 2])];
-    let o = with_segments(&short, &[], &env).unwrap();
+    let o = with_segments(&short, true, &[], &env).unwrap();
     expect_status(&o, 0);
     assert!(
         text(&o).contains("qscheduler: not shown: /dev/shm/queue1 is too short"),

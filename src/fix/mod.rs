@@ -170,7 +170,7 @@ fn fix_base(
     for n in range.clone() {
         total.add(fix_queue(&base.join(format!("queue{n}")), opts, ids));
     }
-    let in_use = crate::queue::served::scheduler_in_use();
+    let in_use = crate::queue::served::running_scheduler_in_use();
     let served = crate::queue::served::served_range(start, count, in_use);
     total.add(fix_served_beyond(base, &range, &served, in_use, opts, ids));
     total.add(fix_special(base, opts, ids));

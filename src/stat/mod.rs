@@ -334,7 +334,7 @@ pub fn run(opts: &Options) -> i32 {
     let checking = matches!(opts.output, Output::Check(_));
     // Only a range of a base can have queues qscheduler grew.
     let in_use = match opts.target {
-        Target::Range(_) => crate::queue::served::scheduler_in_use(),
+        Target::Range(_) => crate::queue::served::running_scheduler_in_use(),
         Target::Queues(_) => None,
     };
     let plan = match plan(&opts.target, |v| std::env::var_os(v), in_use) {
