@@ -21,7 +21,7 @@
 //!   with --force) candidates younger than 36 hours are left for qmail-send.
 
 use super::apply::{Applier, RunMode};
-use super::observe::{list_with_stats, open_dir_at, split_subdirs, stat_at, Found};
+use super::observe::{open_dir_at, split_subdirs, stat_at, Found};
 use super::plan::{
     classify_top, mismatch_of, plan_bucket, plan_conversion, plan_flat_file, Action, ActionKind,
     Bucket, MessIndex, MessageMove, Mismatch, Plan, StrayCandidate, SubState, Top, TopSeen,
@@ -29,7 +29,6 @@ use super::plan::{
 use crate::queue::layout::{is_todo_or_intd, Layout, INTD, MESS, TODO};
 use crate::queue::name::{parse_inode, parse_subdir, split_index};
 use crate::queue::users::Ids;
-use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::io;
 use std::os::fd::OwnedFd;
@@ -56,8 +55,63 @@ pub struct RealIndex {
     /// The flat message directories (`bounce`; `todo`, `intd` without
     /// `BIGTODO`).
     flat: Vec<(&'static str, OwnedFd)>,
-    /// Numeric names found outside their subdirectory, and where.
-    elsewhere: OnceLock<HashMap<u64, Vec<usize>>>,
+    /// Numeric names found outside their subdirectory, and where: a
+    /// Bloom filter of `(name, index into mess)`, of a fixed size whatever
+    /// the number of such names (a queue of misplaced messages may hold
+    /// them all). A hit is confirmed by `fstatat`, so a false one costs a
+    /// lookup, never a wrong answer.
+    elsewhere: OnceLock<Bloom>,
+}
+
+/// A fixed-size Bloom filter of `(name, subdirectory index)` pairs.
+struct Bloom {
+    bits: Vec<u64>,
+    /// Subdirectories whose listing failed: always looked in.
+    unlisted: Vec<bool>,
+    /// Nothing inserted and every listing read: no lookup needed (a queue
+    /// whose strays have no message anywhere).
+    empty: bool,
+}
+
+impl Bloom {
+    /// 2^23 bits (1 MiB): with 1,000,000 names in it about one
+    /// subdirectory in 30 is looked in for nothing, far fewer in any real
+    /// queue.
+    const BITS: u64 = 1 << 23;
+    const HASHES: u64 = 3;
+
+    fn new(subdirs: usize) -> Bloom {
+        Bloom {
+            bits: vec![0; (Self::BITS / 64) as usize],
+            unlisted: vec![false; subdirs],
+            empty: true,
+        }
+    }
+
+    /// Bit positions by double hashing of one 64-bit mix of the pair.
+    fn positions(name: u64, i: usize) -> impl Iterator<Item = u64> {
+        let mix = |mut x: u64| {
+            // splitmix64's finaliser: every input bit moves every output bit.
+            x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            x ^ (x >> 31)
+        };
+        let h = mix(name ^ mix(i as u64 + 1));
+        let (a, b) = (h, (h >> 32) | 1);
+        (0..Self::HASHES).map(move |k| a.wrapping_add(k.wrapping_mul(b)) % Self::BITS)
+    }
+
+    fn insert(&mut self, name: u64, i: usize) {
+        self.empty = false;
+        for p in Self::positions(name, i) {
+            self.bits[(p / 64) as usize] |= 1 << (p % 64);
+        }
+    }
+
+    fn may_hold(&self, name: u64, i: usize) -> bool {
+        self.unlisted[i]
+            || Self::positions(name, i).all(|p| self.bits[(p / 64) as usize] & (1 << (p % 64)) != 0)
+    }
 }
 
 impl RealIndex {
@@ -84,21 +138,26 @@ impl RealIndex {
         })
     }
 
-    fn elsewhere(&self) -> &HashMap<u64, Vec<usize>> {
+    fn elsewhere(&self) -> &Bloom {
         self.elsewhere.get_or_init(|| {
-            let mut map: HashMap<u64, Vec<usize>> = HashMap::new();
+            let mut bloom = Bloom::new(self.mess.len());
             for (i, (sub, fd)) in self.mess.iter().enumerate() {
-                // A listing that fails is retried name by name below.
-                let _ = super::observe::for_each_name(fd, |name| {
+                // A subdirectory whose listing fails is looked in for every
+                // name instead.
+                let listed = super::observe::for_each_name(fd, |name| {
                     if let Some(n) = crate::queue::name::parse_inode(name.as_bytes()) {
                         if split_index(n, self.split) != *sub {
-                            map.entry(n).or_default().push(i);
+                            bloom.insert(n, i);
                         }
                     }
                     Ok(())
                 });
+                if listed.is_err() {
+                    bloom.unlisted[i] = true;
+                    bloom.empty = false;
+                }
             }
-            map
+            bloom
         })
     }
 }
@@ -119,9 +178,13 @@ impl MessIndex for RealIndex {
                 return true;
             }
         }
-        self.elsewhere()
-            .get(&name)
-            .is_some_and(|subs| subs.iter().any(|&i| found(&self.mess[i].1)))
+        let bloom = self.elsewhere();
+        !bloom.empty
+            && self
+                .mess
+                .iter()
+                .enumerate()
+                .any(|(i, (sub, fd))| *sub != expected && bloom.may_hold(name, i) && found(fd))
     }
 
     fn has_flat(&self, dir: &str, name: &OsStr) -> bool {
@@ -496,6 +559,19 @@ fn named(path: &str, e: io::Error) -> io::Error {
     io::Error::new(e.kind(), format!("{path}: {e}"))
 }
 
+/// Names of one directory of a bucket held at once, about: a bucket holds
+/// about one queue's messages divided by the split, so a big queue's
+/// buckets are taken in parts (by a hash of the name, so every file of one
+/// message is in the same part), each read from the listing again. Twice
+/// this is the hard limit (a part found bigger is halved); at 4,096 a
+/// queue of 1,000,000 messages split 151 is read in two parts.
+const PART_NAMES: u64 = 4096;
+
+/// Bytes a directory's size grows by per entry, about (tmpfs adds 20 per
+/// entry; ext4 and XFS a little more for a queue's ten-digit names): the
+/// number of parts is guessed from it, never relied on.
+const DIRENT_BYTES: u64 = 20;
+
 fn check_bucket(
     c: &MessageCheck,
     applier: &Applier,
@@ -504,27 +580,133 @@ fn check_bucket(
     sub: u32,
 ) -> io::Result<(usize, Vec<StrayCandidate>)> {
     let name = sub.to_string();
+    let mut subs = Vec::with_capacity(dir_fds.len());
+    let mut biggest = 0u64;
+    for (dir, fd) in dir_fds {
+        let sfd = open_dir_at(fd, &name).map_err(|e| named(&format!("{dir}/{name}"), e))?;
+        if let Some(sfd) = &sfd {
+            let size = nix::sys::stat::fstat(sfd).map_or(0, |st| st.st_size.max(0) as u64);
+            biggest = biggest.max(size);
+        }
+        subs.push((*dir, sfd));
+    }
+    let parts = (biggest / DIRENT_BYTES).div_ceil(PART_NAMES).max(1);
+    let mut problems = 0;
+    let mut strays = Vec::new();
+    for part in 0..parts {
+        check_part(
+            c,
+            applier,
+            &subs,
+            index,
+            sub,
+            (parts, part),
+            &mut problems,
+            &mut strays,
+        )?;
+    }
+    Ok((problems, strays))
+}
+
+/// One part of a bucket: the names whose hash is `part.1` modulo
+/// `part.0`, read, planned and applied; halved when too big.
+#[allow(clippy::too_many_arguments)]
+fn check_part(
+    c: &MessageCheck,
+    applier: &Applier,
+    subs: &[(&'static str, Option<OwnedFd>)],
+    index: &RealIndex,
+    sub: u32,
+    (parts, part): (u64, u64),
+    problems: &mut usize,
+    strays: &mut Vec<StrayCandidate>,
+) -> io::Result<()> {
     let mut bucket = Bucket {
         sub,
-        dirs: Vec::with_capacity(dir_fds.len()),
+        dirs: Vec::with_capacity(subs.len()),
     };
-    for (dir, fd) in dir_fds {
-        let listing = match open_dir_at(fd, &name)
-            .map_err(|e| named(&format!("{dir}/{name}"), e))?
-        {
-            Some(sfd) => list_with_stats(&sfd).map_err(|e| named(&format!("{dir}/{name}"), e))?,
+    for (dir, sfd) in subs {
+        let listing = match sfd {
+            Some(sfd) => {
+                match list_part(sfd, parts, part).map_err(|e| named(&format!("{dir}/{sub}"), e))? {
+                    Some(listing) => listing,
+                    None => {
+                        drop(bucket);
+                        for half in [part, part + parts] {
+                            check_part(
+                                c,
+                                applier,
+                                subs,
+                                index,
+                                sub,
+                                (parts * 2, half),
+                                problems,
+                                strays,
+                            )?;
+                        }
+                        return Ok(());
+                    }
+                }
+            }
             None => Vec::new(),
         };
         bucket.dirs.push((dir, listing));
     }
-    let (plan, strays) = c.plan(&bucket, index);
+    let (plan, mut found) = c.plan(&bucket, index);
+    drop(bucket);
     for w in &plan.warnings {
         applier.warn(&w.path, &w.cause);
     }
     for a in &plan.actions {
         applier.run(a);
     }
-    Ok((plan.problems(), strays))
+    *problems += plan.problems();
+    strays.append(&mut found);
+    Ok(())
+}
+
+/// FNV-1a of a name: stable, cheap, spreads decimal names evenly.
+fn name_hash(name: &[u8]) -> u64 {
+    name.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+/// The entries of one part of a directory with their stats, read from
+/// the start of the listing; `None` when the part holds more than twice
+/// [`PART_NAMES`] names (nothing was kept: memory stays bounded whatever
+/// the directory's size said).
+fn list_part(
+    fd: &OwnedFd,
+    parts: u64,
+    part: u64,
+) -> io::Result<Option<Vec<(std::ffi::OsString, super::observe::Stat)>>> {
+    nix::unistd::lseek(fd, 0, nix::unistd::Whence::SeekSet).map_err(super::observe::io_err)?;
+    let mut names = Vec::new();
+    let mut over = false;
+    let listed = super::observe::for_each_name(fd, |name| {
+        if parts == 1 || name_hash(name.as_bytes()) % parts == part {
+            if names.len() as u64 >= 2 * PART_NAMES {
+                over = true;
+                return Err(io::Error::other("part too big"));
+            }
+            names.push(name.to_owned());
+        }
+        Ok(())
+    });
+    if over {
+        return Ok(None);
+    }
+    listed?;
+    let mut out = Vec::with_capacity(names.len());
+    for name in names {
+        // An entry gone between readdir and fstatat (a live queue) is
+        // simply not there.
+        if let Some(st) = stat_at(fd, &name)? {
+            out.push((name, st));
+        }
+    }
+    Ok(Some(out))
 }
 
 /// The move of the one message whose `mess` file is at `mess` (`mess/S/N`),
