@@ -1,0 +1,94 @@
+//! queue-fix on one subdirectory too big to hold at once: with split 1
+//! every message is in bucket 0, which queue-fix then reads in parts (by a
+//! hash of the name, about 4,096 names each). Every message must still be
+//! planned once, repaired once, and kept with all its files.
+
+mod fix_support;
+use fix_support::*;
+use std::collections::{HashMap, HashSet};
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+
+const INV: &str = "--as-invoker";
+/// About three parts' worth of names in one subdirectory.
+const MESSAGES: u64 = 12_000;
+/// Files in `info` with no message anywhere.
+const STRAYS: u64 = 300;
+
+/// Writes `n` messages named by their inode + 1000000007 (every one
+/// misnamed) into subdirectory 0 of a queue split 1, with `info` and
+/// `remote` beside each; returns body by inode.
+fn fill_misnamed(q: &Path, n: u64) -> HashMap<u64, String> {
+    let mut bodies = HashMap::new();
+    for i in 0..n {
+        let tmp = q.join("pid").join(format!("scale.{i}"));
+        let body = format!("Subject: scale {i}\n\nbody {i}\n");
+        std::fs::write(&tmp, &body).unwrap();
+        let ino = std::fs::metadata(&tmp).unwrap().ino();
+        let name = (ino + 1_000_000_007).to_string();
+        std::fs::rename(&tmp, q.join("mess/0").join(&name)).unwrap();
+        add_info_remote(q, 0, &name);
+        bodies.insert(ino, body);
+    }
+    bodies
+}
+
+#[test]
+fn a_subdirectory_read_in_parts_has_every_message_repaired_exactly_once() {
+    let (_t, dir) = scratch();
+    let q = dir.join("q");
+    run(&[INV, "-s", "1", s(&q)]);
+    let bodies = fill_misnamed(&q, MESSAGES);
+    for k in 0..STRAYS {
+        write_0600(
+            &q.join("info/0").join((3_000_000_000 + k).to_string()),
+            "F\0",
+        );
+    }
+
+    // The plan names every message's move once: no part skipped one, no
+    // two parts both took it.
+    let o = run(&[INV, "-s", "1", "-N", s(&q)]);
+    let mut planned = HashSet::new();
+    let prefix = format!("rename {}/mess/0/", q.display());
+    for line in out(&o).lines() {
+        if let Some(rest) = line.strip_prefix(&prefix) {
+            let from = rest.split(' ').next().unwrap().to_owned();
+            assert!(planned.insert(from.clone()), "{from} planned twice");
+        }
+    }
+    assert_eq!(planned.len() as u64, MESSAGES, "messages planned");
+    let strays = out(&o)
+        .lines()
+        .filter(|l| l.starts_with("quarantine ") && l.contains("/info/0/3"))
+        .count();
+    assert_eq!(strays as u64, STRAYS, "strays planned");
+
+    let o = run(&[INV, "-s", "1", s(&q)]);
+    assert!(code(&o) < 100, "repair failed:\n{}", err(&o));
+    expect(&[INV, "-s", "1", "-N", s(&q)], 0);
+
+    // Every message once, by its inode, its body intact, with both files.
+    let mut seen = 0u64;
+    for f in std::fs::read_dir(q.join("mess/0")).unwrap() {
+        let f = f.unwrap();
+        let ino = f.metadata().unwrap().ino();
+        assert_eq!(f.file_name().to_str().unwrap(), ino.to_string());
+        let body = bodies.get(&ino).expect("a message that was not there");
+        assert_eq!(&std::fs::read_to_string(f.path()).unwrap(), body);
+        for d in ["info/0", "remote/0"] {
+            assert!(q.join(d).join(ino.to_string()).is_file(), "{d}/{ino} lost");
+        }
+        seen += 1;
+    }
+    assert_eq!(seen, MESSAGES, "messages kept");
+    for d in ["info/0", "remote/0"] {
+        assert_eq!(
+            std::fs::read_dir(q.join(d)).unwrap().count() as u64,
+            MESSAGES,
+            "{d}: files left besides the messages'"
+        );
+    }
+    let aside = std::fs::read_dir(q.join("quarantine")).unwrap().count() as u64;
+    assert_eq!(aside, STRAYS, "strays set aside");
+}
