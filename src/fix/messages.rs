@@ -162,6 +162,27 @@ impl RealIndex {
     }
 }
 
+impl RealIndex {
+    /// Calls `each` with `mess/S/N` for every regular `mess` file not named
+    /// by its inode in its subdirectory: the blocked moves found again when
+    /// there were too many to remember. A listing that fails is skipped
+    /// (the next run finds what it held).
+    fn each_misnamed(&self, each: &mut dyn FnMut(&Path)) {
+        for (sub, fd) in &self.mess {
+            let _ = super::observe::for_each_name(fd, |name| {
+                if let Ok(Some(st)) = stat_at(fd, name) {
+                    let healthy = parse_inode(name.as_bytes()) == Some(st.ino)
+                        && split_index(st.ino, self.split) == *sub;
+                    if st.kind == Found::File && !healthy {
+                        each(&Path::new(MESS).join(sub.to_string()).join(name));
+                    }
+                }
+                Ok(())
+            });
+        }
+    }
+}
+
 impl MessIndex for RealIndex {
     fn has_mess(&self, name: u64) -> bool {
         let text = name.to_string();
@@ -331,7 +352,9 @@ pub fn check(c: &MessageCheck, applier: &Applier) -> io::Result<usize> {
         .map_or(0, |d| d.as_secs() as i64);
     // Moves that had to wait for another message's name, before the
     // second look at hard links (a halfway move splits a todo/intd pair).
-    applier.finish_moves(&|mess: &Path| plan_one(c, &index, mess));
+    applier.finish_moves(&|mess: &Path| plan_one(c, &index, mess), &|each| {
+        index.each_misnamed(each)
+    });
     for s in strays {
         if s.linked && !still_too_many_links(c.root, &s) {
             continue;
