@@ -420,7 +420,7 @@ impl<'a> Applier<'a> {
     pub fn finish_moves(
         &self,
         plan_one: &dyn Fn(&Path) -> Option<MessageMove>,
-        each_misnamed: &dyn Fn(&mut dyn FnMut(&Path)),
+        each_misnamed: &dyn Fn(&mut EachPath),
     ) {
         let Some(root) = self.root else { return };
         let (held, overflowed) =
@@ -513,6 +513,9 @@ impl<'a> Applier<'a> {
 }
 
 type Failure = (PathBuf, &'static str, io::Error);
+
+/// A callback given one path at a time.
+pub type EachPath<'a> = dyn FnMut(&Path) + 'a;
 
 fn at(p: &Path, what: &'static str) -> impl FnOnce(Errno) -> Failure {
     let p = p.to_owned();
