@@ -160,3 +160,41 @@ fn more_blocked_moves_than_are_remembered_are_found_again_and_finished() {
     }
     assert_eq!(seen, CYCLE, "messages kept");
 }
+
+#[test]
+fn more_strays_than_are_held_are_found_again_and_each_set_aside_once() {
+    // More stray candidates than queue-fix holds for their second look
+    // (4,096): found again by a second pass over the buckets.
+    const MANY: u64 = 5_000;
+    let (_t, dir) = fast_scratch();
+    let q = dir.join("q");
+    run(&[INV, "-s", "3", s(&q)]);
+    fill(&q, 20, 3);
+    let mut before = messages(&q);
+    before.sort_unstable();
+    for k in 0..MANY {
+        let name = 3_000_000_000 + k;
+        write_0600(
+            &q.join("info")
+                .join((name % 3).to_string())
+                .join(name.to_string()),
+            "F\0",
+        );
+    }
+    let o = run(&[INV, "-s", "3", "-N", s(&q)]);
+    let mut listed = HashSet::new();
+    for line in out(&o).lines().filter(|l| l.starts_with("quarantine ")) {
+        assert!(listed.insert(line.to_owned()), "listed twice: {line}");
+    }
+    assert_eq!(listed.len() as u64, MANY, "strays listed by -N");
+
+    let o = run(&[INV, "-s", "3", s(&q)]);
+    assert!(code(&o) < 100, "repair failed:\n{}", err(&o));
+    expect(&[INV, "-s", "3", "-N", s(&q)], 0);
+    let aside = std::fs::read_dir(q.join("quarantine")).unwrap().count() as u64;
+    assert_eq!(aside, MANY, "strays set aside");
+    // The messages untouched.
+    let mut after = messages(&q);
+    after.sort_unstable();
+    assert_eq!(after, before);
+}

@@ -43,6 +43,9 @@ use std::sync::{Mutex, OnceLock};
 /// qmail-send's work in progress and are left alone.
 pub const OSSIFIED_SECS: i64 = 36 * 3600;
 
+/// Stray candidates held for the second look; beyond, found again.
+const STRAYS_HELD: usize = 4096;
+
 /// Looks `mess` files up by name through open subdirectory descriptors:
 /// one `fstatat` in the subdirectory the name implies; the few `mess`
 /// files that sit elsewhere (misplaced, or above a lowered split) are
@@ -262,7 +265,11 @@ pub fn check(c: &MessageCheck, applier: &Applier) -> io::Result<usize> {
             applier.warn(Path::new("."), &cause);
         }
     }
-    let strays = Mutex::new(Vec::<StrayCandidate>::new());
+    // Entries at the top of a split directory, held for the second look.
+    let mut top = Vec::<StrayCandidate>::new();
+    // The buckets' stray candidates, held up to STRAYS_HELD; beyond, the
+    // flag says they are found again by a second pass.
+    let strays = Mutex::new((Vec::<StrayCandidate>::new(), false));
     let mut dir_fds: Vec<(&'static str, OwnedFd)> = Vec::new();
     let mut buckets: Vec<u32> = Vec::new();
     for dir in c.layout.split_message_dirs() {
@@ -286,7 +293,7 @@ pub fn check(c: &MessageCheck, applier: &Applier) -> io::Result<usize> {
                 {
                     continue;
                 }
-                strays.lock().unwrap().push(StrayCandidate {
+                top.push(StrayCandidate {
                     path: Path::new(dir).join(&name),
                     name: None,
                     stat: st,
@@ -314,14 +321,29 @@ pub fn check(c: &MessageCheck, applier: &Applier) -> io::Result<usize> {
                 (&buckets, &dir_fds, &index, &problems, &strays, &first_error);
             scope.spawn(move || {
                 for &sub in buckets.iter().skip(worker).step_by(threads) {
-                    let result = check_bucket(c, applier, dir_fds, index, sub);
-                    match result {
-                        Ok((n, mut found)) => {
-                            problems.fetch_add(n, Ordering::Relaxed);
-                            if !found.is_empty() {
-                                strays.lock().unwrap().append(&mut found);
+                    let result = check_bucket(c, dir_fds, index, sub, &mut |plan, mut found| {
+                        for w in &plan.warnings {
+                            applier.warn(&w.path, &w.cause);
+                        }
+                        for a in &plan.actions {
+                            applier.run(a);
+                        }
+                        problems.fetch_add(plan.problems(), Ordering::Relaxed);
+                        if !found.is_empty() {
+                            let mut held = strays.lock().unwrap();
+                            let (list, over) = &mut *held;
+                            if *over || list.len() + found.len() > STRAYS_HELD {
+                                // Memory stays bounded: every stray is
+                                // found again by a second pass.
+                                *list = Vec::new();
+                                *over = true;
+                            } else {
+                                list.append(&mut found);
                             }
                         }
+                    });
+                    match result {
+                        Ok(()) => {}
                         Err(e) => {
                             first_error.lock().unwrap().get_or_insert(e);
                             return;
@@ -337,7 +359,9 @@ pub fn check(c: &MessageCheck, applier: &Applier) -> io::Result<usize> {
     if let Some(e) = first_error.into_inner().unwrap() {
         return Err(e);
     }
-    let mut strays = strays.into_inner().unwrap();
+    let (held, overflowed) = strays.into_inner().unwrap();
+    let mut strays = top;
+    strays.extend(held);
     let mut plan = Plan::default();
     for dir in c.layout.flat_message_dirs() {
         check_flat_dir(c, dir, &index, &mut plan, &mut strays).map_err(|e| named(dir, e))?;
@@ -355,9 +379,9 @@ pub fn check(c: &MessageCheck, applier: &Applier) -> io::Result<usize> {
     applier.finish_moves(&|mess: &Path| plan_one(c, &index, mess), &|each| {
         index.each_misnamed(each)
     });
-    for s in strays {
+    let settle = |s: StrayCandidate| -> Option<Action> {
         if s.linked && !still_too_many_links(c.root, &s) {
-            continue;
+            return None;
         }
         // A second look: the file is still the one seen, and no worker
         // moved its message into place meanwhile.
@@ -365,24 +389,38 @@ pub fn check(c: &MessageCheck, applier: &Applier) -> io::Result<usize> {
             let still = matches!(stat_at(c.root, &s.path), Ok(Some(st)) if st.ino == s.stat.ino);
             let owned = !s.regardless && s.name.is_some_and(|n| index.has_mess(n));
             if !still || owned {
-                continue;
+                return None;
             }
         }
         if c.live && now - s.stat.mtime < OSSIFIED_SECS {
-            continue;
+            return None;
         }
-        plan.actions.push(Action::SetAside {
+        Some(Action::SetAside {
             path: s.path,
             cause: s.cause,
             // Delete only plain strays: a directory may hold anything, and
             // a hard-linked file's other name may be someone's file.
             keep: s.regardless,
-        });
+        })
+    };
+    plan.actions.extend(strays.into_iter().filter_map(settle));
+    // Too many strays to hold: every bucket read again, after every move,
+    // and each stray found there looked at and set aside at once.
+    let mut again = 0;
+    if overflowed {
+        for &sub in &buckets {
+            check_bucket(c, &dir_fds, &index, sub, &mut |_, found| {
+                for a in found.into_iter().filter_map(settle) {
+                    applier.run(&a);
+                    again += 1;
+                }
+            })?;
+        }
     }
     for a in &plan.actions {
         applier.run(a);
     }
-    Ok(problems.into_inner() + plan.problems())
+    Ok(problems.into_inner() + plan.problems() + again)
 }
 
 /// Every file of a flat message directory (`bounce`; `todo` and `intd`
@@ -595,13 +633,15 @@ const PART_NAMES: u64 = 4096;
 /// number of parts is guessed from it, never relied on.
 const DIRENT_BYTES: u64 = 20;
 
+/// Reads bucket `sub` (in parts when big) and hands each part's plan and
+/// stray candidates to `done`.
 fn check_bucket(
     c: &MessageCheck,
-    applier: &Applier,
     dir_fds: &[(&'static str, OwnedFd)],
     index: &RealIndex,
     sub: u32,
-) -> io::Result<(usize, Vec<StrayCandidate>)> {
+    done: &mut Done,
+) -> io::Result<()> {
     let name = sub.to_string();
     let mut subs = Vec::with_capacity(dir_fds.len());
     let mut biggest = 0u64;
@@ -614,35 +654,24 @@ fn check_bucket(
         subs.push((*dir, sfd));
     }
     let parts = (biggest / DIRENT_BYTES).div_ceil(PART_NAMES).max(1);
-    let mut problems = 0;
-    let mut strays = Vec::new();
     for part in 0..parts {
-        check_part(
-            c,
-            applier,
-            &subs,
-            index,
-            sub,
-            (parts, part),
-            &mut problems,
-            &mut strays,
-        )?;
+        check_part(c, &subs, index, sub, (parts, part), done)?;
     }
-    Ok((problems, strays))
+    Ok(())
 }
+
+/// What is done with one part's plan and stray candidates.
+type Done<'a> = dyn FnMut(Plan, Vec<StrayCandidate>) + 'a;
 
 /// One part of a bucket: the names whose hash is `part.1` modulo
 /// `part.0`, read, planned and applied; halved when too big.
-#[allow(clippy::too_many_arguments)]
 fn check_part(
     c: &MessageCheck,
-    applier: &Applier,
     subs: &[(&'static str, Option<OwnedFd>)],
     index: &RealIndex,
     sub: u32,
     (parts, part): (u64, u64),
-    problems: &mut usize,
-    strays: &mut Vec<StrayCandidate>,
+    done: &mut Done,
 ) -> io::Result<()> {
     let mut bucket = Bucket {
         sub,
@@ -656,16 +685,7 @@ fn check_part(
                     None => {
                         drop(bucket);
                         for half in [part, part + parts] {
-                            check_part(
-                                c,
-                                applier,
-                                subs,
-                                index,
-                                sub,
-                                (parts * 2, half),
-                                problems,
-                                strays,
-                            )?;
+                            check_part(c, subs, index, sub, (parts * 2, half), done)?;
                         }
                         return Ok(());
                     }
@@ -675,16 +695,9 @@ fn check_part(
         };
         bucket.dirs.push((dir, listing));
     }
-    let (plan, mut found) = c.plan(&bucket, index);
+    let (plan, found) = c.plan(&bucket, index);
     drop(bucket);
-    for w in &plan.warnings {
-        applier.warn(&w.path, &w.cause);
-    }
-    for a in &plan.actions {
-        applier.run(a);
-    }
-    *problems += plan.problems();
-    strays.append(&mut found);
+    done(plan, found);
     Ok(())
 }
 
