@@ -30,6 +30,7 @@ use crate::queue::layout::{is_todo_or_intd, Layout, INTD, MESS, TODO};
 use crate::queue::name::{parse_inode, parse_subdir, split_index};
 use crate::queue::users::Ids;
 use std::ffi::OsStr;
+use std::hash::BuildHasher;
 use std::io;
 use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
@@ -620,21 +621,92 @@ fn named(path: &str, e: io::Error) -> io::Error {
     io::Error::new(e.kind(), format!("{path}: {e}"))
 }
 
-/// Names of one directory of a bucket held at once, about: a bucket holds
-/// about one queue's messages divided by the split, so a big queue's
-/// buckets are taken in parts (by a hash of the name, so every file of one
-/// message is in the same part), each read from the listing again. Twice
-/// this is the hard limit (a part found bigger is halved); at 4,096 a
-/// queue of 1,000,000 messages split 151 is read in two parts.
-const PART_NAMES: u64 = 4096;
+/// Entries of one directory of a bucket stat'ed and planned at once: a
+/// bucket holds about a queue's messages divided by the split, so a big
+/// queue's buckets are taken in parts (by a keyed hash of the name, so
+/// every file of one message is in the same part and no name can be
+/// chosen to crowd one part). At 4,096 a queue of 1,000,000 messages
+/// split 151 is planned in two parts.
+const PART_NAMES: usize = 4096;
+
+/// The names of one directory of a bucket are read once and kept, packed
+/// (a length byte and the name), up to this many bytes (about 90,000
+/// ten-digit names: a queue of some 13,000,000 messages split 151); a
+/// bigger directory is read again for each part instead, so memory stays
+/// bounded whatever the queue's size, and a queue of a realistic size is
+/// read once (on tmpfs a second reading of a directory costs about as
+/// much as the first: it is the cost of a check).
+const NAMES_HELD: usize = 1 << 20;
+
+/// [`NAMES_HELD`], or `QUEUE_FIX_NAMES_HELD` from the environment (a test
+/// hook, undocumented: the tests read a directory again in parts without
+/// filling a queue of millions).
+fn names_held() -> usize {
+    static HELD: OnceLock<usize> = OnceLock::new();
+    *HELD.get_or_init(|| {
+        std::env::var("QUEUE_FIX_NAMES_HELD")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(NAMES_HELD)
+    })
+}
 
 /// Bytes a directory's size grows by per entry, about (tmpfs adds 20 per
 /// entry; ext4 and XFS a little more for a queue's ten-digit names): the
-/// number of parts is guessed from it, never relied on.
+/// number of parts of a directory read again is guessed from it, never
+/// relied on.
 const DIRENT_BYTES: u64 = 20;
 
-/// Reads bucket `sub` (in parts when big) and hands each part's plan and
-/// stray candidates to `done`.
+/// One directory of a bucket: its names read once, or too many to keep.
+enum Names {
+    Held(Packed),
+    Reread,
+}
+
+/// Names packed one after another, each after its length byte.
+#[derive(Default)]
+struct Packed {
+    bytes: Vec<u8>,
+    count: usize,
+}
+
+impl Packed {
+    fn iter(&self) -> impl Iterator<Item = &OsStr> {
+        let mut at = 0;
+        std::iter::from_fn(move || {
+            let len = *self.bytes.get(at)? as usize;
+            let name = &self.bytes[at + 1..at + 1 + len];
+            at += 1 + len;
+            Some(OsStr::from_bytes(name))
+        })
+    }
+}
+
+/// Reads the names of `fd` once into a [`Packed`], or says it is too big
+/// to keep.
+fn read_names(fd: &OwnedFd) -> io::Result<Names> {
+    let mut packed = Packed::default();
+    let mut over = false;
+    let listed = super::observe::for_each_name(fd, |name| {
+        let name = name.as_bytes();
+        // A file name is at most 255 bytes (NAME_MAX): it fits the byte.
+        if packed.bytes.len() + 1 + name.len() > names_held() || name.len() > 255 {
+            over = true;
+            return Err(io::Error::other("too many names"));
+        }
+        packed.bytes.push(name.len() as u8);
+        packed.bytes.extend_from_slice(name);
+        packed.count += 1;
+        Ok(())
+    });
+    if over {
+        return Ok(Names::Reread);
+    }
+    listed?;
+    packed.bytes.shrink_to_fit();
+    Ok(Names::Held(packed))
+}
+
 fn check_bucket(
     c: &MessageCheck,
     dir_fds: &[(&'static str, OwnedFd)],
@@ -644,18 +716,27 @@ fn check_bucket(
 ) -> io::Result<()> {
     let name = sub.to_string();
     let mut subs = Vec::with_capacity(dir_fds.len());
-    let mut biggest = 0u64;
+    let mut most = 0usize;
     for (dir, fd) in dir_fds {
-        let sfd = open_dir_at(fd, &name).map_err(|e| named(&format!("{dir}/{name}"), e))?;
-        if let Some(sfd) = &sfd {
-            let size = nix::sys::stat::fstat(sfd).map_or(0, |st| st.st_size.max(0) as u64);
-            biggest = biggest.max(size);
-        }
-        subs.push((*dir, sfd));
+        let shown = || format!("{dir}/{name}");
+        let Some(sfd) = open_dir_at(fd, &name).map_err(|e| named(&shown(), e))? else {
+            subs.push((*dir, None));
+            continue;
+        };
+        let names = read_names(&sfd).map_err(|e| named(&shown(), e))?;
+        most = most.max(match &names {
+            Names::Held(p) => p.count,
+            Names::Reread => {
+                let size = nix::sys::stat::fstat(&sfd).map_or(0, |st| st.st_size.max(0) as u64);
+                (size / DIRENT_BYTES) as usize
+            }
+        });
+        subs.push((*dir, Some((sfd, names))));
     }
-    let parts = (biggest / DIRENT_BYTES).div_ceil(PART_NAMES).max(1);
+    let parts = most.div_ceil(PART_NAMES).max(1) as u64;
+    let hasher = std::collections::hash_map::RandomState::new();
     for part in 0..parts {
-        check_part(c, &subs, index, sub, (parts, part), done)?;
+        check_part(c, &subs, &hasher, index, sub, (parts, part), done)?;
     }
     Ok(())
 }
@@ -663,11 +744,15 @@ fn check_bucket(
 /// What is done with one part's plan and stray candidates.
 type Done<'a> = dyn FnMut(Plan, Vec<StrayCandidate>) + 'a;
 
+/// One directory of a bucket, opened, with its names if kept.
+type SubDir = (&'static str, Option<(OwnedFd, Names)>);
+
 /// One part of a bucket: the names whose hash is `part.1` modulo
-/// `part.0`, read, planned and applied; halved when too big.
+/// `part.0`, stat'ed, planned and handed to `done`; halved when too big.
 fn check_part(
     c: &MessageCheck,
-    subs: &[(&'static str, Option<OwnedFd>)],
+    subs: &[SubDir],
+    hasher: &std::collections::hash_map::RandomState,
     index: &RealIndex,
     sub: u32,
     (parts, part): (u64, u64),
@@ -677,19 +762,35 @@ fn check_part(
         sub,
         dirs: Vec::with_capacity(subs.len()),
     };
-    for (dir, sfd) in subs {
-        let listing = match sfd {
-            Some(sfd) => {
-                match list_part(sfd, parts, part).map_err(|e| named(&format!("{dir}/{sub}"), e))? {
-                    Some(listing) => listing,
-                    None => {
-                        drop(bucket);
-                        for half in [part, part + parts] {
-                            check_part(c, subs, index, sub, (parts * 2, half), done)?;
-                        }
-                        return Ok(());
+    let mine = |name: &OsStr| parts == 1 || hasher.hash_one(name.as_bytes()) % parts == part;
+    for (dir, opened) in subs {
+        let listing = match opened {
+            Some((sfd, names)) => {
+                let shown = || format!("{dir}/{sub}");
+                let picked = match names {
+                    Names::Held(packed) => {
+                        let picked: Vec<&OsStr> = packed.iter().filter(|n| mine(n)).collect();
+                        (picked.len() <= 2 * PART_NAMES)
+                            .then(|| picked.into_iter().map(OsStr::to_owned).collect())
+                    }
+                    Names::Reread => reread_part(sfd, &mine).map_err(|e| named(&shown(), e))?,
+                };
+                let Some(picked) = picked else {
+                    drop(bucket);
+                    for half in [part, part + parts] {
+                        check_part(c, subs, hasher, index, sub, (parts * 2, half), done)?;
+                    }
+                    return Ok(());
+                };
+                let mut listing = Vec::with_capacity(picked.len());
+                for name in picked {
+                    // An entry gone between readdir and fstatat (a live
+                    // queue) is simply not there.
+                    if let Some(st) = stat_at(sfd, &name).map_err(|e| named(&shown(), e))? {
+                        listing.push((name, st));
                     }
                 }
+                listing
             }
             None => Vec::new(),
         };
@@ -701,28 +802,20 @@ fn check_part(
     Ok(())
 }
 
-/// FNV-1a of a name: stable, cheap, spreads decimal names evenly.
-fn name_hash(name: &[u8]) -> u64 {
-    name.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    })
-}
-
-/// The entries of one part of a directory with their stats, read from
-/// the start of the listing; `None` when the part holds more than twice
-/// [`PART_NAMES`] names (nothing was kept: memory stays bounded whatever
-/// the directory's size said).
-fn list_part(
+/// The names of `fd` that `mine` picks, read from the start of the
+/// listing again; `None` when they are more than twice [`PART_NAMES`]
+/// (nothing kept: memory stays bounded whatever the directory's size
+/// said).
+fn reread_part(
     fd: &OwnedFd,
-    parts: u64,
-    part: u64,
-) -> io::Result<Option<Vec<(std::ffi::OsString, super::observe::Stat)>>> {
+    mine: &dyn Fn(&OsStr) -> bool,
+) -> io::Result<Option<Vec<std::ffi::OsString>>> {
     nix::unistd::lseek(fd, 0, nix::unistd::Whence::SeekSet).map_err(super::observe::io_err)?;
     let mut names = Vec::new();
     let mut over = false;
     let listed = super::observe::for_each_name(fd, |name| {
-        if parts == 1 || name_hash(name.as_bytes()) % parts == part {
-            if names.len() as u64 >= 2 * PART_NAMES {
+        if mine(name) {
+            if names.len() >= 2 * PART_NAMES {
                 over = true;
                 return Err(io::Error::other("part too big"));
             }
@@ -734,15 +827,7 @@ fn list_part(
         return Ok(None);
     }
     listed?;
-    let mut out = Vec::with_capacity(names.len());
-    for name in names {
-        // An entry gone between readdir and fstatat (a live queue) is
-        // simply not there.
-        if let Some(st) = stat_at(fd, &name)? {
-            out.push((name, st));
-        }
-    }
-    Ok(Some(out))
+    Ok(Some(names))
 }
 
 /// The move of the one message whose `mess` file is at `mess` (`mess/S/N`),
