@@ -682,29 +682,60 @@ impl Packed {
     }
 }
 
-/// Reads the names of `fd` once into a [`Packed`], or says it is too big
-/// to keep.
-fn read_names(fd: &OwnedFd) -> io::Result<Names> {
-    let mut packed = Packed::default();
-    let mut over = false;
-    let listed = super::observe::for_each_name(fd, |name| {
-        let name = name.as_bytes();
-        // A file name is at most 255 bytes (NAME_MAX): it fits the byte.
-        if packed.bytes.len() + 1 + name.len() > names_held() || name.len() > 255 {
-            over = true;
-            return Err(io::Error::other("too many names"));
+/// One directory's entries with their stats, as the plan reads them.
+type Listing = Vec<(std::ffi::OsString, super::observe::Stat)>;
+
+/// Reads the names of `fd` once into a [`Packed`] (or says it is too big
+/// to keep), and stats the names `first` picks as the listing gives them
+/// (while the kernel's entry is fresh: a stat long after the listing costs
+/// about a third more on a big tmpfs queue); `None` for those when more
+/// than twice [`PART_NAMES`].
+fn read_names(
+    fd: &OwnedFd,
+    first: &dyn Fn(&OsStr) -> bool,
+) -> io::Result<(Names, Option<Listing>)> {
+    let mut packed = Some(Packed::default());
+    let mut listing = Some(Vec::new());
+    super::observe::for_each_name(fd, |name| {
+        if let Some(l) = &mut listing {
+            if first(name) {
+                if l.len() >= 2 * PART_NAMES {
+                    listing = None;
+                } else if let Some(st) = stat_at(fd, name)? {
+                    // An entry gone between readdir and fstatat (a live
+                    // queue) is simply not there.
+                    l.push((name.to_owned(), st));
+                }
+            }
         }
-        packed.bytes.push(name.len() as u8);
-        packed.bytes.extend_from_slice(name);
-        packed.count += 1;
+        if let Some(p) = &mut packed {
+            let name = name.as_bytes();
+            // A file name is at most 255 bytes (NAME_MAX): it fits the byte.
+            if p.bytes.len() + 1 + name.len() > names_held() || name.len() > 255 {
+                packed = None;
+            } else {
+                p.bytes.push(name.len() as u8);
+                p.bytes.extend_from_slice(name);
+                p.count += 1;
+            }
+        }
+        if packed.is_none() && listing.is_none() {
+            return Err(io::Error::other("nothing more to keep"));
+        }
         Ok(())
-    });
-    if over {
-        return Ok(Names::Reread);
-    }
-    listed?;
-    packed.bytes.shrink_to_fit();
-    Ok(Names::Held(packed))
+    })
+    .or_else(|e| match (&packed, &listing) {
+        (None, None) => Ok(()),
+        _ => Err(e),
+    })?;
+    let names = match packed {
+        Some(mut p) => {
+            p.bytes.shrink_to_fit();
+            Names::Held(p)
+        }
+        None => Names::Reread,
+    };
+    Ok((names, listing))
 }
 
 fn check_bucket(
@@ -715,28 +746,69 @@ fn check_bucket(
     done: &mut Done,
 ) -> io::Result<()> {
     let name = sub.to_string();
-    let mut subs = Vec::with_capacity(dir_fds.len());
-    let mut most = 0usize;
+    let shown = |dir: &str| format!("{dir}/{name}");
+    // The number of parts guessed from the directories' sizes, so the
+    // first part is stat'ed during the one listing.
+    let mut opened = Vec::with_capacity(dir_fds.len());
+    let mut guess = 0u64;
     for (dir, fd) in dir_fds {
-        let shown = || format!("{dir}/{name}");
-        let Some(sfd) = open_dir_at(fd, &name).map_err(|e| named(&shown(), e))? else {
-            subs.push((*dir, None));
+        let sfd = open_dir_at(fd, &name).map_err(|e| named(&shown(dir), e))?;
+        if let Some(sfd) = &sfd {
+            let size = nix::sys::stat::fstat(sfd).map_or(0, |st| st.st_size.max(0) as u64);
+            guess = guess.max(size / DIRENT_BYTES);
+        }
+        opened.push((*dir, sfd));
+    }
+    let guessed = guess.div_ceil(PART_NAMES as u64).max(1);
+    let hasher = std::collections::hash_map::RandomState::new();
+    let first = |n: &OsStr| guessed == 1 || hasher.hash_one(n.as_bytes()) % guessed == 0;
+    let mut subs = Vec::with_capacity(opened.len());
+    let mut firsts = Some(Vec::with_capacity(opened.len()));
+    let mut most = 0usize;
+    for (dir, sfd) in opened {
+        let Some(sfd) = sfd else {
+            subs.push((dir, None));
+            if let Some(f) = &mut firsts {
+                f.push(Vec::new());
+            }
             continue;
         };
-        let names = read_names(&sfd).map_err(|e| named(&shown(), e))?;
+        let (names, listing) = read_names(&sfd, &first).map_err(|e| named(&shown(dir), e))?;
         most = most.max(match &names {
             Names::Held(p) => p.count,
-            Names::Reread => {
-                let size = nix::sys::stat::fstat(&sfd).map_or(0, |st| st.st_size.max(0) as u64);
-                (size / DIRENT_BYTES) as usize
-            }
+            Names::Reread => guess as usize,
         });
-        subs.push((*dir, Some((sfd, names))));
+        match listing {
+            Some(l) => {
+                if let Some(f) = &mut firsts {
+                    f.push(l);
+                }
+            }
+            None => firsts = None,
+        }
+        subs.push((dir, Some((sfd, names))));
     }
-    let parts = most.div_ceil(PART_NAMES).max(1) as u64;
-    let hasher = std::collections::hash_map::RandomState::new();
-    for part in 0..parts {
-        check_part(c, &subs, &hasher, index, sub, (parts, part), done)?;
+    match firsts {
+        // The guess held: part 0 is read already.
+        Some(firsts) => {
+            let (plan, found) = c.plan(
+                &Bucket {
+                    sub,
+                    dirs: subs.iter().map(|(d, _)| *d).zip(firsts).collect(),
+                },
+                index,
+            );
+            done(plan, found);
+            for part in 1..guessed {
+                check_part(c, &subs, &hasher, index, sub, (guessed, part), done)?;
+            }
+        }
+        None => {
+            let parts = most.div_ceil(PART_NAMES).max(1) as u64;
+            for part in 0..parts {
+                check_part(c, &subs, &hasher, index, sub, (parts, part), done)?;
+            }
+        }
     }
     Ok(())
 }
