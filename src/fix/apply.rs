@@ -89,8 +89,9 @@ pub struct Applier<'a> {
     left: AtomicU64,
     /// Message moves that found their new name taken by another misnamed
     /// message: finished by [`Applier::finish_moves`], one thread, after
-    /// the parallel pass.
-    deferred: Mutex<Vec<PathBuf>>,
+    /// the parallel pass. At most [`DEFERRED_HELD`] are held; beyond, the
+    /// flag says to find them again by a pass over `mess`.
+    deferred: Mutex<(Vec<PathBuf>, bool)>,
     /// Syncs and old names of the parallel pass's moves, done in batches.
     batch: Mutex<Batch>,
 }
@@ -113,7 +114,7 @@ impl<'a> Applier<'a> {
             quarantine,
             errors: AtomicU64::new(0),
             left: AtomicU64::new(0),
-            deferred: Mutex::new(Vec::new()),
+            deferred: Mutex::new((Vec::new(), false)),
             batch: Mutex::new(Batch::default()),
         }
     }
@@ -346,7 +347,13 @@ impl<'a> Applier<'a> {
                         Ok(())
                     }
                     Moved::Blocked => {
-                        self.deferred.lock().unwrap().push(m.from.clone());
+                        let mut d = self.deferred.lock().unwrap_or_else(|e| e.into_inner());
+                        if d.1 || d.0.len() >= DEFERRED_HELD {
+                            // Memory stays bounded: all found again later.
+                            *d = (Vec::new(), true);
+                        } else {
+                            d.0.push(m.from.clone());
+                        }
                         Ok(())
                     }
                 }
@@ -406,13 +413,40 @@ impl<'a> Applier<'a> {
     /// a message already moved as part of another's chain is skipped.
     /// `plan_one` plans the move of the message whose `mess` file is at
     /// the given path, `None` when it needs none (gone, or well named).
-    pub fn finish_moves(&self, plan_one: &dyn Fn(&Path) -> Option<MessageMove>) {
+    ///
+    /// When more moves were blocked than were held, `each_misnamed` is
+    /// called to find them again: it calls its argument with the path of
+    /// every `mess` file not named by its inode in its subdirectory.
+    pub fn finish_moves(
+        &self,
+        plan_one: &dyn Fn(&Path) -> Option<MessageMove>,
+        each_misnamed: &dyn Fn(&mut EachPath),
+    ) {
         let Some(root) = self.root else { return };
-        let mut work: std::collections::VecDeque<PathBuf> =
-            std::mem::take(&mut *self.deferred.lock().unwrap()).into();
+        let (held, overflowed) =
+            std::mem::take(&mut *self.deferred.lock().unwrap_or_else(|e| e.into_inner()));
+        let mut work: std::collections::VecDeque<PathBuf> = held.into();
+        if overflowed {
+            each_misnamed(&mut |mess| self.finish_chain(root, mess, plan_one, &mut work));
+        }
         while let Some(start) = work.pop_front() {
-            let Some(first) = plan_one(&start) else {
-                continue;
+            self.finish_chain(root, &start, plan_one, &mut work);
+        }
+    }
+
+    /// The move of the message at `start`, after the moves of the messages
+    /// holding its new name; a temporary name that broke a cycle is added
+    /// to `work`.
+    fn finish_chain(
+        &self,
+        root: &OwnedFd,
+        start: &Path,
+        plan_one: &dyn Fn(&Path) -> Option<MessageMove>,
+        work: &mut std::collections::VecDeque<PathBuf>,
+    ) {
+        {
+            let Some(first) = plan_one(start) else {
+                return;
             };
             let mut on_stack: std::collections::HashSet<PathBuf> = [first.from.clone()].into();
             let mut stack = vec![first];
@@ -479,6 +513,9 @@ impl<'a> Applier<'a> {
 }
 
 type Failure = (PathBuf, &'static str, io::Error);
+
+/// A callback given one path at a time.
+pub type EachPath<'a> = dyn FnMut(&Path) + 'a;
 
 fn at(p: &Path, what: &'static str) -> impl FnOnce(Errno) -> Failure {
     let p = p.to_owned();
@@ -733,6 +770,9 @@ pub struct Batch {
 
 /// Old names held back before a batch is flushed: bounds memory.
 const BATCH: usize = 1024;
+
+/// Blocked message moves remembered by path; beyond, found again.
+const DEFERRED_HELD: usize = 4096;
 
 fn dir_of(p: &Path) -> PathBuf {
     p.parent().unwrap_or(Path::new(".")).to_owned()

@@ -21,7 +21,7 @@
 //!   with --force) candidates younger than 36 hours are left for qmail-send.
 
 use super::apply::{Applier, RunMode};
-use super::observe::{list_with_stats, open_dir_at, split_subdirs, stat_at, Found};
+use super::observe::{open_dir_at, split_subdirs, stat_at, Found};
 use super::plan::{
     classify_top, mismatch_of, plan_bucket, plan_conversion, plan_flat_file, Action, ActionKind,
     Bucket, MessIndex, MessageMove, Mismatch, Plan, StrayCandidate, SubState, Top, TopSeen,
@@ -29,8 +29,8 @@ use super::plan::{
 use crate::queue::layout::{is_todo_or_intd, Layout, INTD, MESS, TODO};
 use crate::queue::name::{parse_inode, parse_subdir, split_index};
 use crate::queue::users::Ids;
-use std::collections::HashMap;
 use std::ffi::OsStr;
+use std::hash::BuildHasher;
 use std::io;
 use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
@@ -44,6 +44,9 @@ use std::sync::{Mutex, OnceLock};
 /// qmail-send's work in progress and are left alone.
 pub const OSSIFIED_SECS: i64 = 36 * 3600;
 
+/// Stray candidates held for the second look; beyond, found again.
+const STRAYS_HELD: usize = 4096;
+
 /// Looks `mess` files up by name through open subdirectory descriptors:
 /// one `fstatat` in the subdirectory the name implies; the few `mess`
 /// files that sit elsewhere (misplaced, or above a lowered split) are
@@ -56,8 +59,63 @@ pub struct RealIndex {
     /// The flat message directories (`bounce`; `todo`, `intd` without
     /// `BIGTODO`).
     flat: Vec<(&'static str, OwnedFd)>,
-    /// Numeric names found outside their subdirectory, and where.
-    elsewhere: OnceLock<HashMap<u64, Vec<usize>>>,
+    /// Numeric names found outside their subdirectory, and where: a
+    /// Bloom filter of `(name, index into mess)`, of a fixed size whatever
+    /// the number of such names (a queue of misplaced messages may hold
+    /// them all). A hit is confirmed by `fstatat`, so a false one costs a
+    /// lookup, never a wrong answer.
+    elsewhere: OnceLock<Bloom>,
+}
+
+/// A fixed-size Bloom filter of `(name, subdirectory index)` pairs.
+struct Bloom {
+    bits: Vec<u64>,
+    /// Subdirectories whose listing failed: always looked in.
+    unlisted: Vec<bool>,
+    /// Nothing inserted and every listing read: no lookup needed (a queue
+    /// whose strays have no message anywhere).
+    empty: bool,
+}
+
+impl Bloom {
+    /// 2^23 bits (1 MiB): with 1,000,000 names in it about one
+    /// subdirectory in 30 is looked in for nothing, far fewer in any real
+    /// queue.
+    const BITS: u64 = 1 << 23;
+    const HASHES: u64 = 3;
+
+    fn new(subdirs: usize) -> Bloom {
+        Bloom {
+            bits: vec![0; (Self::BITS / 64) as usize],
+            unlisted: vec![false; subdirs],
+            empty: true,
+        }
+    }
+
+    /// Bit positions by double hashing of one 64-bit mix of the pair.
+    fn positions(name: u64, i: usize) -> impl Iterator<Item = u64> {
+        let mix = |mut x: u64| {
+            // splitmix64's finaliser: every input bit moves every output bit.
+            x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            x ^ (x >> 31)
+        };
+        let h = mix(name ^ mix(i as u64 + 1));
+        let (a, b) = (h, (h >> 32) | 1);
+        (0..Self::HASHES).map(move |k| a.wrapping_add(k.wrapping_mul(b)) % Self::BITS)
+    }
+
+    fn insert(&mut self, name: u64, i: usize) {
+        self.empty = false;
+        for p in Self::positions(name, i) {
+            self.bits[(p / 64) as usize] |= 1 << (p % 64);
+        }
+    }
+
+    fn may_hold(&self, name: u64, i: usize) -> bool {
+        self.unlisted[i]
+            || Self::positions(name, i).all(|p| self.bits[(p / 64) as usize] & (1 << (p % 64)) != 0)
+    }
 }
 
 impl RealIndex {
@@ -84,22 +142,48 @@ impl RealIndex {
         })
     }
 
-    fn elsewhere(&self) -> &HashMap<u64, Vec<usize>> {
+    fn elsewhere(&self) -> &Bloom {
         self.elsewhere.get_or_init(|| {
-            let mut map: HashMap<u64, Vec<usize>> = HashMap::new();
+            let mut bloom = Bloom::new(self.mess.len());
             for (i, (sub, fd)) in self.mess.iter().enumerate() {
-                // A listing that fails is retried name by name below.
-                let _ = super::observe::for_each_name(fd, |name| {
+                // A subdirectory whose listing fails is looked in for every
+                // name instead.
+                let listed = super::observe::for_each_name(fd, |name| {
                     if let Some(n) = crate::queue::name::parse_inode(name.as_bytes()) {
                         if split_index(n, self.split) != *sub {
-                            map.entry(n).or_default().push(i);
+                            bloom.insert(n, i);
                         }
                     }
                     Ok(())
                 });
+                if listed.is_err() {
+                    bloom.unlisted[i] = true;
+                    bloom.empty = false;
+                }
             }
-            map
+            bloom
         })
+    }
+}
+
+impl RealIndex {
+    /// Calls `each` with `mess/S/N` for every regular `mess` file not named
+    /// by its inode in its subdirectory: the blocked moves found again when
+    /// there were too many to remember. A listing that fails is skipped
+    /// (the next run finds what it held).
+    fn each_misnamed(&self, each: &mut dyn FnMut(&Path)) {
+        for (sub, fd) in &self.mess {
+            let _ = super::observe::for_each_name(fd, |name| {
+                if let Ok(Some(st)) = stat_at(fd, name) {
+                    let healthy = parse_inode(name.as_bytes()) == Some(st.ino)
+                        && split_index(st.ino, self.split) == *sub;
+                    if st.kind == Found::File && !healthy {
+                        each(&Path::new(MESS).join(sub.to_string()).join(name));
+                    }
+                }
+                Ok(())
+            });
+        }
     }
 }
 
@@ -119,9 +203,13 @@ impl MessIndex for RealIndex {
                 return true;
             }
         }
-        self.elsewhere()
-            .get(&name)
-            .is_some_and(|subs| subs.iter().any(|&i| found(&self.mess[i].1)))
+        let bloom = self.elsewhere();
+        !bloom.empty
+            && self
+                .mess
+                .iter()
+                .enumerate()
+                .any(|(i, (sub, fd))| *sub != expected && bloom.may_hold(name, i) && found(fd))
     }
 
     fn has_flat(&self, dir: &str, name: &OsStr) -> bool {
@@ -178,7 +266,11 @@ pub fn check(c: &MessageCheck, applier: &Applier) -> io::Result<usize> {
             applier.warn(Path::new("."), &cause);
         }
     }
-    let strays = Mutex::new(Vec::<StrayCandidate>::new());
+    // Entries at the top of a split directory, held for the second look.
+    let mut top = Vec::<StrayCandidate>::new();
+    // The buckets' stray candidates, held up to STRAYS_HELD; beyond, the
+    // flag says they are found again by a second pass.
+    let strays = Mutex::new((Vec::<StrayCandidate>::new(), false));
     let mut dir_fds: Vec<(&'static str, OwnedFd)> = Vec::new();
     let mut buckets: Vec<u32> = Vec::new();
     for dir in c.layout.split_message_dirs() {
@@ -202,7 +294,7 @@ pub fn check(c: &MessageCheck, applier: &Applier) -> io::Result<usize> {
                 {
                     continue;
                 }
-                strays.lock().unwrap().push(StrayCandidate {
+                top.push(StrayCandidate {
                     path: Path::new(dir).join(&name),
                     name: None,
                     stat: st,
@@ -230,14 +322,29 @@ pub fn check(c: &MessageCheck, applier: &Applier) -> io::Result<usize> {
                 (&buckets, &dir_fds, &index, &problems, &strays, &first_error);
             scope.spawn(move || {
                 for &sub in buckets.iter().skip(worker).step_by(threads) {
-                    let result = check_bucket(c, applier, dir_fds, index, sub);
-                    match result {
-                        Ok((n, mut found)) => {
-                            problems.fetch_add(n, Ordering::Relaxed);
-                            if !found.is_empty() {
-                                strays.lock().unwrap().append(&mut found);
+                    let result = check_bucket(c, dir_fds, index, sub, &mut |plan, mut found| {
+                        for w in &plan.warnings {
+                            applier.warn(&w.path, &w.cause);
+                        }
+                        for a in &plan.actions {
+                            applier.run(a);
+                        }
+                        problems.fetch_add(plan.problems(), Ordering::Relaxed);
+                        if !found.is_empty() {
+                            let mut held = strays.lock().unwrap();
+                            let (list, over) = &mut *held;
+                            if *over || list.len() + found.len() > STRAYS_HELD {
+                                // Memory stays bounded: every stray is
+                                // found again by a second pass.
+                                *list = Vec::new();
+                                *over = true;
+                            } else {
+                                list.append(&mut found);
                             }
                         }
+                    });
+                    match result {
+                        Ok(()) => {}
                         Err(e) => {
                             first_error.lock().unwrap().get_or_insert(e);
                             return;
@@ -253,7 +360,9 @@ pub fn check(c: &MessageCheck, applier: &Applier) -> io::Result<usize> {
     if let Some(e) = first_error.into_inner().unwrap() {
         return Err(e);
     }
-    let mut strays = strays.into_inner().unwrap();
+    let (held, overflowed) = strays.into_inner().unwrap();
+    let mut strays = top;
+    strays.extend(held);
     let mut plan = Plan::default();
     for dir in c.layout.flat_message_dirs() {
         check_flat_dir(c, dir, &index, &mut plan, &mut strays).map_err(|e| named(dir, e))?;
@@ -268,10 +377,12 @@ pub fn check(c: &MessageCheck, applier: &Applier) -> io::Result<usize> {
         .map_or(0, |d| d.as_secs() as i64);
     // Moves that had to wait for another message's name, before the
     // second look at hard links (a halfway move splits a todo/intd pair).
-    applier.finish_moves(&|mess: &Path| plan_one(c, &index, mess));
-    for s in strays {
+    applier.finish_moves(&|mess: &Path| plan_one(c, &index, mess), &|each| {
+        index.each_misnamed(each)
+    });
+    let settle = |s: StrayCandidate| -> Option<Action> {
         if s.linked && !still_too_many_links(c.root, &s) {
-            continue;
+            return None;
         }
         // A second look: the file is still the one seen, and no worker
         // moved its message into place meanwhile.
@@ -279,24 +390,38 @@ pub fn check(c: &MessageCheck, applier: &Applier) -> io::Result<usize> {
             let still = matches!(stat_at(c.root, &s.path), Ok(Some(st)) if st.ino == s.stat.ino);
             let owned = !s.regardless && s.name.is_some_and(|n| index.has_mess(n));
             if !still || owned {
-                continue;
+                return None;
             }
         }
         if c.live && now - s.stat.mtime < OSSIFIED_SECS {
-            continue;
+            return None;
         }
-        plan.actions.push(Action::SetAside {
+        Some(Action::SetAside {
             path: s.path,
             cause: s.cause,
             // Delete only plain strays: a directory may hold anything, and
             // a hard-linked file's other name may be someone's file.
             keep: s.regardless,
-        });
+        })
+    };
+    plan.actions.extend(strays.into_iter().filter_map(settle));
+    // Too many strays to hold: every bucket read again, after every move,
+    // and each stray found there looked at and set aside at once.
+    let mut again = 0;
+    if overflowed {
+        for &sub in &buckets {
+            check_bucket(c, &dir_fds, &index, sub, &mut |_, found| {
+                for a in found.into_iter().filter_map(settle) {
+                    applier.run(&a);
+                    again += 1;
+                }
+            })?;
+        }
     }
     for a in &plan.actions {
         applier.run(a);
     }
-    Ok(problems.into_inner() + plan.problems())
+    Ok(problems.into_inner() + plan.problems() + again)
 }
 
 /// Every file of a flat message directory (`bounce`; `todo` and `intd`
@@ -496,35 +621,285 @@ fn named(path: &str, e: io::Error) -> io::Error {
     io::Error::new(e.kind(), format!("{path}: {e}"))
 }
 
+/// Entries of one directory of a bucket stat'ed and planned at once: a
+/// bucket holds about a queue's messages divided by the split, so a big
+/// queue's buckets are taken in parts (by a keyed hash of the name, so
+/// every file of one message is in the same part and no name can be
+/// chosen to crowd one part). At 4,096 a queue of 1,000,000 messages
+/// split 151 is planned in two parts.
+const PART_NAMES: usize = 4096;
+
+/// The names of one directory of a bucket are read once and kept, packed
+/// (a length byte and the name), up to this many bytes (about 90,000
+/// ten-digit names: a queue of some 13,000,000 messages split 151); a
+/// bigger directory is read again for each part instead, so memory stays
+/// bounded whatever the queue's size, and a queue of a realistic size is
+/// read once (on tmpfs a second reading of a directory costs about as
+/// much as the first: it is the cost of a check).
+const NAMES_HELD: usize = 1 << 20;
+
+/// [`NAMES_HELD`], or `QUEUE_FIX_NAMES_HELD` from the environment (a test
+/// hook, undocumented: the tests read a directory again in parts without
+/// filling a queue of millions).
+fn names_held() -> usize {
+    static HELD: OnceLock<usize> = OnceLock::new();
+    *HELD.get_or_init(|| {
+        std::env::var("QUEUE_FIX_NAMES_HELD")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(NAMES_HELD)
+    })
+}
+
+/// Bytes a directory's size grows by per entry, about (tmpfs adds 20 per
+/// entry; ext4 and XFS a little more for a queue's ten-digit names): the
+/// number of parts of a directory read again is guessed from it, never
+/// relied on.
+const DIRENT_BYTES: u64 = 20;
+
+/// One directory of a bucket: its names read once, or too many to keep.
+enum Names {
+    Held(Packed),
+    Reread,
+}
+
+/// Names packed one after another, each after its length byte.
+#[derive(Default)]
+struct Packed {
+    bytes: Vec<u8>,
+    count: usize,
+}
+
+impl Packed {
+    fn iter(&self) -> impl Iterator<Item = &OsStr> {
+        let mut at = 0;
+        std::iter::from_fn(move || {
+            let len = *self.bytes.get(at)? as usize;
+            let name = &self.bytes[at + 1..at + 1 + len];
+            at += 1 + len;
+            Some(OsStr::from_bytes(name))
+        })
+    }
+}
+
+/// One directory's entries with their stats, as the plan reads them.
+type Listing = Vec<(std::ffi::OsString, super::observe::Stat)>;
+
+/// Reads the names of `fd` once into a [`Packed`] (or says it is too big
+/// to keep), and stats the names `first` picks as the listing gives them
+/// (while the kernel's entry is fresh: a stat long after the listing costs
+/// about a third more on a big tmpfs queue); `None` for those when more
+/// than twice [`PART_NAMES`].
+fn read_names(
+    fd: &OwnedFd,
+    first: &dyn Fn(&OsStr) -> bool,
+) -> io::Result<(Names, Option<Listing>)> {
+    let mut packed = Some(Packed::default());
+    let mut listing = Some(Vec::new());
+    super::observe::for_each_name(fd, |name| {
+        if let Some(l) = &mut listing {
+            if first(name) {
+                if l.len() >= 2 * PART_NAMES {
+                    listing = None;
+                } else if let Some(st) = stat_at(fd, name)? {
+                    // An entry gone between readdir and fstatat (a live
+                    // queue) is simply not there.
+                    l.push((name.to_owned(), st));
+                }
+            }
+        }
+        if let Some(p) = &mut packed {
+            let name = name.as_bytes();
+            // A file name is at most 255 bytes (NAME_MAX): it fits the byte.
+            if p.bytes.len() + 1 + name.len() > names_held() || name.len() > 255 {
+                packed = None;
+            } else {
+                p.bytes.push(name.len() as u8);
+                p.bytes.extend_from_slice(name);
+                p.count += 1;
+            }
+        }
+        if packed.is_none() && listing.is_none() {
+            return Err(io::Error::other("nothing more to keep"));
+        }
+        Ok(())
+    })
+    .or_else(|e| match (&packed, &listing) {
+        (None, None) => Ok(()),
+        _ => Err(e),
+    })?;
+    let names = match packed {
+        Some(mut p) => {
+            p.bytes.shrink_to_fit();
+            Names::Held(p)
+        }
+        None => Names::Reread,
+    };
+    Ok((names, listing))
+}
+
 fn check_bucket(
     c: &MessageCheck,
-    applier: &Applier,
     dir_fds: &[(&'static str, OwnedFd)],
     index: &RealIndex,
     sub: u32,
-) -> io::Result<(usize, Vec<StrayCandidate>)> {
+    done: &mut Done,
+) -> io::Result<()> {
     let name = sub.to_string();
+    let shown = |dir: &str| format!("{dir}/{name}");
+    // The number of parts guessed from the directories' sizes, so the
+    // first part is stat'ed during the one listing.
+    let mut opened = Vec::with_capacity(dir_fds.len());
+    let mut guess = 0u64;
+    for (dir, fd) in dir_fds {
+        let sfd = open_dir_at(fd, &name).map_err(|e| named(&shown(dir), e))?;
+        if let Some(sfd) = &sfd {
+            let size = nix::sys::stat::fstat(sfd).map_or(0, |st| st.st_size.max(0) as u64);
+            guess = guess.max(size / DIRENT_BYTES);
+        }
+        opened.push((*dir, sfd));
+    }
+    let guessed = guess.div_ceil(PART_NAMES as u64).max(1);
+    let hasher = std::collections::hash_map::RandomState::new();
+    let first = |n: &OsStr| guessed == 1 || hasher.hash_one(n.as_bytes()) % guessed == 0;
+    let mut subs = Vec::with_capacity(opened.len());
+    let mut firsts = Some(Vec::with_capacity(opened.len()));
+    let mut most = 0usize;
+    for (dir, sfd) in opened {
+        let Some(sfd) = sfd else {
+            subs.push((dir, None));
+            if let Some(f) = &mut firsts {
+                f.push(Vec::new());
+            }
+            continue;
+        };
+        let (names, listing) = read_names(&sfd, &first).map_err(|e| named(&shown(dir), e))?;
+        most = most.max(match &names {
+            Names::Held(p) => p.count,
+            Names::Reread => guess as usize,
+        });
+        match listing {
+            Some(l) => {
+                if let Some(f) = &mut firsts {
+                    f.push(l);
+                }
+            }
+            None => firsts = None,
+        }
+        subs.push((dir, Some((sfd, names))));
+    }
+    match firsts {
+        // The guess held: part 0 is read already.
+        Some(firsts) => {
+            let (plan, found) = c.plan(
+                &Bucket {
+                    sub,
+                    dirs: subs.iter().map(|(d, _)| *d).zip(firsts).collect(),
+                },
+                index,
+            );
+            done(plan, found);
+            for part in 1..guessed {
+                check_part(c, &subs, &hasher, index, sub, (guessed, part), done)?;
+            }
+        }
+        None => {
+            let parts = most.div_ceil(PART_NAMES).max(1) as u64;
+            for part in 0..parts {
+                check_part(c, &subs, &hasher, index, sub, (parts, part), done)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// What is done with one part's plan and stray candidates.
+type Done<'a> = dyn FnMut(Plan, Vec<StrayCandidate>) + 'a;
+
+/// One directory of a bucket, opened, with its names if kept.
+type SubDir = (&'static str, Option<(OwnedFd, Names)>);
+
+/// One part of a bucket: the names whose hash is `part.1` modulo
+/// `part.0`, stat'ed, planned and handed to `done`; halved when too big.
+fn check_part(
+    c: &MessageCheck,
+    subs: &[SubDir],
+    hasher: &std::collections::hash_map::RandomState,
+    index: &RealIndex,
+    sub: u32,
+    (parts, part): (u64, u64),
+    done: &mut Done,
+) -> io::Result<()> {
     let mut bucket = Bucket {
         sub,
-        dirs: Vec::with_capacity(dir_fds.len()),
+        dirs: Vec::with_capacity(subs.len()),
     };
-    for (dir, fd) in dir_fds {
-        let listing = match open_dir_at(fd, &name)
-            .map_err(|e| named(&format!("{dir}/{name}"), e))?
-        {
-            Some(sfd) => list_with_stats(&sfd).map_err(|e| named(&format!("{dir}/{name}"), e))?,
+    let mine = |name: &OsStr| parts == 1 || hasher.hash_one(name.as_bytes()) % parts == part;
+    for (dir, opened) in subs {
+        let listing = match opened {
+            Some((sfd, names)) => {
+                let shown = || format!("{dir}/{sub}");
+                let picked = match names {
+                    Names::Held(packed) => {
+                        let picked: Vec<&OsStr> = packed.iter().filter(|n| mine(n)).collect();
+                        (picked.len() <= 2 * PART_NAMES)
+                            .then(|| picked.into_iter().map(OsStr::to_owned).collect())
+                    }
+                    Names::Reread => reread_part(sfd, &mine).map_err(|e| named(&shown(), e))?,
+                };
+                let Some(picked) = picked else {
+                    drop(bucket);
+                    for half in [part, part + parts] {
+                        check_part(c, subs, hasher, index, sub, (parts * 2, half), done)?;
+                    }
+                    return Ok(());
+                };
+                let mut listing = Vec::with_capacity(picked.len());
+                for name in picked {
+                    // An entry gone between readdir and fstatat (a live
+                    // queue) is simply not there.
+                    if let Some(st) = stat_at(sfd, &name).map_err(|e| named(&shown(), e))? {
+                        listing.push((name, st));
+                    }
+                }
+                listing
+            }
             None => Vec::new(),
         };
         bucket.dirs.push((dir, listing));
     }
-    let (plan, strays) = c.plan(&bucket, index);
-    for w in &plan.warnings {
-        applier.warn(&w.path, &w.cause);
+    let (plan, found) = c.plan(&bucket, index);
+    drop(bucket);
+    done(plan, found);
+    Ok(())
+}
+
+/// The names of `fd` that `mine` picks, read from the start of the
+/// listing again; `None` when they are more than twice [`PART_NAMES`]
+/// (nothing kept: memory stays bounded whatever the directory's size
+/// said).
+fn reread_part(
+    fd: &OwnedFd,
+    mine: &dyn Fn(&OsStr) -> bool,
+) -> io::Result<Option<Vec<std::ffi::OsString>>> {
+    nix::unistd::lseek(fd, 0, nix::unistd::Whence::SeekSet).map_err(super::observe::io_err)?;
+    let mut names = Vec::new();
+    let mut over = false;
+    let listed = super::observe::for_each_name(fd, |name| {
+        if mine(name) {
+            if names.len() >= 2 * PART_NAMES {
+                over = true;
+                return Err(io::Error::other("part too big"));
+            }
+            names.push(name.to_owned());
+        }
+        Ok(())
+    });
+    if over {
+        return Ok(None);
     }
-    for a in &plan.actions {
-        applier.run(a);
-    }
-    Ok((plan.problems(), strays))
+    listed?;
+    Ok(Some(names))
 }
 
 /// The move of the one message whose `mess` file is at `mess` (`mess/S/N`),

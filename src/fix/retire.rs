@@ -351,52 +351,61 @@ impl Mover<'_> {
             let sfd = open_dir_at(&mess, &sub.to_string())
                 .map_err(|e| (self.shown.join(MESS), "cannot open", e))?;
             let Some(sfd) = sfd else { continue };
-            // One subdirectory's names at a time.
-            let mut names = Vec::new();
-            super::observe::for_each_name(&sfd, |n| {
-                names.push(n.to_owned());
-                Ok(())
-            })
-            .map_err(|e| {
+            // Each name handled as the listing gives it (nothing held per
+            // message: memory stays the same whatever the queue's size).
+            // Moving names out of the directory being read is safe: an
+            // entry not moved is returned exactly once.
+            let mut stopped = None;
+            let listed = super::observe::for_each_name(&sfd, |name| {
+                self.entry(&sfd, sub, name).map_err(|f| {
+                    stopped = Some(f);
+                    io::Error::other("stopped")
+                })
+            });
+            if let Some(f) = stopped {
+                return Err(f);
+            }
+            listed.map_err(|e| {
                 (
                     self.shown.join(MESS).join(sub.to_string()),
                     "cannot read",
                     e,
                 )
             })?;
-            for name in names {
-                let Some(st) =
-                    stat_at(&sfd, &name).map_err(|e| (self.shown.join(&name), "cannot stat", e))?
-                else {
-                    continue;
-                };
-                let healthy = st.kind == Found::File
-                    && parse_inode(name.as_encoded_bytes()) == Some(st.ino)
-                    && split_index(st.ino, self.layout.split) == sub;
-                if !healthy && self.dry {
-                    continue; // the repair plan above lists its rename
-                }
-                let path = Path::new(MESS).join(sub.to_string()).join(&name);
-                if st.kind != Found::File {
-                    // Planted since the repair above (a FIFO, a directory,
-                    // a symlink): never opened nor moved, set aside in the
-                    // queue being retired. (A second link is normal here
-                    // after an interrupted move on one file system; a copy
-                    // across checks the link count itself.)
-                    self.set_aside_src(&path, &st)?;
-                    continue;
-                }
-                if !healthy {
-                    return Err((
-                        self.shown.join(MESS).join(sub.to_string()).join(&name),
-                        "cannot retire",
-                        io::Error::other("not a well-named message (repair failed)"),
-                    ));
-                }
-                self.one(&st)?;
-            }
         }
         self.flush()
+    }
+
+    /// One name of `mess/<sub>`: retired, set aside, or refused.
+    fn entry(&self, sfd: &OwnedFd, sub: u32, name: &std::ffi::OsStr) -> Result<(), Failure> {
+        let Some(st) = stat_at(sfd, name).map_err(|e| (self.shown.join(name), "cannot stat", e))?
+        else {
+            return Ok(());
+        };
+        let healthy = st.kind == Found::File
+            && parse_inode(name.as_encoded_bytes()) == Some(st.ino)
+            && split_index(st.ino, self.layout.split) == sub;
+        if !healthy && self.dry {
+            return Ok(()); // the repair plan above lists its rename
+        }
+        let path = Path::new(MESS).join(sub.to_string()).join(name);
+        if st.kind != Found::File {
+            // Planted since the repair above (a FIFO, a directory,
+            // a symlink): never opened nor moved, set aside in the
+            // queue being retired. (A second link is normal here
+            // after an interrupted move on one file system; a copy
+            // across checks the link count itself.)
+            self.set_aside_src(&path, &st)?;
+            return Ok(());
+        }
+        if !healthy {
+            return Err((
+                self.shown.join(MESS).join(sub.to_string()).join(name),
+                "cannot retire",
+                io::Error::other("not a well-named message (repair failed)"),
+            ));
+        }
+        self.one(&st)
     }
 
     fn set_aside_src(&self, path: &Path, st: &Stat) -> Result<(), Failure> {
