@@ -709,17 +709,8 @@ impl Mover<'_> {
         want: &super::plan::Want,
     ) -> Result<Option<()>, Failure> {
         let dshown = self.base.join(format!("queue{}", d.n));
-        let input = match safe::open_regular(self.src, from, 1) {
-            Ok((f, _)) => f,
-            Err(e) if e.raw_os_error().is_none() => {
-                let st = stat_at(self.src, from)
-                    .map_err(|e| (self.shown.join(from), "cannot stat", e))?;
-                if let Some(st) = st {
-                    self.set_aside_src(from, &st)?;
-                }
-                return Ok(None);
-            }
-            Err(e) => return Err((self.shown.join(from), "cannot open", e)),
+        let Some(input) = self.open_source(from, 1)? else {
+            return Ok(None);
         };
         step();
         let out = safe::open(&d.root, to, OFlag::O_WRONLY | OFlag::O_NONBLOCK, 0)
@@ -742,6 +733,24 @@ impl Mover<'_> {
             .map_err(|e| (dshown.join(to), "cannot write", e))
     }
 
+    /// A source file opened for copying, or `None` once set aside: one
+    /// that is not a regular file or has more than `max_links` links is
+    /// never opened (see [`Mover::copy_file`]).
+    fn open_source(&self, from: &Path, max_links: u64) -> Result<Option<File>, Failure> {
+        match safe::open_regular(self.src, from, max_links) {
+            Ok((f, _)) => Ok(Some(f)),
+            Err(e) if e.raw_os_error().is_none() => {
+                let st = stat_at(self.src, from)
+                    .map_err(|e| (self.shown.join(from), "cannot stat", e))?;
+                if let Some(st) = st {
+                    self.set_aside_src(from, &st)?;
+                }
+                Ok(None)
+            }
+            Err(e) => Err((self.shown.join(from), "cannot open", e)),
+        }
+    }
+
     /// Copies a source file to `to` in the destination (created fresh,
     /// an old one removed first when `replace`), owned and moded per
     /// `want`, not yet synced (its batch is, in [`Mover::flush`]); returns
@@ -759,17 +768,8 @@ impl Mover<'_> {
         max_links: u64,
     ) -> Result<Option<u64>, Failure> {
         let dshown = self.base.join(format!("queue{}", d.n));
-        let input = match safe::open_regular(self.src, from, max_links) {
-            Ok((f, _)) => f,
-            Err(e) if e.raw_os_error().is_none() => {
-                let st = stat_at(self.src, from)
-                    .map_err(|e| (self.shown.join(from), "cannot stat", e))?;
-                if let Some(st) = st {
-                    self.set_aside_src(from, &st)?;
-                }
-                return Ok(None);
-            }
-            Err(e) => return Err((self.shown.join(from), "cannot open", e)),
+        let Some(input) = self.open_source(from, max_links)? else {
+            return Ok(None);
         };
         if replace {
             // A leftover temporary (or anything planted under its name in
