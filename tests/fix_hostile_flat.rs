@@ -241,46 +241,55 @@ fn a_resplit_keeps_every_flat_todo_intd_and_bounce_file() {
     for (big_todo, to_big) in [(false, false), (true, true), (false, true), (true, false)] {
         let (_t, dir) = scratch();
         let q = dir.join("q");
-        expect(&[INV, "-s151", "-b", env(big_todo), s(&q)], 0);
-        let opts = DepositOptions {
-            layout: Layout {
-                big_todo,
-                ..Layout::new(151)
-            },
-            sync: false,
-            received_line: false,
-        };
-        let mut msgs = Vec::new();
-        for i in 0..40 {
+        let msgs = queue_with_bounces(&q, 40, big_todo);
+        let o = run_env(&[INV, "-s", "23", s(&q)], &[("BIGTODO", env(to_big))]);
+        let when = format!("re-split, BIGTODO={} to {}", env(big_todo), env(to_big));
+        assert_eq!(code(&o), 0, "{when}: {}", err(&o));
+        assert_kept(&q, &msgs, to_big, &when);
+    }
+}
+
+/// A split-151 queue at `q` holding `n` messages written as qmail-queue
+/// writes them under this `BIGTODO`, each with a bounce file: `(inode,
+/// hash of mess, hash of todo)` of each.
+fn queue_with_bounces(q: &Path, n: usize, big_todo: bool) -> Vec<(u64, u64, u64)> {
+    expect(&[INV, "-s151", "-b", env(big_todo), s(q)], 0);
+    let opts = DepositOptions {
+        layout: Layout {
+            big_todo,
+            ..Layout::new(151)
+        },
+        sync: false,
+        received_line: false,
+    };
+    (0..n)
+        .map(|i| {
             let env = Envelope {
                 sender: format!("s{i}@example.org").into_bytes(),
                 recipients: vec![format!("r{i}@example.net").into_bytes()],
             };
             let text = format!("Subject: {i}\n\nbody {i}\n");
-            let ino = deposit(&q, &mut text.as_bytes(), &env, opts).unwrap();
+            let ino = deposit(q, &mut text.as_bytes(), &env, opts).unwrap();
             let bounce = q.join("bounce").join(ino.to_string());
             std::fs::write(&bounce, format!("bounce {i}\n")).unwrap();
             std::fs::set_permissions(&bounce, std::fs::Permissions::from_mode(0o600)).unwrap();
-            let mess = std::fs::read(q.join(format!("mess/{}/{ino}", ino % 151))).unwrap();
-            let todo_at = if big_todo {
-                q.join(format!("todo/{}/{ino}", ino % 151))
-            } else {
-                q.join(format!("todo/{ino}"))
-            };
-            let todo = std::fs::read(todo_at).unwrap();
-            msgs.push((ino, hash_of(&mess), hash_of(&todo)));
-        }
-        let o = run_env(&[INV, "-s", "23", s(&q)], &[("BIGTODO", env(to_big))]);
-        let when = format!("re-split, BIGTODO={} to {}", env(big_todo), env(to_big));
-        assert_eq!(code(&o), 0, "{when}: {}", err(&o));
-        check_messages(&q, &msgs, to_big, &when);
-        for &(ino, ..) in &msgs {
-            let b = q.join("bounce").join(ino.to_string());
-            assert!(b.exists(), "{when}: {b:?} lost");
-        }
-        let o = run_env(&[INV, "-N", "-s", "23", s(&q)], &[("BIGTODO", env(to_big))]);
-        assert_eq!(code(&o), 0, "{when}: {}{}", out(&o), err(&o));
+            let mess = std::fs::read(q.join(opts.layout.message_path("mess", ino))).unwrap();
+            let todo = std::fs::read(q.join(opts.layout.message_path("todo", ino))).unwrap();
+            (ino, hash_of(&mess), hash_of(&todo))
+        })
+        .collect()
+}
+
+/// Every message of `msgs` intact where `to_big` puts it, its bounce file
+/// kept, and the queue correct for `-N` afterwards.
+fn assert_kept(q: &Path, msgs: &[(u64, u64, u64)], to_big: bool, when: &str) {
+    check_messages(q, msgs, to_big, when);
+    for &(ino, ..) in msgs {
+        let b = q.join("bounce").join(ino.to_string());
+        assert!(b.exists(), "{when}: {b:?} lost");
     }
+    let o = run_env(&[INV, "-N", "-s", "23", s(q)], &[("BIGTODO", env(to_big))]);
+    assert_eq!(code(&o), 0, "{when}: {}{}", out(&o), err(&o));
 }
 
 /// The same re-split with a conversion, cut short at every other change
@@ -293,33 +302,7 @@ fn a_resplit_with_a_conversion_cut_anywhere_loses_nothing() {
         loop {
             let (_t, dir) = scratch();
             let q = dir.join("q");
-            expect(&[INV, "-s151", "-b", env(big_todo), s(&q)], 0);
-            let opts = DepositOptions {
-                layout: Layout {
-                    big_todo,
-                    ..Layout::new(151)
-                },
-                sync: false,
-                received_line: false,
-            };
-            let mut msgs = Vec::new();
-            for i in 0..8 {
-                let env = Envelope {
-                    sender: format!("s{i}@example.org").into_bytes(),
-                    recipients: vec![format!("r{i}@example.net").into_bytes()],
-                };
-                let text = format!("Subject: {i}\n\nbody {i}\n");
-                let ino = deposit(&q, &mut text.as_bytes(), &env, opts).unwrap();
-                std::fs::write(q.join("bounce").join(ino.to_string()), "b").unwrap();
-                let mess = std::fs::read(q.join(format!("mess/{}/{ino}", ino % 151))).unwrap();
-                let todo = std::fs::read(q.join(if big_todo {
-                    format!("todo/{}/{ino}", ino % 151)
-                } else {
-                    format!("todo/{ino}")
-                }))
-                .unwrap();
-                msgs.push((ino, hash_of(&mess), hash_of(&todo)));
-            }
+            let msgs = queue_with_bounces(&q, 8, big_todo);
             let when = format!(
                 "re-split, BIGTODO={} to {}, crash after {n}",
                 env(big_todo),
@@ -330,13 +313,7 @@ fn a_resplit_with_a_conversion_cut_anywhere_loses_nothing() {
             assert!(cut || code(&o) == 0, "{when}: {}", err(&o));
             let r = qf(&q, to_big, None);
             assert_eq!(code(&r), 0, "{when}: rerun: {}", err(&r));
-            check_messages(&q, &msgs, to_big, &when);
-            for &(ino, ..) in &msgs {
-                let b = q.join("bounce").join(ino.to_string());
-                assert!(b.exists(), "{when}: {b:?} lost");
-            }
-            let o = run_env(&[INV, "-N", "-s", "23", s(&q)], &[("BIGTODO", env(to_big))]);
-            assert_eq!(code(&o), 0, "{when}: {}{}", out(&o), err(&o));
+            assert_kept(&q, &msgs, to_big, &when);
             if !cut {
                 break;
             }
