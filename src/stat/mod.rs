@@ -187,7 +187,9 @@ pub fn gather(plan: &Plan, threads: usize, sched: Result<Vec<QueueFigures>, Stri
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64);
-    let locks = live::LockTable::read();
+    // The lock table is read while the first queue is scanned: see
+    // `live::PendingLocks`.
+    let locks = live::PendingLocks::start();
     let mut rows = plan.queues.clone();
     if let Some((base, _)) = &plan.orphans_of {
         // IndiMail 3.x's special queues: rows like the others, when they
@@ -244,7 +246,7 @@ fn one(
     plan: &Plan,
     now: i64,
     threads: usize,
-    locks: &live::LockTable,
+    locks: &live::PendingLocks,
 ) -> QueueStat {
     // qmail-multi's own judgement, so the two never disagree.
     let health = FsProbe::examine(path, plan.min_free);
@@ -284,11 +286,13 @@ fn one(
             return q;
         }
     };
-    q.live = live::is_live(&root, locks);
     match scan::scan(&root, &plan.layout, now, threads) {
         Ok(c) => q.counts = Some(c),
         Err(e) => q.error = Some(e.to_string()),
     }
+    // After the scan, so the first queue's scan hides the wait for the
+    // lock table.
+    q.live = live::is_live(&root, locks.table());
     q
 }
 
