@@ -1239,3 +1239,80 @@ fn promtool(prom: &str) {
         }
     }
 }
+
+/// A queue split 40 ways with more than a chunk of entries in every
+/// bucket: read in three groups of buckets, several turns each (see
+/// `src/stat/scan.rs`), every file is counted once and nothing else is.
+#[test]
+fn buckets_read_in_step_count_every_file_once() {
+    const SPLIT_WIDE: u64 = 40;
+    const MESSAGES: u64 = 40 * 300;
+    let dir = tempfile::tempdir().unwrap();
+    let q = dir.path().join("queue1");
+    let made = Command::new(env!("CARGO_BIN_EXE_queue-fix"))
+        .args(["--as-invoker", "-s", &SPLIT_WIDE.to_string()])
+        .arg(&q)
+        .output()
+        .unwrap();
+    assert_eq!(made.status.code(), Some(0), "{made:?}");
+    let at = |d: &str, n: u64| {
+        q.join(d)
+            .join((n % SPLIT_WIDE).to_string())
+            .join(n.to_string())
+    };
+    let (mut bytes, mut remote, mut local, mut waiting) = (0, 0, 0, 0);
+    for i in 0..MESSAGES {
+        let n = 1_000_000 + i;
+        let size = (i % 97) as usize;
+        fs::write(at("mess", n), vec![b'm'; size]).unwrap();
+        bytes += size as u64;
+        match i % 10 {
+            // Waiting to be preprocessed: a todo/intd pair (one inode,
+            // counted once) or an injection in progress (intd alone).
+            0 => {
+                fs::write(at("intd", n), "x").unwrap();
+                fs::hard_link(at("intd", n), at("todo", n)).unwrap();
+                waiting += 1;
+            }
+            1 => {
+                fs::write(at("intd", n), "x").unwrap();
+                waiting += 1;
+            }
+            2 => {
+                fs::write(at("local", n), "x").unwrap();
+                local += 1;
+            }
+            _ => {
+                fs::write(at("remote", n), "x").unwrap();
+                remote += 1;
+            }
+        }
+    }
+    // Neither is a message: a pipe and a directory among the files.
+    let fifo = at("mess", 999);
+    assert!(Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    fs::create_dir(at("mess", 998)).unwrap();
+
+    let out = queue_stat(&["--prometheus", q.to_str().unwrap()], &[]);
+    expect_status(&out, 0);
+    let m = samples(&text(&out));
+    let key = |name: &str| format!("{name}{{queue=\"{}\"}}", q.display());
+    assert_eq!(sample(&m, &key("qmail_queue_messages")), MESSAGES);
+    assert_eq!(sample(&m, &key("qmail_queue_mess_bytes")), bytes);
+    assert_eq!(
+        sample(&m, &key("qmail_queue_unpreprocessed_messages")),
+        waiting
+    );
+    assert_eq!(
+        sample(&m, &key("qmail_queue_local_pending_messages")),
+        local
+    );
+    assert_eq!(
+        sample(&m, &key("qmail_queue_remote_pending_messages")),
+        remote
+    );
+}

@@ -627,7 +627,7 @@ fn named(path: &str, e: io::Error) -> io::Error {
 /// every file of one message is in the same part and no name can be
 /// chosen to crowd one part). At 4,096 a queue of 1,000,000 messages
 /// split 151 is planned in two parts.
-const PART_NAMES: usize = 4096;
+const PART_NAMES: usize = 8192;
 
 /// The names of one directory of a bucket are read once and kept, packed
 /// (a length byte and the name), up to this many bytes (about 90,000

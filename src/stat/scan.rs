@@ -1,5 +1,6 @@
 //! Reading one queue's directories: counts, sizes and ages, with
-//! descriptors and one split bucket at a time over worker threads.
+//! descriptors, over worker threads that each read a group of split
+//! buckets in step.
 //!
 //! The cost is one `fstatat` per message and nothing else per file: a
 //! message's size and age both come from its `mess` file (its mtime is the
@@ -15,12 +16,24 @@
 //! shapes are counted wherever they are found, and what lies in the shape
 //! the configuration does not choose is counted apart as well
 //! ([`Counts::misplaced`]): qmail-send never sees it.
+//!
+//! The buckets of a group are read in step, a few kilobytes of entries
+//! from each in turn, not one bucket after the other: message N lies in
+//! bucket N mod split, so the entries read in one round are messages
+//! injected one after the other, whose dentries and inodes the kernel
+//! allocated side by side. On a tmpfs (where a directory lists in the
+//! order its entries were made) a round then finds most of what it looks
+//! up already in the CPU's caches: at 1,000,000 messages a `stat` costs
+//! about a third less than when the buckets are read one by one (see
+//! `bench/queue-stat.sh`), and the walk no longer slows down as the queue
+//! outgrows the caches. Where a directory lists in hash order (ext4,
+//! XFS) the order is as good as any.
 
 use super::model::Counts;
 use crate::fix::observe::io_err;
 use crate::queue::layout::{Layout, INTD, MESS, TODO};
 use crate::queue::name::parse_subdir;
-use nix::dir::{Dir, Type};
+use nix::dir::Type;
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
 use nix::libc;
@@ -81,6 +94,8 @@ pub fn scan(root: &OwnedFd, layout: &Layout, now: i64, threads: usize) -> io::Re
     // intd/I beside todo/I is one envelope (two links of one inode): an
     // intd file counts only while qmail-queue has not linked it into todo.
     if let Some(intd) = &fds[2] {
+        // Listed once already, for its subdirectories.
+        rewind(intd).map_err(|e| named(INTD, e))?;
         let flat = intd_only(intd, fds[1].as_ref()).map_err(|e| named(INTD, e))?;
         counts.preprocess += flat;
         if layout.is_split_dir(INTD) {
@@ -93,15 +108,17 @@ pub fn scan(root: &OwnedFd, layout: &Layout, now: i64, threads: usize) -> io::Re
     let flat_todo = !layout.is_split_dir(TODO);
     let total = Mutex::new(counts);
     let first_error = Mutex::new(None::<io::Error>);
-    let threads = threads.clamp(1, buckets.len().max(1));
-    // Each worker takes the next bucket when it is done with one: on a
+    let groups: Vec<&[u32]> = buckets.chunks(GROUP).collect();
+    let threads = threads.clamp(1, groups.len().max(1));
+    // Each worker takes the next group when it is done with one: on a
     // busy machine a worker that is scheduled does the work of one that
     // is not, instead of waiting for its fixed share.
     let next = AtomicUsize::new(0);
     let work = || {
         let mut mine = Counts::default();
-        while let Some(&sub) = buckets.get(next.fetch_add(1, Ordering::Relaxed)) {
-            if let Err(e) = bucket(dirs, sub, now, flat_todo, &mut mine) {
+        let mut chunk = vec![0u64; CHUNK_BYTES / 8];
+        while let Some(subs) = groups.get(next.fetch_add(1, Ordering::Relaxed)) {
+            if let Err(e) = group(dirs, subs, now, flat_todo, &mut chunk, &mut mine) {
                 first_error.lock().unwrap().get_or_insert(e);
                 return;
             }
@@ -125,57 +142,106 @@ pub fn scan(root: &OwnedFd, layout: &Layout, now: i64, threads: usize) -> io::Re
     Ok(counts)
 }
 
-/// Subdirectory `sub` of every split directory.
-fn bucket(
+/// Buckets read in step by one worker: 16 of a queue split 151 keep
+/// 80 directories open per worker, far below any descriptor limit, and
+/// one round stays within the caches.
+const GROUP: usize = 16;
+
+/// Bytes of entries read from one directory in one turn: about 128
+/// entries of a queue's names.
+const CHUNK_BYTES: usize = 4096;
+
+/// One split directory of a bucket being read in step: `None` once read
+/// to its end (or when the bucket has none).
+type Reading = Option<OwnedFd>;
+
+/// Buckets `subs` of every split directory, read in step (see the
+/// module): each round reads one chunk from every directory still open,
+/// `mess` of every bucket first, then `todo`, and so on.
+fn group(
     dirs: &[Option<OwnedFd>; 5],
-    sub: u32,
+    subs: &[u32],
     now: i64,
     flat_todo: bool,
+    chunk: &mut [u64],
     c: &mut Counts,
 ) -> io::Result<()> {
-    let name = sub.to_string();
-    let at = |dir: &str| format!("{dir}/{name}");
-    let mut fds: [Option<OwnedFd>; 5] = Default::default();
-    for ((slot, parent), dir) in fds.iter_mut().zip(dirs).zip(SPLIT_DIRS) {
-        if let Some(parent) = parent {
-            // A bucket removed meanwhile is an empty one.
-            *slot = open_dir(parent, &name).map_err(|e| named(&at(dir), e))?;
+    let names: Vec<String> = subs.iter().map(u32::to_string).collect();
+    let at = |dir: &str, sub: &str| format!("{dir}/{sub}");
+    // readings[kind][i]: directory `kind` of bucket subs[i].
+    let mut readings: [Vec<Reading>; 5] = Default::default();
+    for ((row, parent), dir) in readings.iter_mut().zip(dirs).zip(SPLIT_DIRS) {
+        for name in &names {
+            row.push(match parent {
+                // A bucket removed meanwhile is an empty one.
+                Some(parent) => open_dir(parent, name).map_err(|e| named(&at(dir, name), e))?,
+                None => None,
+            });
         }
     }
-    let [mess, todo, intd, local, remote] = &fds;
-    if let Some(m) = mess {
-        each_entry(m, |file, kind| {
-            if !matches!(kind, Some(Type::File) | None) {
-                return Ok(());
-            }
-            let Some(st) = lstat_at(m, file)? else {
-                return Ok(());
-            };
-            if st.st_mode & libc::S_IFMT != libc::S_IFREG {
-                return Ok(());
-            }
-            let age = now.saturating_sub(st.st_mtime).max(0) as u64;
-            c.add_message(st.st_size.max(0) as u64, age);
-            Ok(())
-        })
-        .map_err(|e| named(&at(MESS), e))?;
-    }
+    // intd/S/I beside todo/S/I is one envelope: looked up in todo/S,
+    // which stays open (apart from its reading) until the group is done.
+    let todos: Vec<Option<OwnedFd>> = readings[1]
+        .iter()
+        .map(|r| r.as_ref().map(OwnedFd::try_clone).transpose())
+        .collect::<io::Result<_>>()?;
     let mut waiting = 0;
-    if let Some(t) = todo {
-        waiting += count_files(t).map_err(|e| named(&at(TODO), e))?;
-    }
-    if let Some(i) = intd {
-        waiting += intd_only(i, todo.as_ref()).map_err(|e| named(&at(INTD), e))?;
+    loop {
+        let mut more = false;
+        for (kind, row) in readings.iter_mut().enumerate() {
+            for (i, slot) in row.iter_mut().enumerate() {
+                let Some(fd) = slot else { continue };
+                let shown = || at(SPLIT_DIRS[kind], &names[i]);
+                let got = read_chunk(fd, chunk).map_err(|e| named(&shown(), e))?;
+                if got.is_empty() {
+                    *slot = None;
+                    continue;
+                }
+                more = true;
+                let fd = &*fd;
+                for_each_in(got, |file, what| {
+                    match kind {
+                        0 => add_message(fd, file, what, now, c)?,
+                        1 => waiting += u64::from(kind_of(fd, file, what)? == Some(Type::File)),
+                        2 => {
+                            waiting += u64::from(intd_only_one(fd, file, what, todos[i].as_ref())?)
+                        }
+                        3 => c.local += u64::from(kind_of(fd, file, what)? == Some(Type::File)),
+                        _ => c.remote += u64::from(kind_of(fd, file, what)? == Some(Type::File)),
+                    }
+                    Ok(())
+                })
+                .map_err(|e| named(&shown(), e))?;
+            }
+        }
+        if !more {
+            break;
+        }
     }
     c.preprocess += waiting;
     if flat_todo {
         c.misplaced += waiting;
     }
-    if let Some(l) = local {
-        c.local += count_files(l).map_err(|e| named(&at(LOCAL), e))?;
+    Ok(())
+}
+
+/// One entry of `mess/S`: a message when it is a regular file.
+fn add_message(
+    dir: &OwnedFd,
+    file: &CStr,
+    kind: Option<Type>,
+    now: i64,
+    c: &mut Counts,
+) -> io::Result<()> {
+    if !matches!(kind, Some(Type::File) | None) {
+        return Ok(());
     }
-    if let Some(r) = remote {
-        c.remote += count_files(r).map_err(|e| named(&at(REMOTE), e))?;
+    let Some(st) = lstat_at(dir, file)? else {
+        return Ok(());
+    };
+    if st.st_mode & libc::S_IFMT == libc::S_IFREG {
+        let age = now.saturating_sub(st.st_mtime).max(0) as u64;
+        c.add_message(st.st_size.max(0) as u64, age);
     }
     Ok(())
 }
@@ -203,19 +269,26 @@ fn top_level(fd: &OwnedFd, buckets: &mut Vec<u32>) -> io::Result<u64> {
 fn intd_only(intd: &OwnedFd, todo: Option<&OwnedFd>) -> io::Result<u64> {
     let mut n = 0;
     each_entry(intd, |name, kind| {
-        if kind_of(intd, name, kind)? != Some(Type::File) {
-            return Ok(());
-        }
-        let linked = match todo {
-            Some(t) => lstat_at(t, name)?.is_some(),
-            None => false,
-        };
-        if !linked {
-            n += 1;
-        }
+        n += u64::from(intd_only_one(intd, name, kind, todo)?);
         Ok(())
     })?;
     Ok(n)
+}
+
+/// Whether one entry of `intd` is a file without a `todo` link beside it.
+fn intd_only_one(
+    intd: &OwnedFd,
+    name: &CStr,
+    kind: Option<Type>,
+    todo: Option<&OwnedFd>,
+) -> io::Result<bool> {
+    if kind_of(intd, name, kind)? != Some(Type::File) {
+        return Ok(false);
+    }
+    Ok(match todo {
+        Some(t) => lstat_at(t, name)?.is_none(),
+        None => true,
+    })
 }
 
 /// The regular files of a directory, from its listing.
@@ -249,22 +322,88 @@ fn kind_of(dir: &OwnedFd, name: &CStr, kind: Option<Type>) -> io::Result<Option<
     )
 }
 
-/// Calls `each(name, d_type)` for every entry but `.` and `..`, streaming;
-/// `None` is `DT_UNKNOWN`.
+/// Calls `each(name, d_type)` for every entry but `.` and `..`, from the
+/// descriptor's offset to the end; `None` is `DT_UNKNOWN`.
 fn each_entry(
     fd: &OwnedFd,
     mut each: impl FnMut(&CStr, Option<Type>) -> io::Result<()>,
 ) -> io::Result<()> {
-    let mut dir = Dir::from_fd(fd.try_clone()?).map_err(io_err)?;
-    for entry in dir.iter() {
-        let entry = entry.map_err(io_err)?;
-        let name = entry.file_name();
-        if matches!(name.to_bytes(), b"." | b"..") {
-            continue;
+    let mut chunk = vec![0u64; 32768 / 8];
+    loop {
+        let got = read_chunk(fd, &mut chunk)?;
+        if got.is_empty() {
+            return Ok(());
         }
-        each(name, entry.file_type())?;
+        for_each_in(got, &mut each)?;
+    }
+}
+
+/// The next entries of a directory, `getdents64` straight into `chunk`
+/// (8-byte aligned, as the kernel writes `linux_dirent64`); empty at the
+/// end. A directory read in turns with others needs its own reading
+/// position and no more: `readdir` would hold a 32 KiB buffer per
+/// directory.
+fn read_chunk<'a>(fd: &OwnedFd, chunk: &'a mut [u64]) -> io::Result<&'a [u8]> {
+    let size = std::mem::size_of_val(chunk);
+    // SAFETY: the kernel writes at most `size` bytes into `chunk`.
+    let got = unsafe {
+        libc::syscall(
+            libc::SYS_getdents64,
+            fd.as_raw_fd(),
+            chunk.as_mut_ptr().cast::<u8>(),
+            size,
+        )
+    };
+    let got = usize::try_from(got).map_err(|_| io::Error::last_os_error())?;
+    // SAFETY: the kernel wrote the first `got` (<= size) bytes.
+    Ok(unsafe { std::slice::from_raw_parts(chunk.as_ptr().cast::<u8>(), got) })
+}
+
+/// Calls `each(name, d_type)` for the entries of one chunk but `.` and
+/// `..`.
+fn for_each_in(
+    mut chunk: &[u8],
+    mut each: impl FnMut(&CStr, Option<Type>) -> io::Result<()>,
+) -> io::Result<()> {
+    while !chunk.is_empty() {
+        let (name, kind, length) = dirent(chunk)?;
+        chunk = &chunk[length..];
+        if !matches!(name.to_bytes(), b"." | b"..") {
+            each(name, kind)?;
+        }
     }
     Ok(())
+}
+
+/// The `linux_dirent64` at the start of `record`: its name, its kind and
+/// the record's length (`d_ino` u64, `d_off` i64, `d_reclen` u16,
+/// `d_type` u8, then the NUL-terminated name; getdents64(2)).
+fn dirent(record: &[u8]) -> io::Result<(&CStr, Option<Type>, usize)> {
+    let bad = || io::Error::new(io::ErrorKind::InvalidData, "malformed directory entry");
+    let length = match record.get(16..18) {
+        Some(&[a, b]) => usize::from(u16::from_ne_bytes([a, b])),
+        _ => return Err(bad()),
+    };
+    let name = record.get(19..length).ok_or_else(bad)?;
+    let name = CStr::from_bytes_until_nul(name).map_err(|_| bad())?;
+    let kind = match record[18] {
+        libc::DT_REG => Some(Type::File),
+        libc::DT_DIR => Some(Type::Directory),
+        libc::DT_LNK => Some(Type::Symlink),
+        libc::DT_FIFO => Some(Type::Fifo),
+        libc::DT_SOCK => Some(Type::Socket),
+        libc::DT_BLK => Some(Type::BlockDevice),
+        libc::DT_CHR => Some(Type::CharacterDevice),
+        _ => None,
+    };
+    Ok((name, kind, length))
+}
+
+/// Back to the first entry of a directory listed before.
+fn rewind(fd: &OwnedFd) -> io::Result<()> {
+    nix::unistd::lseek(fd, 0, nix::unistd::Whence::SeekSet)
+        .map(drop)
+        .map_err(io_err)
 }
 
 /// `fstatat` without following a final symlink; `None` when nothing is
