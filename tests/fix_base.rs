@@ -454,3 +454,70 @@ fn a_queue_symlink_owned_by_a_queue_user_is_refused_and_its_target_untouched() {
     expect(&base_args(&base, "2", &[]), 0);
     assert!(victim.join("mess").is_dir());
 }
+
+/// The message files of a queue: (path below the queue, content hash),
+/// every file of mess, info, local, remote, todo, intd and bounce.
+fn message_files(queue: &Path) -> Vec<(std::path::PathBuf, u64)> {
+    let mut v: Vec<_> = snapshot(queue)
+        .into_iter()
+        .filter(|(p, n)| {
+            n.kind == 'f'
+                && ["mess", "info", "local", "remote", "todo", "intd", "bounce"]
+                    .iter()
+                    .any(|d| p.starts_with(d))
+        })
+        .map(|(p, n)| (p, n.hash))
+        .collect();
+    v.sort();
+    v
+}
+
+/// Every file of every message arrives, whatever a message holds: a
+/// todo/intd pair (just injected), info with local, remote or both, a
+/// bounce; nothing stays behind and nothing else appears.
+#[test]
+fn retire_moves_every_file_of_every_message() {
+    let (_t, base) = scratch();
+    for n in 1..=3 {
+        run(&[INV, "-s", "7", s(&base.join(format!("queue{n}")))]);
+    }
+    let q3 = base.join("queue3");
+    let inos = fill(&q3, 60, 7);
+    for (i, ino) in inos.iter().enumerate() {
+        let sub = (ino % 7).to_string();
+        let at = |d: &str| q3.join(d).join(&sub).join(ino.to_string());
+        if i % 5 == 0 {
+            continue; // left as injected: todo and intd, one inode
+        }
+        // What qmail-send does: the envelope becomes info and the
+        // deliveries local and/or remote files.
+        std::fs::remove_file(at("todo")).unwrap();
+        std::fs::remove_file(at("intd")).unwrap();
+        write_0600(&at("info"), &format!("Fsender{i}@example.org\0"));
+        if i % 5 != 2 {
+            write_0600(&at("local"), &format!("Tlocal{i}@example.org\0"));
+        }
+        if i % 5 != 1 {
+            write_0600(&at("remote"), &format!("Tremote{i}@example.net\0"));
+        }
+        if i % 5 == 4 {
+            write_0600(
+                &q3.join("bounce").join(ino.to_string()),
+                &format!("bounce {i}"),
+            );
+        }
+    }
+    let before = message_files(&q3);
+    assert_eq!(
+        before.iter().filter(|(p, _)| p.starts_with("info")).count(),
+        48
+    );
+    let o = run(&base_args(&base, "2", &["--retire"]));
+    assert_eq!(code(&o), 0, "{}", err(&o));
+    let mut after: Vec<_> = (1..=2)
+        .flat_map(|n| message_files(&base.join(format!("queue{n}"))))
+        .collect();
+    after.sort();
+    assert_eq!(after, before, "every file once, under its own name");
+    assert!(message_files(&q3).is_empty(), "{:?}", message_files(&q3));
+}

@@ -1,13 +1,14 @@
 //! Reading a queue: `fstatat` relative to open directory descriptors, one
 //! directory listing at a time. Nothing here changes the queue.
 
-use nix::dir::Dir;
+use nix::dir::{Dir, Type};
 use nix::errno::Errno;
 use nix::fcntl::{AtFlags, OFlag};
+use nix::libc;
 use nix::sys::stat::{fstatat, FileStat, Mode, SFlag};
-use std::ffi::{OsStr, OsString};
+use std::ffi::{CStr, OsStr, OsString};
 use std::io;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
@@ -136,6 +137,67 @@ fn open_dir(dir: impl AsFd, path: &OsStr, follow: bool) -> io::Result<Option<Own
         Err(Errno::ENOTDIR | Errno::ELOOP) if !follow => Ok(None),
         Err(e) => Err(io_err(e)),
     }
+}
+
+/// The next entries of a directory, `getdents64` straight into `chunk`
+/// (8-byte aligned, as the kernel writes `linux_dirent64`); empty at the
+/// end. Directories read in turns (queue-stat's and a retire's buckets
+/// read in step) need their own reading positions and no more: `readdir`
+/// would hold a 32 KiB buffer per directory.
+pub fn read_chunk<'a>(fd: &OwnedFd, chunk: &'a mut [u64]) -> io::Result<&'a [u8]> {
+    let size = std::mem::size_of_val(chunk);
+    // SAFETY: the kernel writes at most `size` bytes into `chunk`.
+    let got = unsafe {
+        libc::syscall(
+            libc::SYS_getdents64,
+            fd.as_raw_fd(),
+            chunk.as_mut_ptr().cast::<u8>(),
+            size,
+        )
+    };
+    let got = usize::try_from(got).map_err(|_| io::Error::last_os_error())?;
+    // SAFETY: the kernel wrote the first `got` (<= size) bytes.
+    Ok(unsafe { std::slice::from_raw_parts(chunk.as_ptr().cast::<u8>(), got) })
+}
+
+/// Calls `each(name, d_type)` for the entries of one chunk but `.` and
+/// `..`.
+pub fn for_each_in(
+    mut chunk: &[u8],
+    mut each: impl FnMut(&CStr, Option<Type>) -> io::Result<()>,
+) -> io::Result<()> {
+    while !chunk.is_empty() {
+        let (name, kind, length) = dirent(chunk)?;
+        chunk = &chunk[length..];
+        if !matches!(name.to_bytes(), b"." | b"..") {
+            each(name, kind)?;
+        }
+    }
+    Ok(())
+}
+
+/// The `linux_dirent64` at the start of `record`: its name, its kind and
+/// the record's length (`d_ino` u64, `d_off` i64, `d_reclen` u16,
+/// `d_type` u8, then the NUL-terminated name; getdents64(2)).
+fn dirent(record: &[u8]) -> io::Result<(&CStr, Option<Type>, usize)> {
+    let bad = || io::Error::new(io::ErrorKind::InvalidData, "malformed directory entry");
+    let length = match record.get(16..18) {
+        Some(&[a, b]) => usize::from(u16::from_ne_bytes([a, b])),
+        _ => return Err(bad()),
+    };
+    let name = record.get(19..length).ok_or_else(bad)?;
+    let name = CStr::from_bytes_until_nul(name).map_err(|_| bad())?;
+    let kind = match record[18] {
+        libc::DT_REG => Some(Type::File),
+        libc::DT_DIR => Some(Type::Directory),
+        libc::DT_LNK => Some(Type::Symlink),
+        libc::DT_FIFO => Some(Type::Fifo),
+        libc::DT_SOCK => Some(Type::Socket),
+        libc::DT_BLK => Some(Type::BlockDevice),
+        libc::DT_CHR => Some(Type::CharacterDevice),
+        _ => None,
+    };
+    Ok((name, kind, length))
 }
 
 /// Calls `each(name)` for every entry of the directory `fd` except `.` and

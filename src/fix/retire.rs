@@ -34,12 +34,13 @@ use crate::queue::layout::{self, Layout, MESS, PID};
 use crate::queue::name::{parse_inode, split_index};
 use crate::queue::users::Ids;
 use nix::errno::Errno;
-use nix::fcntl::OFlag;
+use nix::fcntl::{renameat, renameat2, AtFlags, OFlag, RenameFlags};
+use nix::unistd::linkat;
 use std::ffi::OsString;
 use std::fs::File;
 use std::io;
 use std::ops::Range;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
@@ -195,6 +196,7 @@ pub fn retire_queue(
         shown: queue,
         base,
         pending: Default::default(),
+        dirs: Default::default(),
     };
     if let Err((p, what, e)) = mover.all() {
         eprintln!("queue-fix: fatal: {}: {what}: {e}", crate::escape::path(&p));
@@ -268,6 +270,59 @@ struct Mover<'a> {
     shown: &'a Path,
     base: &'a Path,
     pending: std::cell::RefCell<Pending>,
+    dirs: std::cell::RefCell<BucketDirs>,
+}
+
+/// The directories the messages of one `mess/<sub>` move between (the
+/// source's and each destination's `info/<sub>`, `remote/<sub>`, ...,
+/// `bounce`), each resolved once per bucket as [`safe::beneath`] resolves
+/// a path (no symlink followed, nothing outside the queue), then acted
+/// through by name. Resolving every path anew cost an `openat2` and a
+/// `close` per name (a `struct file` made and freed each time), the
+/// work that grew most with the queue. A directory an attacker renames
+/// meanwhile is still the one checked.
+#[derive(Default)]
+struct BucketDirs {
+    /// Directories are kept only while a bucket is read.
+    caching: bool,
+    /// `(side, directory path)`: side 0 is the source, 1 + i `dests[i]`.
+    /// `None`: that directory is missing.
+    open: std::collections::HashMap<(usize, PathBuf), Option<std::rc::Rc<OwnedFd>>>,
+    /// The message files in the source's split directories of this
+    /// bucket other than `mess`, by their listing (sorted inodes), so a
+    /// message's absent files are not looked for one by one: a name
+    /// looked up and not found costs the kernel a dentry made and freed,
+    /// four per message of a queue sending mail out. `None`: not listed
+    /// (too many, or the listing failed): every name is tried.
+    present: Vec<(&'static str, Option<Vec<u64>>)>,
+}
+
+/// Names of one directory of a bucket kept in [`BucketDirs::present`]
+/// at most (512 KiB); a bigger directory's names are tried one by one.
+const PRESENT_HELD: usize = 1 << 16;
+
+/// The message files of `dir` (a split directory of the bucket `sub`):
+/// sorted inodes of the names that are numbers, `None` when more than
+/// [`PRESENT_HELD`] or unreadable. A missing directory holds none.
+fn list_present(src: &OwnedFd, dir: &'static str, sub: u32) -> Option<Vec<u64>> {
+    let fd = match open_dir_at(src, &format!("{dir}/{sub}")) {
+        Ok(Some(fd)) => fd,
+        Ok(None) => return Some(Vec::new()),
+        Err(_) => return None,
+    };
+    let mut found = Vec::new();
+    super::observe::for_each_name(&fd, |name| {
+        if let Some(n) = parse_inode(name.as_encoded_bytes()) {
+            if found.len() >= PRESENT_HELD {
+                return Err(io::Error::other("too many to hold"));
+            }
+            found.push(n);
+        }
+        Ok(())
+    })
+    .ok()?;
+    found.sort_unstable();
+    Some(found)
 }
 
 /// Moves and copies waiting for their new names to be made durable.
@@ -351,6 +406,19 @@ impl Mover<'_> {
             let sfd = open_dir_at(&mess, &sub.to_string())
                 .map_err(|e| (self.shown.join(MESS), "cannot open", e))?;
             let Some(sfd) = sfd else { continue };
+            // A name's absence is taken from the listing only for a queue
+            // nothing writes to: retire never runs on a live one, and the
+            // provisioning disables the queues it retires before moving.
+            let present = OTHERS
+                .iter()
+                .filter(|dir| self.layout.is_split_dir(dir))
+                .map(|&dir| (dir, list_present(self.src, dir, sub)))
+                .collect();
+            *self.dirs.borrow_mut() = BucketDirs {
+                caching: true,
+                present,
+                ..BucketDirs::default()
+            };
             // Each name handled as the listing gives it (nothing held per
             // message: memory stays the same whatever the queue's size).
             // Moving names out of the directory being read is safe: an
@@ -424,6 +492,40 @@ impl Mover<'_> {
         Ok(())
     }
 
+    /// The directory holding `path` on `side` (0: the source, 1 + i:
+    /// `dests[i]`), opened once per bucket; `Ok(None)` when it is missing.
+    fn dir_for(&self, side: usize, path: &Path) -> Result<Option<std::rc::Rc<OwnedFd>>, Errno> {
+        let parent = dir_of(path);
+        let mut dirs = self.dirs.borrow_mut();
+        if let Some(fd) = dirs.open.get(&(side, parent.clone())) {
+            return Ok(fd.clone());
+        }
+        let root = match side {
+            0 => self.src,
+            i => &self.dests[i - 1].root,
+        };
+        let fd = match safe::parent_dir(root, path) {
+            Ok(Some(fd)) => Some(std::rc::Rc::new(fd)),
+            Ok(None) => return Err(Errno::EINVAL),
+            Err(Errno::ENOENT) => None,
+            Err(e) => return Err(e),
+        };
+        // Only the bucket being read: memory stays the same whatever the
+        // queue's size.
+        if dirs.caching {
+            dirs.open.insert((side, parent), fd.clone());
+        }
+        Ok(fd)
+    }
+
+    /// Whether the source may hold message `ino`'s file in `dir`: false
+    /// only when this bucket's listing of `dir` says it does not.
+    fn may_have(&self, dir: &str, ino: u64) -> bool {
+        let dirs = self.dirs.borrow();
+        let listed = dirs.present.iter().find(|(d, _)| *d == dir);
+        !matches!(listed, Some((_, Some(inodes))) if inodes.binary_search(&ino).is_err())
+    }
+
     /// The links a source file may have: 2 for a todo/intd pair sharing
     /// one inode, 1 otherwise.
     fn max_links(&self, dir: &str, ino: u64) -> u64 {
@@ -495,8 +597,31 @@ impl Mover<'_> {
     /// many messages, not several per message).
     fn move_same_fs(&self, d: &Dest, ino: u64) -> Result<(), Failure> {
         let mess = rel(MESS, ino, self.layout);
+        let side = 1 + self
+            .dests
+            .iter()
+            .position(|x| std::ptr::eq(x, d))
+            .expect("a destination of this run");
+        let name = std::ffi::OsString::from(ino.to_string());
+        // Both directories of one name, or the errno of the missing one
+        // (ENOENT, as the name's own call would give).
+        let dirs = |p: &Path| -> Result<_, Errno> {
+            match (self.dir_for(0, p)?, self.dir_for(side, p)?) {
+                (Some(f), Some(t)) => Ok((f, t)),
+                _ => Err(Errno::ENOENT),
+            }
+        };
         step();
-        match safe::link(self.src, &mess, &d.root, &mess) {
+        let linked = dirs(&mess).and_then(|(f, t)| {
+            linkat(
+                f.as_fd(),
+                name.as_os_str(),
+                t.as_fd(),
+                name.as_os_str(),
+                AtFlags::empty(),
+            )
+        });
+        match linked {
             Ok(()) => {}
             Err(Errno::EEXIST) if matches!(stat_at(&d.root, &mess), Ok(Some(x)) if x.ino == ino && x.dev == d.dev) =>
                 {}
@@ -510,9 +635,30 @@ impl Mover<'_> {
         let mut pending = self.pending.borrow_mut();
         pending.dest_dirs.insert((d.n, dir_of(&mess)));
         for dir in OTHERS {
+            if !self.may_have(dir, ino) {
+                continue;
+            }
             let p = rel(dir, ino, self.layout);
             step();
-            match safe::rename_noreplace(self.src, &p, &d.root, &p) {
+            let (f, t) = match dirs(&p) {
+                Ok(both) => both,
+                // No such directory on either side: nothing of this
+                // message can be there (a missing destination directory
+                // with a source file fails below, as before).
+                Err(Errno::ENOENT) if !matches!(self.dir_for(0, &p), Ok(Some(_))) => continue,
+                Err(e) => {
+                    return Err(at(&self.shown.join(&p), "cannot move into the destination")(e))
+                }
+            };
+            let (f, t) = (f.as_fd(), t.as_fd());
+            let moved = renameat2(
+                f,
+                name.as_os_str(),
+                t,
+                name.as_os_str(),
+                RenameFlags::RENAME_NOREPLACE,
+            );
+            match moved {
                 Ok(()) => {
                     pending.dest_dirs.insert((d.n, dir_of(&p)));
                     pending.src_dirs.insert(dir_of(&p));
@@ -529,7 +675,7 @@ impl Mover<'_> {
                     // destination: its own message (this inode number's
                     // earlier owner) is gone, so it is a stray; ours wins.
                     step();
-                    safe::rename(self.src, &p, &d.root, &p)
+                    renameat(f, name.as_os_str(), t, name.as_os_str())
                         .map_err(at(&self.shown.join(&p), "cannot move into the destination"))?;
                     pending.dest_dirs.insert((d.n, dir_of(&p)));
                     pending.src_dirs.insert(dir_of(&p));

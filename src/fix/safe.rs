@@ -78,6 +78,13 @@ pub fn beneath<'a>(root: BorrowedFd<'a>, path: &'a Path) -> Result<Beneath<'a>, 
     })
 }
 
+/// The directory holding `path`'s last name, resolved below `root` as
+/// [`beneath`] does, as a descriptor of its own to act through for many
+/// names (`None` when that directory is `root` itself).
+pub fn parent_dir(root: &OwnedFd, path: &Path) -> Result<Option<OwnedFd>, Errno> {
+    Ok(beneath(root.as_fd(), path)?.held)
+}
+
 fn walk(root: BorrowedFd<'_>, parent: &Path, flags: OFlag) -> Result<OwnedFd, Errno> {
     let mut fd: Option<OwnedFd> = None;
     for c in parent.components() {

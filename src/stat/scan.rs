@@ -30,7 +30,7 @@
 //! XFS) the order is as good as any.
 
 use super::model::Counts;
-use crate::fix::observe::io_err;
+use crate::fix::observe::{for_each_in, io_err, read_chunk};
 use crate::queue::layout::{Layout, INTD, MESS, TODO};
 use crate::queue::name::parse_subdir;
 use nix::dir::Type;
@@ -336,67 +336,6 @@ fn each_entry(
         }
         for_each_in(got, &mut each)?;
     }
-}
-
-/// The next entries of a directory, `getdents64` straight into `chunk`
-/// (8-byte aligned, as the kernel writes `linux_dirent64`); empty at the
-/// end. A directory read in turns with others needs its own reading
-/// position and no more: `readdir` would hold a 32 KiB buffer per
-/// directory.
-fn read_chunk<'a>(fd: &OwnedFd, chunk: &'a mut [u64]) -> io::Result<&'a [u8]> {
-    let size = std::mem::size_of_val(chunk);
-    // SAFETY: the kernel writes at most `size` bytes into `chunk`.
-    let got = unsafe {
-        libc::syscall(
-            libc::SYS_getdents64,
-            fd.as_raw_fd(),
-            chunk.as_mut_ptr().cast::<u8>(),
-            size,
-        )
-    };
-    let got = usize::try_from(got).map_err(|_| io::Error::last_os_error())?;
-    // SAFETY: the kernel wrote the first `got` (<= size) bytes.
-    Ok(unsafe { std::slice::from_raw_parts(chunk.as_ptr().cast::<u8>(), got) })
-}
-
-/// Calls `each(name, d_type)` for the entries of one chunk but `.` and
-/// `..`.
-fn for_each_in(
-    mut chunk: &[u8],
-    mut each: impl FnMut(&CStr, Option<Type>) -> io::Result<()>,
-) -> io::Result<()> {
-    while !chunk.is_empty() {
-        let (name, kind, length) = dirent(chunk)?;
-        chunk = &chunk[length..];
-        if !matches!(name.to_bytes(), b"." | b"..") {
-            each(name, kind)?;
-        }
-    }
-    Ok(())
-}
-
-/// The `linux_dirent64` at the start of `record`: its name, its kind and
-/// the record's length (`d_ino` u64, `d_off` i64, `d_reclen` u16,
-/// `d_type` u8, then the NUL-terminated name; getdents64(2)).
-fn dirent(record: &[u8]) -> io::Result<(&CStr, Option<Type>, usize)> {
-    let bad = || io::Error::new(io::ErrorKind::InvalidData, "malformed directory entry");
-    let length = match record.get(16..18) {
-        Some(&[a, b]) => usize::from(u16::from_ne_bytes([a, b])),
-        _ => return Err(bad()),
-    };
-    let name = record.get(19..length).ok_or_else(bad)?;
-    let name = CStr::from_bytes_until_nul(name).map_err(|_| bad())?;
-    let kind = match record[18] {
-        libc::DT_REG => Some(Type::File),
-        libc::DT_DIR => Some(Type::Directory),
-        libc::DT_LNK => Some(Type::Symlink),
-        libc::DT_FIFO => Some(Type::Fifo),
-        libc::DT_SOCK => Some(Type::Socket),
-        libc::DT_BLK => Some(Type::BlockDevice),
-        libc::DT_CHR => Some(Type::CharacterDevice),
-        _ => None,
-    };
-    Ok((name, kind, length))
 }
 
 /// Back to the first entry of a directory listed before.
