@@ -141,9 +141,9 @@ fn open_dir(dir: impl AsFd, path: &OsStr, follow: bool) -> io::Result<Option<Own
 
 /// The next entries of a directory, `getdents64` straight into `chunk`
 /// (8-byte aligned, as the kernel writes `linux_dirent64`); empty at the
-/// end. Directories read in turns (queue-stat's and a retire's buckets
-/// read in step) need their own reading positions and no more: `readdir`
-/// would hold a 32 KiB buffer per directory.
+/// end. Directories read in turns (queue-stat's buckets read in step)
+/// need their own reading positions and no more: `readdir` would hold a
+/// 32 KiB buffer per directory.
 pub fn read_chunk<'a>(fd: &OwnedFd, chunk: &'a mut [u64]) -> io::Result<&'a [u8]> {
     let size = std::mem::size_of_val(chunk);
     // SAFETY: the kernel writes at most `size` bytes into `chunk`.
