@@ -237,6 +237,8 @@ pub struct MessageCheck<'a> {
     /// `todo`/`intd` in the other layout than `BIGTODO` says, from
     /// [`layout_mismatch`]: converted first, counted as one problem.
     pub mismatch: &'a [Mismatch],
+    /// Names of one directory of a bucket planned at once: [`part_names`].
+    pub part_names: usize,
 }
 
 impl MessageCheck<'_> {
@@ -621,13 +623,32 @@ fn named(path: &str, e: io::Error) -> io::Error {
     io::Error::new(e.kind(), format!("{path}: {e}"))
 }
 
-/// Entries of one directory of a bucket stat'ed and planned at once: a
-/// bucket holds about a queue's messages divided by the split, so a big
-/// queue's buckets are taken in parts (by a keyed hash of the name, so
-/// every file of one message is in the same part and no name can be
-/// chosen to crowd one part). At 4,096 a queue of 1,000,000 messages
-/// split 151 is planned in two parts.
-const PART_NAMES: usize = 8192;
+/// Entries of one directory of a bucket stat'ed and planned at once by a
+/// repair: a bucket holds about a queue's messages divided by the split,
+/// so a big queue's buckets are taken in parts (by a keyed hash of the
+/// name, so every file of one message is in the same part and no name can
+/// be chosen to crowd one part). At 4,096 a queue of 1,000,000 messages
+/// split 151 is repaired in two parts (peak RSS 12 MB).
+const PART_NAMES: usize = 4096;
+
+/// The same for a check that changes nothing (`-N`): it holds a part's
+/// stats and no plan to carry out (the moves with both their paths, as
+/// much again per name), so its parts are twice as big for the same
+/// memory, and a queue of up to some 1,200,000 messages split 151 is
+/// checked in one part, every name stat'ed as the listing gives it. In
+/// two parts the second part's names are stat'ed long after the listing
+/// and cost about a third more: `-N` at 1,000,000 messages took 5.7 times
+/// its time at 200,000 (tmpfs), in one part 5.1 times (peak RSS 9.7 MB).
+const CHECK_PART_NAMES: usize = 8192;
+
+/// The part size of a run in `mode`.
+pub fn part_names(mode: RunMode) -> usize {
+    if mode == RunMode::DryRun {
+        CHECK_PART_NAMES
+    } else {
+        PART_NAMES
+    }
+}
 
 /// The names of one directory of a bucket are read once and kept, packed
 /// (a length byte and the name), up to this many bytes (about 90,000
@@ -689,17 +710,18 @@ type Listing = Vec<(std::ffi::OsString, super::observe::Stat)>;
 /// to keep), and stats the names `first` picks as the listing gives them
 /// (while the kernel's entry is fresh: a stat long after the listing costs
 /// about a third more on a big tmpfs queue); `None` for those when more
-/// than twice [`PART_NAMES`].
+/// than twice `part` (the part size).
 fn read_names(
     fd: &OwnedFd,
     first: &dyn Fn(&OsStr) -> bool,
+    part: usize,
 ) -> io::Result<(Names, Option<Listing>)> {
     let mut packed = Some(Packed::default());
     let mut listing = Some(Vec::new());
     super::observe::for_each_name(fd, |name| {
         if let Some(l) = &mut listing {
             if first(name) {
-                if l.len() >= 2 * PART_NAMES {
+                if l.len() >= 2 * part {
                     listing = None;
                 } else if let Some(st) = stat_at(fd, name)? {
                     // An entry gone between readdir and fstatat (a live
@@ -759,7 +781,7 @@ fn check_bucket(
         }
         opened.push((*dir, sfd));
     }
-    let guessed = guess.div_ceil(PART_NAMES as u64).max(1);
+    let guessed = guess.div_ceil(c.part_names as u64).max(1);
     let hasher = std::collections::hash_map::RandomState::new();
     let first = |n: &OsStr| guessed == 1 || hasher.hash_one(n.as_bytes()) % guessed == 0;
     let mut subs = Vec::with_capacity(opened.len());
@@ -773,7 +795,7 @@ fn check_bucket(
             }
             continue;
         };
-        let (names, listing) = read_names(&sfd, &first).map_err(|e| named(&shown(dir), e))?;
+        let (names, listing) = read_names(&sfd, &first, c.part_names).map_err(|e| named(&shown(dir), e))?;
         most = most.max(match &names {
             Names::Held(p) => p.count,
             Names::Reread => guess as usize,
@@ -804,7 +826,7 @@ fn check_bucket(
             }
         }
         None => {
-            let parts = most.div_ceil(PART_NAMES).max(1) as u64;
+            let parts = most.div_ceil(c.part_names).max(1) as u64;
             for part in 0..parts {
                 check_part(c, &subs, &hasher, index, sub, (parts, part), done)?;
             }
@@ -842,10 +864,10 @@ fn check_part(
                 let picked = match names {
                     Names::Held(packed) => {
                         let picked: Vec<&OsStr> = packed.iter().filter(|n| mine(n)).collect();
-                        (picked.len() <= 2 * PART_NAMES)
+                        (picked.len() <= 2 * c.part_names)
                             .then(|| picked.into_iter().map(OsStr::to_owned).collect())
                     }
-                    Names::Reread => reread_part(sfd, &mine).map_err(|e| named(&shown(), e))?,
+                    Names::Reread => reread_part(sfd, &mine, c.part_names).map_err(|e| named(&shown(), e))?,
                 };
                 let Some(picked) = picked else {
                     drop(bucket);
@@ -875,19 +897,19 @@ fn check_part(
 }
 
 /// The names of `fd` that `mine` picks, read from the start of the
-/// listing again; `None` when they are more than twice [`PART_NAMES`]
-/// (nothing kept: memory stays bounded whatever the directory's size
-/// said).
+/// listing again; `None` when they are more than twice `part` (nothing
+/// kept: memory stays bounded whatever the directory's size said).
 fn reread_part(
     fd: &OwnedFd,
     mine: &dyn Fn(&OsStr) -> bool,
+    part: usize,
 ) -> io::Result<Option<Vec<std::ffi::OsString>>> {
     nix::unistd::lseek(fd, 0, nix::unistd::Whence::SeekSet).map_err(super::observe::io_err)?;
     let mut names = Vec::new();
     let mut over = false;
     let listed = super::observe::for_each_name(fd, |name| {
         if mine(name) {
-            if names.len() >= 2 * PART_NAMES {
+            if names.len() >= 2 * part {
                 over = true;
                 return Err(io::Error::other("part too big"));
             }

@@ -422,6 +422,7 @@ pub fn fix_queue(queue: &Path, opts: &Options, ids: &Ids) -> Outcome {
         threads: opts.threads,
         live,
         mismatch: &mismatch,
+        part_names: messages::part_names(opts.mode),
     };
     match messages::check(&check, applier) {
         Ok(n) => outcome.problems += n as u64,
