@@ -21,7 +21,11 @@
 #     `--retire` of that many from queue11 into queue1..queue10: wall time,
 #     peak RSS (/usr/bin/time -f %M), and the ratio of the BIG time to the
 #     MESSAGES time (goal: <= 5.5 at 5 times the messages; RSS flat,
-#     < 16 MB). About 12 GB of tmpfs at 1,000,000.
+#     < 16 MB); for the repair and the retire also their kernel floor,
+#     the same renames and links made bare by examples/move-floor.rs on
+#     the same queues, and how much faster than the floor queue-fix grows
+#     (on tmpfs the kernel's own work per name grows with the names it
+#     holds). About 12 GB of tmpfs at 1,000,000.
 # STRAYS and RETIRE in the environment change those two counts.
 # Usage: [BIG=1000000] bench/queue-fix.sh [MESSAGES]   (default 200000;
 # data under $BENCH_DIR, default /var/tmp, deleted afterwards). Needs
@@ -30,9 +34,10 @@ set -eu
 N=${1:-200000}
 SMALL=$((N / 10))
 cd "$(dirname "$0")/.."
-cargo build --release --quiet --bin queue-fix --example stat-bench-fill
+cargo build --release --quiet --bin queue-fix --example stat-bench-fill --example move-floor
 QF=$PWD/target/release/queue-fix
 FILL=$PWD/target/release/examples/stat-bench-fill
+FLOOR=$PWD/target/release/examples/move-floor
 WORK=$(mktemp -d "${BENCH_DIR:-/var/tmp}/queue-fix-bench.XXXXXX")
 SCALE=
 MOUNTED=
@@ -52,12 +57,12 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-python3 - "$QF" "$WORK" "$N" "$SMALL" "${STRAYS:-50000}" "${RETIRE:-20000}" "$FILL" "${BIG:-0}" "$SCALE" <<'PY'
+python3 - "$QF" "$WORK" "$N" "$SMALL" "${STRAYS:-50000}" "${RETIRE:-20000}" "$FILL" "${BIG:-0}" "$SCALE" "$FLOOR" <<'PY'
 import os, sys, time, subprocess, resource, shutil
 
 qf, work, n, small = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 strays, retire_n = int(sys.argv[5]), int(sys.argv[6])
-filler, big_n, scale_dir = sys.argv[7], int(sys.argv[8]), sys.argv[9]
+filler, big_n, scale_dir, floor = sys.argv[7], int(sys.argv[8]), sys.argv[9], sys.argv[10]
 SPLIT = 151
 
 def fill(q, count, misnamed=False):
@@ -226,6 +231,12 @@ if big_n:
         assert count_mess(q) == size
         got[size, "repair"] = (wall, rss, tf)
         shutil.rmtree(q)
+        # The kernel floor: the same renames, bare (examples/move-floor.rs).
+        new_queue(q)
+        fill(q, size, misnamed=True)
+        got[size, "repair floor"] = float(subprocess.run(
+            [floor, "repair", q, str(SPLIT)], check=True, capture_output=True, text=True).stdout)
+        shutil.rmtree(q)
 
         b = os.path.join(scale_dir, "retire-base")
         os.makedirs(b)
@@ -240,17 +251,32 @@ if big_n:
         assert sum(moved) == size and count_mess(os.path.join(b, "queue11")) == 0, moved
         got[size, "retire"] = (wall, rss, tf)
         shutil.rmtree(b)
+        os.makedirs(b)
+        for i in range(1, 12):
+            new_queue(os.path.join(b, "queue%d" % i))
+        fill(os.path.join(b, "queue11"), size)
+        got[size, "retire floor"] = float(subprocess.run(
+            [floor, "retire", b, str(SPLIT), "10"], check=True, capture_output=True, text=True).stdout)
+        shutil.rmtree(b)
         for what, label in (("check", "queue-fix -N"), ("repair", "repair of misnamed"),
                             ("retire", "--retire into 10 queues")):
             wall, rss, tf = got[size, what]
             print("tmpfs, %d messages: %s %.2f s, peak RSS %d KiB; find -printf walk %.2f s, ratio %.2f"
                   % (size, label, wall, rss, tf, wall / tf))
+            if (size, what + " floor") in got:
+                fl = got[size, what + " floor"]
+                print("  kernel floor of its moves (examples/move-floor.rs) %.2f s; queue-fix / floor %.2f"
+                      % (fl, wall / fl))
     for what, label in (("check", "queue-fix -N"), ("repair", "repair of misnamed"),
                         ("retire", "--retire into 10 queues")):
         (ws, rs, _), (wb, rb, _) = got[n, what], got[big_n, what]
         print("scale %d -> %d messages (%.1fx): %s %.2f s -> %.2f s, ratio %.2f (goal <= 5.5 at 5x); "
               "peak RSS %d -> %d KiB (goal flat, < 16384)"
               % (n, big_n, big_n / n, label, ws, wb, wb / ws, rs, rb))
+        if (n, what + " floor") in got:
+            fs, fb = got[n, what + " floor"], got[big_n, what + " floor"]
+            print("  its kernel floor %.2f s -> %.2f s, ratio %.2f: queue-fix grows %.2f times as fast as the floor"
+                  % (fs, fb, fb / fs, (wb / ws) / (fb / fs)))
 PY
 
 # --- BIGTODO conversion (separate block) -----------------------------------

@@ -795,7 +795,8 @@ fn check_bucket(
             }
             continue;
         };
-        let (names, listing) = read_names(&sfd, &first, c.part_names).map_err(|e| named(&shown(dir), e))?;
+        let (names, listing) =
+            read_names(&sfd, &first, c.part_names).map_err(|e| named(&shown(dir), e))?;
         most = most.max(match &names {
             Names::Held(p) => p.count,
             Names::Reread => guess as usize,
@@ -867,7 +868,9 @@ fn check_part(
                         (picked.len() <= 2 * c.part_names)
                             .then(|| picked.into_iter().map(OsStr::to_owned).collect())
                     }
-                    Names::Reread => reread_part(sfd, &mine, c.part_names).map_err(|e| named(&shown(), e))?,
+                    Names::Reread => {
+                        reread_part(sfd, &mine, c.part_names).map_err(|e| named(&shown(), e))?
+                    }
                 };
                 let Some(picked) = picked else {
                     drop(bucket);
