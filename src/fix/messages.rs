@@ -706,39 +706,23 @@ impl Packed {
 /// One directory's entries with their stats, as the plan reads them.
 type Listing = Vec<(std::ffi::OsString, super::observe::Stat)>;
 
-/// One directory of a bucket as [`read_names`] reads it: its names
-/// packed (or too many to keep), and the names `first` picks stat'ed as
-/// the listing gives them (while the kernel's entry is fresh: a stat long
-/// after the listing costs about a third more on a big tmpfs queue), or
-/// `None` for those when more than twice the part size.
-struct Reading {
-    packed: Option<Packed>,
-    listing: Option<Listing>,
-    /// Read to its end, or nothing more to keep from it.
-    done: bool,
-}
-
-impl Reading {
-    fn new() -> Reading {
-        Reading {
-            packed: Some(Packed::default()),
-            listing: Some(Vec::new()),
-            done: false,
-        }
-    }
-
-    /// One name of the listing of `fd`.
-    fn take(
-        &mut self,
-        fd: &OwnedFd,
-        name: &OsStr,
-        first: &dyn Fn(&OsStr) -> bool,
-        part: usize,
-    ) -> io::Result<()> {
-        if let Some(l) = &mut self.listing {
+/// Reads the names of `fd` once into a [`Packed`] (or says it is too big
+/// to keep), and stats the names `first` picks as the listing gives them
+/// (while the kernel's entry is fresh: a stat long after the listing costs
+/// about a third more on a big tmpfs queue); `None` for those when more
+/// than twice `part` (the part size).
+fn read_names(
+    fd: &OwnedFd,
+    first: &dyn Fn(&OsStr) -> bool,
+    part: usize,
+) -> io::Result<(Names, Option<Listing>)> {
+    let mut packed = Some(Packed::default());
+    let mut listing = Some(Vec::new());
+    super::observe::for_each_name(fd, |name| {
+        if let Some(l) = &mut listing {
             if first(name) {
                 if l.len() >= 2 * part {
-                    self.listing = None;
+                    listing = None;
                 } else if let Some(st) = stat_at(fd, name)? {
                     // An entry gone between readdir and fstatat (a live
                     // queue) is simply not there.
@@ -746,81 +730,34 @@ impl Reading {
                 }
             }
         }
-        if let Some(p) = &mut self.packed {
+        if let Some(p) = &mut packed {
             let name = name.as_bytes();
             // A file name is at most 255 bytes (NAME_MAX): it fits the byte.
             if p.bytes.len() + 1 + name.len() > names_held() || name.len() > 255 {
-                self.packed = None;
+                packed = None;
             } else {
                 p.bytes.push(name.len() as u8);
                 p.bytes.extend_from_slice(name);
                 p.count += 1;
             }
         }
-        if self.packed.is_none() && self.listing.is_none() {
-            self.done = true;
+        if packed.is_none() && listing.is_none() {
+            return Err(io::Error::other("nothing more to keep"));
         }
         Ok(())
-    }
-
-    fn finish(self) -> (Names, Option<Listing>) {
-        let names = match self.packed {
-            Some(mut p) => {
-                p.bytes.shrink_to_fit();
-                Names::Held(p)
-            }
-            None => Names::Reread,
-        };
-        (names, self.listing)
-    }
-}
-
-/// What [`read_names`] gives for one directory.
-type ReadDir = (Names, Option<Listing>);
-
-/// Bytes of entries read from one directory of a bucket in one turn.
-const TURN_BYTES: usize = 4096;
-
-/// Reads the directories `fds` of one bucket once each (see [`Reading`]),
-/// in step: a few kilobytes of entries from each in turn, so the files of
-/// one message (made one after the other, their kernel objects side by
-/// side) are stat'ed close together rather than a whole directory apart.
-/// On tmpfs at 1,000,000 messages split 151, a bare walk stat'ing mess,
-/// info and remote took 4.9 s directory by directory and 4.1 s in step
-/// (0.74 s and 0.75 s at 200,000); `queue-fix -N` 2.86-2.99 s and
-/// 2.66-2.80 s. An error names the index of the directory that gave it.
-fn read_names(
-    fds: &[&OwnedFd],
-    first: &dyn Fn(&OsStr) -> bool,
-    part: usize,
-) -> Result<Vec<ReadDir>, (usize, io::Error)> {
-    let mut readings: Vec<Reading> = fds.iter().map(|_| Reading::new()).collect();
-    let mut chunk = vec![0u64; TURN_BYTES / 8];
-    loop {
-        let mut more = false;
-        for (i, (fd, r)) in fds.iter().zip(readings.iter_mut()).enumerate() {
-            if r.done {
-                continue;
-            }
-            let got = super::observe::read_chunk(fd, &mut chunk).map_err(|e| (i, e))?;
-            if got.is_empty() {
-                r.done = true;
-                continue;
-            }
-            more = true;
-            super::observe::for_each_in(got, |name, _| {
-                if !r.done {
-                    r.take(fd, OsStr::from_bytes(name.to_bytes()), first, part)?;
-                }
-                Ok(())
-            })
-            .map_err(|e| (i, e))?;
+    })
+    .or_else(|e| match (&packed, &listing) {
+        (None, None) => Ok(()),
+        _ => Err(e),
+    })?;
+    let names = match packed {
+        Some(mut p) => {
+            p.bytes.shrink_to_fit();
+            Names::Held(p)
         }
-        if !more {
-            break;
-        }
-    }
-    Ok(readings.into_iter().map(Reading::finish).collect())
+        None => Names::Reread,
+    };
+    Ok((names, listing))
 }
 
 fn check_bucket(
@@ -847,17 +784,6 @@ fn check_bucket(
     let guessed = guess.div_ceil(c.part_names as u64).max(1);
     let hasher = std::collections::hash_map::RandomState::new();
     let first = |n: &OsStr| guessed == 1 || hasher.hash_one(n.as_bytes()) % guessed == 0;
-    let present: Vec<&OwnedFd> = opened.iter().filter_map(|(_, fd)| fd.as_ref()).collect();
-    let mut read = read_names(&present, &first, c.part_names)
-        .map_err(|(i, e)| {
-            let dir = opened
-                .iter()
-                .filter(|(_, fd)| fd.is_some())
-                .nth(i)
-                .map_or("", |(d, _)| *d);
-            named(&shown(dir), e)
-        })?
-        .into_iter();
     let mut subs = Vec::with_capacity(opened.len());
     let mut firsts = Some(Vec::with_capacity(opened.len()));
     let mut most = 0usize;
@@ -869,7 +795,8 @@ fn check_bucket(
             }
             continue;
         };
-        let (names, listing) = read.next().expect("one reading per directory");
+        let (names, listing) =
+            read_names(&sfd, &first, c.part_names).map_err(|e| named(&shown(dir), e))?;
         most = most.max(match &names {
             Names::Held(p) => p.count,
             Names::Reread => guess as usize,
