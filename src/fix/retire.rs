@@ -642,10 +642,21 @@ impl Mover<'_> {
             step();
             let (f, t) = match dirs(&p) {
                 Ok(both) => both,
-                // No such directory on either side: nothing of this
-                // message can be there (a missing destination directory
-                // with a source file fails below, as before).
-                Err(Errno::ENOENT) if !matches!(self.dir_for(0, &p), Ok(Some(_))) => continue,
+                // A directory missing on one side: nothing to move unless
+                // the source has the file, which is then never left behind
+                // silently.
+                Err(Errno::ENOENT) => {
+                    let has = match self.dir_for(0, &p) {
+                        Ok(Some(sdir)) => !matches!(stat_at(&sdir, name.as_os_str()), Ok(None)),
+                        _ => false,
+                    };
+                    if !has {
+                        continue;
+                    }
+                    return Err(
+                        at(&self.shown.join(&p), "cannot move into the destination")(Errno::ENOENT),
+                    );
+                }
                 Err(e) => {
                     return Err(at(&self.shown.join(&p), "cannot move into the destination")(e))
                 }
