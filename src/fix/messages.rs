@@ -637,8 +637,12 @@ const PART_NAMES: usize = 4096;
 /// memory, and a queue of up to some 1,200,000 messages split 151 is
 /// checked in one part, every name stat'ed as the listing gives it. In
 /// two parts the second part's names are stat'ed long after the listing
-/// and cost about a third more: `-N` at 1,000,000 messages took 5.7 times
-/// its time at 200,000 (tmpfs), in one part 5.1 times (peak RSS 9.7 MB).
+/// and cost about a third more. `queue-fix --as-invoker -N` over queues of
+/// 200,000 and 1,000,000 messages split 151 filled by
+/// `examples/stat-bench-fill`, both on one tmpfs: 5.7 times the 200,000
+/// time at 4,096, 5.2 times at 8,192; peak RSS 7.1 and 9.7 MB at
+/// 1,000,000 (`BIG=1000000 bench/queue-fix.sh`, each size alone: 5.68
+/// times, 9.1 MB).
 const CHECK_PART_NAMES: usize = 8192;
 
 /// The part size of a run in `mode`.

@@ -283,11 +283,10 @@ struct Mover<'a> {
 /// meanwhile is still the one checked.
 #[derive(Default)]
 struct BucketDirs {
-    /// Directories are kept only while a bucket is read.
-    caching: bool,
-    /// `(side, directory path)`: side 0 is the source, 1 + i `dests[i]`.
-    /// `None`: that directory is missing.
-    open: std::collections::HashMap<(usize, PathBuf), Option<std::rc::Rc<OwnedFd>>>,
+    /// `(destination queue number or None for the source, directory
+    /// path)`; `None`: that directory is missing. Emptied with each
+    /// bucket, so memory stays the same whatever the queue's size.
+    open: std::collections::HashMap<(Option<u32>, PathBuf), Option<std::rc::Rc<OwnedFd>>>,
     /// The message files in the source's split directories of this
     /// bucket other than `mess`, by their listing (sorted inodes), so a
     /// message's absent files are not looked for one by one: a name
@@ -415,7 +414,6 @@ impl Mover<'_> {
                 .map(|&dir| (dir, list_present(self.src, dir, sub)))
                 .collect();
             *self.dirs.borrow_mut() = BucketDirs {
-                caching: true,
                 present,
                 ..BucketDirs::default()
             };
@@ -492,30 +490,27 @@ impl Mover<'_> {
         Ok(())
     }
 
-    /// The directory holding `path` on `side` (0: the source, 1 + i:
-    /// `dests[i]`), opened once per bucket; `Ok(None)` when it is missing.
-    fn dir_for(&self, side: usize, path: &Path) -> Result<Option<std::rc::Rc<OwnedFd>>, Errno> {
-        let parent = dir_of(path);
+    /// The directory holding `path` in the destination `dest` (the
+    /// source when `None`), opened once per bucket; `Ok(None)` when it is
+    /// missing.
+    fn dir_for(
+        &self,
+        dest: Option<&Dest>,
+        path: &Path,
+    ) -> Result<Option<std::rc::Rc<OwnedFd>>, Errno> {
         let mut dirs = self.dirs.borrow_mut();
-        if let Some(fd) = dirs.open.get(&(side, parent.clone())) {
-            return Ok(fd.clone());
-        }
-        let root = match side {
-            0 => self.src,
-            i => &self.dests[i - 1].root,
+        let slot = match dirs.open.entry((dest.map(|d| d.n), dir_of(path))) {
+            std::collections::hash_map::Entry::Occupied(known) => return Ok(known.get().clone()),
+            std::collections::hash_map::Entry::Vacant(slot) => slot,
         };
+        let root = dest.map_or(self.src, |d| &d.root);
         let fd = match safe::parent_dir(root, path) {
             Ok(Some(fd)) => Some(std::rc::Rc::new(fd)),
             Ok(None) => return Err(Errno::EINVAL),
             Err(Errno::ENOENT) => None,
             Err(e) => return Err(e),
         };
-        // Only the bucket being read: memory stays the same whatever the
-        // queue's size.
-        if dirs.caching {
-            dirs.open.insert((side, parent), fd.clone());
-        }
-        Ok(fd)
+        Ok(slot.insert(fd).clone())
     }
 
     /// Whether the source may hold message `ino`'s file in `dir`: false
@@ -597,16 +592,11 @@ impl Mover<'_> {
     /// many messages, not several per message).
     fn move_same_fs(&self, d: &Dest, ino: u64) -> Result<(), Failure> {
         let mess = rel(MESS, ino, self.layout);
-        let side = 1 + self
-            .dests
-            .iter()
-            .position(|x| std::ptr::eq(x, d))
-            .expect("a destination of this run");
         let name = std::ffi::OsString::from(ino.to_string());
         // Both directories of one name, or the errno of the missing one
         // (ENOENT, as the name's own call would give).
         let dirs = |p: &Path| -> Result<_, Errno> {
-            match (self.dir_for(0, p)?, self.dir_for(side, p)?) {
+            match (self.dir_for(None, p)?, self.dir_for(Some(d), p)?) {
                 (Some(f), Some(t)) => Ok((f, t)),
                 _ => Err(Errno::ENOENT),
             }
@@ -646,7 +636,7 @@ impl Mover<'_> {
                 // the source has the file, which is then never left behind
                 // silently.
                 Err(Errno::ENOENT) => {
-                    let has = match self.dir_for(0, &p) {
+                    let has = match self.dir_for(None, &p) {
                         Ok(Some(sdir)) => !matches!(stat_at(&sdir, name.as_os_str()), Ok(None)),
                         _ => false,
                     };

@@ -77,31 +77,28 @@ impl LockTable {
 /// At 50,000 messages that wait was a fifth of queue-stat's time; on a
 /// thread of its own it passes while the first queue is scanned.
 pub struct PendingLocks {
-    reader: std::sync::Mutex<Option<std::thread::JoinHandle<LockTable>>>,
-    table: std::sync::OnceLock<LockTable>,
+    reader: std::cell::Cell<Option<std::thread::JoinHandle<LockTable>>>,
+    table: std::cell::OnceCell<LockTable>,
 }
 
 impl PendingLocks {
     pub fn start() -> PendingLocks {
-        // No thread to be had: read it here, as before.
+        // No thread to be had: read it when first needed, as before.
         let reader = std::thread::Builder::new()
             .name("proc-locks".into())
             .spawn(LockTable::read)
             .ok();
         PendingLocks {
-            reader: std::sync::Mutex::new(reader),
-            table: std::sync::OnceLock::new(),
+            reader: std::cell::Cell::new(reader),
+            table: std::cell::OnceCell::new(),
         }
     }
 
     /// The table, waiting for the reader the first time.
     pub fn table(&self) -> &LockTable {
-        self.table.get_or_init(|| {
-            let reader = self.reader.lock().unwrap_or_else(|e| e.into_inner()).take();
-            match reader {
-                Some(handle) => handle.join().unwrap_or_default(),
-                None => LockTable::read(),
-            }
+        self.table.get_or_init(|| match self.reader.take() {
+            Some(handle) => handle.join().unwrap_or_default(),
+            None => LockTable::read(),
         })
     }
 }
