@@ -4,7 +4,6 @@
 
 mod fix_support;
 use fix_support::*;
-use qmail_multi::queue::deposit::{deposit, DepositOptions, Envelope};
 use qmail_multi::queue::layout::Layout;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -45,24 +44,11 @@ fn repair(big_todo: bool, args: &[&str]) {
 
 /// `n` messages written as qmail-queue writes them under this `BIGTODO`.
 fn fill_as(q: &Path, n: usize, big_todo: bool) -> Vec<u64> {
-    let opts = DepositOptions {
-        layout: Layout {
-            big_todo,
-            ..Layout::new(SPLIT)
-        },
-        sync: false,
-        received_line: false,
+    let layout = Layout {
+        big_todo,
+        ..Layout::new(SPLIT)
     };
-    (0..n)
-        .map(|i| {
-            let env = Envelope {
-                sender: format!("s{i}@example.org").into_bytes(),
-                recipients: vec![format!("r{i}@example.net").into_bytes()],
-            };
-            let text = format!("Subject: {i}\n\nbody {i}\n");
-            deposit(q, &mut text.as_bytes(), &env, opts).unwrap()
-        })
-        .collect()
+    fill_layout(q, n, layout)
 }
 
 /// Where the configured layout puts message `ino`'s file in `dir`.

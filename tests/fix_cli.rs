@@ -215,23 +215,11 @@ fn i_answered_no_leaves_the_problems_and_says_how_many() {
 /// Deposits `n` messages as IndiMail 3.x's qmail-queue does under
 /// BIGTODO=0 (flat todo), split 23.
 fn fill_flat(q: &Path, n: usize) {
-    use qmail_multi::queue::deposit::{deposit, DepositOptions, Envelope};
-    let opts = DepositOptions {
-        layout: qmail_multi::queue::layout::Layout {
-            big_todo: false,
-            ..qmail_multi::queue::layout::Layout::new(23)
-        },
-        sync: false,
-        received_line: false,
+    let layout = qmail_multi::queue::layout::Layout {
+        big_todo: false,
+        ..qmail_multi::queue::layout::Layout::new(23)
     };
-    for i in 0..n {
-        let env = Envelope {
-            sender: format!("s{i}@example.org").into_bytes(),
-            recipients: vec![format!("r{i}@example.net").into_bytes()],
-        };
-        let text = format!("Subject: {i}\n\nbody {i}\n");
-        deposit(q, &mut text.as_bytes(), &env, opts).expect("deposit");
-    }
+    fill_layout(q, n, layout);
 }
 
 #[test]

@@ -7,7 +7,6 @@
 
 mod fix_support;
 use fix_support::*;
-use qmail_multi::queue::deposit::{deposit, DepositOptions, Envelope};
 use qmail_multi::queue::layout::Layout;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -60,27 +59,18 @@ fn hostile_flat_todo_entries_through_conversions_cut_at_every_change() {
     let (_t, dir) = scratch();
     let q = dir.join("q");
     expect(&[INV, "-s23", "-b0", s(&q)], 0);
-    let opts = DepositOptions {
-        layout: Layout {
-            big_todo: false,
-            ..Layout::new(SPLIT)
-        },
-        sync: false,
-        received_line: false,
+    let layout = Layout {
+        big_todo: false,
+        ..Layout::new(SPLIT)
     };
-    let mut msgs = Vec::new();
-    for i in 0..12 {
-        let env = Envelope {
-            sender: format!("s{i}@example.org").into_bytes(),
-            recipients: vec![format!("r{i}@example.net").into_bytes()],
-        };
-        let text = format!("Subject: {i}\n\nbody {i}\n");
-        let ino = deposit(&q, &mut text.as_bytes(), &env, opts).unwrap();
-        let sub = (ino % u64::from(SPLIT)).to_string();
-        let mess = std::fs::read(q.join("mess").join(sub).join(ino.to_string())).unwrap();
-        let todo = std::fs::read(q.join("todo").join(ino.to_string())).unwrap();
-        msgs.push((ino, hash_of(&mess), hash_of(&todo)));
-    }
+    let msgs: Vec<(u64, u64, u64)> = fill_layout(&q, 12, layout)
+        .into_iter()
+        .map(|ino| {
+            let mess = std::fs::read(q.join(layout.message_path("mess", ino))).unwrap();
+            let todo = std::fs::read(q.join(layout.message_path("todo", ino))).unwrap();
+            (ino, hash_of(&mess), hash_of(&todo))
+        })
+        .collect();
     // The file outside the queue: another user's, private.
     let victim = dir.join("victim");
     std::fs::write(&victim, "secret\n").unwrap();
@@ -254,27 +244,19 @@ fn a_resplit_keeps_every_flat_todo_intd_and_bounce_file() {
 /// hash of mess, hash of todo)` of each.
 fn queue_with_bounces(q: &Path, n: usize, big_todo: bool) -> Vec<(u64, u64, u64)> {
     expect(&[INV, "-s151", "-b", env(big_todo), s(q)], 0);
-    let opts = DepositOptions {
-        layout: Layout {
-            big_todo,
-            ..Layout::new(151)
-        },
-        sync: false,
-        received_line: false,
+    let layout = Layout {
+        big_todo,
+        ..Layout::new(151)
     };
-    (0..n)
-        .map(|i| {
-            let env = Envelope {
-                sender: format!("s{i}@example.org").into_bytes(),
-                recipients: vec![format!("r{i}@example.net").into_bytes()],
-            };
-            let text = format!("Subject: {i}\n\nbody {i}\n");
-            let ino = deposit(q, &mut text.as_bytes(), &env, opts).unwrap();
+    fill_layout(q, n, layout)
+        .into_iter()
+        .enumerate()
+        .map(|(i, ino)| {
             let bounce = q.join("bounce").join(ino.to_string());
             std::fs::write(&bounce, format!("bounce {i}\n")).unwrap();
             std::fs::set_permissions(&bounce, std::fs::Permissions::from_mode(0o600)).unwrap();
-            let mess = std::fs::read(q.join(opts.layout.message_path("mess", ino))).unwrap();
-            let todo = std::fs::read(q.join(opts.layout.message_path("todo", ino))).unwrap();
+            let mess = std::fs::read(q.join(layout.message_path("mess", ino))).unwrap();
+            let todo = std::fs::read(q.join(layout.message_path("todo", ino))).unwrap();
             (ino, hash_of(&mess), hash_of(&todo))
         })
         .collect()

@@ -73,8 +73,14 @@ pub fn expect(args: &[&str], status: i32) -> Output {
 
 /// Deposits `n` small messages (distinct texts and envelopes) into `queue`.
 pub fn fill(queue: &Path, n: usize, split: u32) -> Vec<u64> {
+    fill_layout(queue, n, qmail_multi::queue::layout::Layout::new(split))
+}
+
+/// `n` messages deposited as qmail-queue writes them in `layout` (split
+/// and `BIGTODO`); their inodes.
+pub fn fill_layout(queue: &Path, n: usize, layout: qmail_multi::queue::layout::Layout) -> Vec<u64> {
     let opts = DepositOptions {
-        layout: qmail_multi::queue::layout::Layout::new(split),
+        layout,
         sync: false,
         received_line: false,
     };
