@@ -18,7 +18,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 
 mod pkg_support;
-use pkg_support::{have, is_root, read, repo, show};
+mod prov_support;
+use pkg_support::{is_root, read, repo, show};
+use prov_support::Sandbox;
 
 const SERVICES: [&str; 3] = ["qmail-smtpd.25", "qmail-send.25", "qmail-qmtpd.209"];
 const MULTI: &str = "/usr/libexec/qmail-multi/qmail-multi";
@@ -46,63 +48,6 @@ fn skip(test: &str, why: &str) {
 fn depositor() -> PathBuf {
     let bin = PathBuf::from(env!("CARGO_BIN_EXE_qmail-multi"));
     bin.parent().unwrap().join("examples/test-qmail-queue")
-}
-
-/// A mount namespace whose /etc is a private copy: `useradd` and
-/// `groupadd` (run by the provisioning) write there, and queue-fix looks
-/// the qmail users up there.
-struct Sandbox {
-    etc: tempfile::TempDir,
-}
-
-impl Sandbox {
-    fn new() -> Result<Sandbox, String> {
-        if !is_root() {
-            return Err("needs root (mount namespace, chown, useradd)".into());
-        }
-        for t in ["unshare", "mount", "useradd", "groupadd", "cp"] {
-            if !have(t) {
-                return Err(format!("missing tool: {t}"));
-            }
-        }
-        let etc = tempfile::Builder::new()
-            .prefix("prov-etc")
-            .tempdir()
-            .unwrap();
-        let ok = Command::new("cp")
-            .args(["-a", "/etc/."])
-            .arg(etc.path())
-            .status()
-            .is_ok_and(|s| s.success());
-        if !ok {
-            return Err("cannot copy /etc".into());
-        }
-        let probe = Command::new("unshare")
-            .args(["-m", "--propagation", "private", "true"])
-            .status()
-            .is_ok_and(|s| s.success());
-        if !probe {
-            return Err("unshare -m does not work here".into());
-        }
-        Ok(Sandbox { etc })
-    }
-
-    fn command(&self, program: &Path) -> Command {
-        let mut c = Command::new("unshare");
-        c.args(["-m", "--propagation", "private", "sh", "-c"])
-            .arg("mount --bind \"$0\" /etc || exit 99; exec \"$@\"")
-            .arg(self.etc.path())
-            .arg(program);
-        c
-    }
-
-    /// uid of a user, gid of a group, from the private /etc.
-    fn id(&self, file: &str, name: &str) -> Option<u32> {
-        read(self.etc.path().join(file)).lines().find_map(|l| {
-            let f: Vec<&str> = l.split(':').collect();
-            (f[0] == name).then(|| f[2].parse().unwrap())
-        })
-    }
 }
 
 /// The scratch world: services with their `variables/`, a control
