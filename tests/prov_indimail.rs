@@ -22,7 +22,8 @@ use std::fs;
 use std::os::unix::fs::{symlink, MetadataExt, PermissionsExt};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 mod pkg_support;
 mod prov_support;
@@ -45,6 +46,7 @@ fn depositor() -> PathBuf {
 struct Host {
     dir: tempfile::TempDir,
     sandbox: Sandbox,
+    svscan: Option<Child>,
 }
 
 impl Host {
@@ -75,8 +77,81 @@ impl Host {
         )
         .unwrap();
         fs::set_permissions(sbin.join("add-header"), fs::Permissions::from_mode(0o755)).unwrap();
+        fs::create_dir_all(dir.path().join("usr/bin")).unwrap();
+        let envdir = dir.path().join("usr/bin/envdir");
+        fs::copy(repo().join("tests/indimail/envdir"), &envdir).unwrap();
+        fs::set_permissions(&envdir, fs::Permissions::from_mode(0o755)).unwrap();
         fs::create_dir_all(dir.path().join("service")).unwrap();
-        Host { dir, sandbox }
+        fs::create_dir_all(dir.path().join("records")).unwrap();
+        Host {
+            dir,
+            sandbox,
+            svscan: None,
+        }
+    }
+
+    /// Supervises the services with the real daemontools: each run script
+    /// loads its variables/ with IndiMail's envdir (the stand-in) and
+    /// records the environment it got.
+    fn supervise(&mut self) {
+        for s in SERVICES {
+            let run = self.path("service").join(s).join("run");
+            fs::write(
+                &run,
+                format!(
+                    "#!/bin/sh\nexec {} ./variables sh -c 'env >{}/{s}.env.tmp && mv {}/{s}.env.tmp {}/{s}.env && exec sleep 3600'\n",
+                    self.path("usr/bin/envdir").display(),
+                    self.path("records").display(),
+                    self.path("records").display(),
+                    self.path("records").display(),
+                ),
+            )
+            .unwrap();
+            fs::set_permissions(&run, fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        let child = Command::new("svscan")
+            .arg(self.path("service"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("svscan starts");
+        self.svscan = Some(child);
+        wait_for("the services to run and record", || {
+            SERVICES
+                .iter()
+                .all(|s| self.pid(s).is_some() && self.recorded(s).is_some())
+        });
+    }
+
+    /// svstat's pid of a service, when it is up.
+    fn pid(&self, name: &str) -> Option<u32> {
+        let o = Command::new("svstat")
+            .arg(self.path("service").join(name))
+            .output()
+            .ok()?;
+        let s = String::from_utf8_lossy(&o.stdout);
+        let rest = s.split("up (pid ").nth(1)?;
+        rest.split(')').next()?.parse().ok()
+    }
+
+    /// The environment the running service recorded.
+    fn recorded(&self, name: &str) -> Option<BTreeMap<String, String>> {
+        let text = fs::read_to_string(self.path("records").join(format!("{name}.env"))).ok()?;
+        Some(
+            text.lines()
+                .filter_map(|l| l.split_once('='))
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        )
+    }
+
+    /// Waits until every service runs with an environment `ok` accepts.
+    fn wait_services(&self, what: &str, ok: impl Fn(&str, &BTreeMap<String, String>) -> bool) {
+        wait_for(what, || {
+            SERVICES
+                .iter()
+                .all(|s| self.pid(s).is_some() && self.recorded(s).is_some_and(|env| ok(s, &env)))
+        });
     }
 
     fn path(&self, rel: &str) -> PathBuf {
@@ -186,7 +261,7 @@ impl Host {
     /// argv at spaces (qmail.c, qmail_open(): makeargs), the message on
     /// descriptor 0 and the envelope on descriptor 1, as the queue user.
     fn inject(&self, service: &str, subject: &str) -> Output {
-        let env = indimail_envdir(&self.envdir(service));
+        let env = indimail_envdir(self, &self.envdir(service));
         let qq = env.get("QMAILQUEUE").cloned().unwrap_or_default();
         let argv: Vec<&str> = qq.split_whitespace().collect();
         assert!(!argv.is_empty(), "{service}: no QMAILQUEUE");
@@ -229,8 +304,8 @@ impl Host {
         q.join("disabled").is_file() && fs::metadata(&q).unwrap().mode() & 0o1000 != 0
     }
 
-    /// Every file under the services and the control directory: kind,
-    /// content (or symlink target) and mode.
+    /// Every file of the services' variables/ and of the control
+    /// directory: kind, content (or symlink target) and mode.
     fn envdirs_snapshot(&self) -> BTreeMap<PathBuf, (String, u32)> {
         fn walk(p: &Path, out: &mut BTreeMap<PathBuf, (String, u32)>) {
             let m = fs::symlink_metadata(p).unwrap();
@@ -249,55 +324,68 @@ impl Host {
             }
         }
         let mut out = BTreeMap::new();
-        walk(&self.path("service"), &mut out);
+        for s in SERVICES {
+            walk(&self.envdir(s), &mut out);
+        }
         walk(&self.control(), &mut out);
         out
     }
 }
 
-/// A service's environment as IndiMail's envdir makes it (libqmail
-/// base/envdir.c, envdir(): the .envdir chain first, a later directory
-/// overriding an earlier one, then the directory's own files, the first
-/// line each, trailing blanks dropped, an empty one unsetting).
-fn indimail_envdir(dir: &Path) -> BTreeMap<String, String> {
-    fn load(dir: &Path, env: &mut BTreeMap<String, String>, seen: &mut Vec<PathBuf>) {
-        let Ok(real) = fs::canonicalize(dir) else {
+/// A service's environment as IndiMail's envdir gives it (the stand-in
+/// tests/indimail/envdir, which follows libqmail's envdir()).
+fn indimail_envdir(h: &Host, dir: &Path) -> BTreeMap<String, String> {
+    let o = Command::new(h.path("usr/bin/envdir"))
+        .arg(dir)
+        .arg("env")
+        .env_clear()
+        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "envdir {}: {}", dir.display(), show(&o));
+    String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+fn wait_for(what: &str, done: impl Fn() -> bool) {
+    let end = Instant::now() + Duration::from_secs(30);
+    while !done() {
+        assert!(Instant::now() < end, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+impl Drop for Host {
+    fn drop(&mut self) {
+        let Some(mut child) = self.svscan.take() else {
             return;
         };
-        if seen.contains(&real) {
-            return;
-        }
-        seen.push(real);
-        let chain = dir.join(".envdir");
-        if chain.is_dir() {
-            load(&chain, env, seen);
-        } else if let Ok(text) = fs::read_to_string(&chain) {
-            for line in text.split_inclusive('\n').filter(|l| l.ends_with('\n')) {
-                load(Path::new(line.trim_end_matches('\n')), env, seen);
+        // svscan restarts supervise while a service directory exists: move
+        // the services out of its sight first, then stop each supervise.
+        let gone = self.path("gone");
+        let _ = fs::create_dir_all(&gone);
+        for s in SERVICES {
+            if fs::rename(self.path("service").join(s), gone.join(s)).is_ok() {
+                let _ = Command::new("svc").arg("-dx").arg(gone.join(s)).status();
             }
         }
-        for e in fs::read_dir(dir).unwrap() {
-            let e = e.unwrap();
-            let name = e.file_name().into_string().unwrap();
-            if name.starts_with('.') {
-                continue;
-            }
-            let text = fs::read_to_string(e.path()).unwrap_or_default();
-            let first = text
-                .lines()
-                .next()
-                .unwrap_or("")
-                .trim_end_matches([' ', '\t']);
-            if first.is_empty() {
-                env.remove(&name);
-            } else {
-                env.insert(name, first.to_string());
+        let _ = child.kill();
+        let _ = child.wait();
+        for s in SERVICES {
+            let end = Instant::now() + Duration::from_secs(10);
+            while Command::new("svok")
+                .arg(gone.join(s))
+                .status()
+                .is_ok_and(|s| s.success())
+                && Instant::now() < end
+            {
+                std::thread::sleep(Duration::from_millis(100));
             }
         }
     }
-    let mut env = BTreeMap::new();
-    load(dir, &mut env, &mut Vec::new());
-    env
 }
 
 fn skip(why: &str) {
@@ -342,7 +430,10 @@ fn indimail_chains_survive_its_refresh_and_come_back_on_removal() {
             "target/<profile>/examples/test-qmail-queue is not built (cargo build --examples)",
         );
     }
-    let h = Host::new(sandbox);
+    if !pkg_support::have("svscan") {
+        return skip("daemontools (svscan) is not installed");
+    }
+    let mut h = Host::new(sandbox);
     let multi = env!("CARGO_BIN_EXE_qmail-multi");
 
     // IndiMail's installer: defaultqueue, SMTP on 25 (and qmail-send.25)
@@ -385,11 +476,30 @@ fn indimail_chains_survive_its_refresh_and_come_back_on_removal() {
     // QUEUE_BASE, QUEUE_COUNT, QUEUE_START come from global_vars only.
     assert!(!h.envdir("qmail-smtpd.25").join("QUEUE_COUNT").exists());
     let as_svctool_left_them = h.envdirs_snapshot();
+    h.supervise();
+    let h = h;
+    // What each running service must have been given: QMAILQUEUE (a chain
+    // with qmail-multi in front, the unknown program as it was, the
+    // multiplexer alone for qmail-send) and the count.
+    let runs_with = |count: &'static str| {
+        let chains = self::chains(&h);
+        move |s: &str, env: &BTreeMap<String, String>| {
+            let qq = match chains.iter().find(|c| c.0 == s) {
+                Some((_, chain, _)) => format!("{multi} {chain}"),
+                None if s == "qmail-qmqpd.628" => custom.to_string(),
+                None => multi.to_string(),
+            };
+            env.get("QMAILQUEUE") == Some(&qq)
+                && env.get("QUEUE_COUNT").map(String::as_str) == Some(count)
+                && !env.contains_key("QUEUEDIR")
+        }
+    };
 
     // Install: every chain kept with qmail-multi in front; the unknown
     // program kept and named; no drift from values global_vars gives.
     h.conf(5);
     let out = h.provision("configure", false);
+    h.wait_services("every service restarted with its chain", runs_with("5"));
     assert!(!out.contains("drift"), "{out}");
     assert!(
         out.contains(&format!("QMAILQUEUE '{custom}'"))
@@ -417,11 +527,14 @@ fn indimail_chains_survive_its_refresh_and_come_back_on_removal() {
     // A shrink: queue4 and queue5 retired and disabled.
     h.conf(3);
     let out = h.provision("configure", false);
+    // Restarted, also where the count comes through global_vars from
+    // defaultqueue (no file of the service changed).
+    h.wait_services("every service restarted with 3 queues", runs_with("3"));
     assert!(out.contains("disabled queue4 queue5"), "{out}");
     assert!(h.disabled(4) && h.disabled(5));
     // The services see the new count through global_vars → defaultqueue.
     assert_eq!(
-        indimail_envdir(&h.envdir("qmail-smtpd.25"))
+        indimail_envdir(&h, &h.envdir("qmail-smtpd.25"))
             .get("QUEUE_COUNT")
             .map(String::as_str),
         Some("3")
@@ -501,6 +614,10 @@ fn indimail_chains_survive_its_refresh_and_come_back_on_removal() {
 
     // Our trigger: everything back.
     let out = h.provision("configure", true);
+    h.wait_services(
+        "every service restarted as before the refresh",
+        runs_with("3"),
+    );
     assert!(out.contains("run by our package's trigger"), "{out}");
     assert!(out.contains("IndiMail's refresh changed"), "{out}");
     assert!(out.contains("disabled again"), "{out}");
@@ -518,7 +635,7 @@ fn indimail_chains_survive_its_refresh_and_come_back_on_removal() {
         Some("3")
     );
     for s in SERVICES {
-        let env = indimail_envdir(&h.envdir(s));
+        let env = indimail_envdir(&h, &h.envdir(s));
         assert_eq!(env.get("QUEUE_COUNT").map(String::as_str), Some("3"), "{s}");
     }
     assert!(h.disabled(4) && h.disabled(5));
