@@ -941,3 +941,51 @@ fn the_provisioning_reads_queue_fix_exit_status_either_way() {
         assert!(o.status.success(), "{}", show(&o));
     }
 }
+
+#[test]
+fn an_upgrade_from_a_version_without_records_still_removes_to_single_queue() {
+    // The version before kept only "envdir DIR" in the applied state and
+    // seeded QMAILQUEUE=/usr/sbin/qmail-multi (a path that is IndiMail's,
+    // or nothing, once that version is gone). What each envdir held before
+    // it is unknown: removal after the upgrade does what that version's
+    // removal did (QMAILQUEUE empty, a front end's QUEUEDIR the first
+    // queue), never putting the old path back.
+    let Some(w) = sandboxed("an_upgrade_from_a_version_without_records") else {
+        return;
+    };
+    w.conf(&[]);
+    w.ok("configure");
+    let envdirs: Vec<PathBuf> = SERVICES.iter().map(|s| w.envdir(s)).collect();
+    let mut state = format!("{} 1 3\n", w.base().display());
+    for e in &envdirs {
+        fs::write(e.join("QMAILQUEUE"), "/usr/sbin/qmail-multi\n").unwrap();
+        state.push_str(&format!("envdir {}\n", e.display()));
+    }
+    fs::write(w.state(), state).unwrap();
+    let out = w.ok("configure");
+    assert!(!out.contains("drift"), "{out}");
+    for e in &envdirs {
+        assert_eq!(
+            w.var(e, "QMAILQUEUE").as_deref(),
+            Some(MULTI),
+            "{}",
+            e.display()
+        );
+    }
+    let out = w.ok("remove");
+    assert!(out.contains("put back what it held before"), "{out}");
+    let single = w.queue(1).display().to_string();
+    for e in &envdirs {
+        assert_eq!(
+            w.var(e, "QMAILQUEUE").as_deref(),
+            Some(""),
+            "{}",
+            e.display()
+        );
+        // qmail-send's QUEUEDIR stays unset (no file or an empty one).
+        let send = e.display().to_string().contains("qmail-send");
+        let qd = w.var(e, "QUEUEDIR").unwrap_or_default();
+        let want = if send { "" } else { single.as_str() };
+        assert_eq!(qd, want, "{}", e.display());
+    }
+}
