@@ -30,8 +30,9 @@ mod prov_support;
 use pkg_support::{read, repo, show};
 use prov_support::Sandbox;
 
-const SERVICES: [&str; 5] = [
+const SERVICES: [&str; 6] = [
     "qmail-smtpd.25",
+    "qmail-smtpd.465",
     "qmail-smtpd.587",
     "qmail-send.25",
     "qmail-qmqpd.628",
@@ -449,10 +450,16 @@ fn indimail_chains_survive_its_refresh_and_come_back_on_removal() {
         "--autorefresh=0 {}",
         h.path("service/qmail-smtpd.587").display()
     )]);
+    h.svctool_with("--smtp=465", &["--skipsend"]);
     h.svctool_with("--qmtp=209", &[]);
+    // Without DKIM svctool writes IndiMail's own qmail-multi.
     h.svctool_with("--qmqp=628", &[]);
+    assert_eq!(
+        h.var(&h.envdir("qmail-qmqpd.628"), "QMAILQUEUE"),
+        Some(h.sbin("qmail-multi"))
+    );
     // The administrator's choices: a qmail-qfilter chain on QMTP, a queue
-    // program of their own on QMQP, spam bounced on 587.
+    // program of their own on 465, spam bounced on 587.
     let chains = chains(&h);
     fs::write(
         h.envdir("qmail-qmtpd.209").join("QMAILQUEUE"),
@@ -461,7 +468,7 @@ fn indimail_chains_survive_its_refresh_and_come_back_on_removal() {
     .unwrap();
     let custom = "/usr/local/bin/my-queue --fast";
     fs::write(
-        h.envdir("qmail-qmqpd.628").join("QMAILQUEUE"),
+        h.envdir("qmail-smtpd.465").join("QMAILQUEUE"),
         format!("{custom}\n"),
     )
     .unwrap();
@@ -486,7 +493,7 @@ fn indimail_chains_survive_its_refresh_and_come_back_on_removal() {
         move |s: &str, env: &BTreeMap<String, String>| {
             let qq = match chains.iter().find(|c| c.0 == s) {
                 Some((_, chain, _)) => format!("{multi} {chain}"),
-                None if s == "qmail-qmqpd.628" => custom.to_string(),
+                None if s == "qmail-smtpd.465" => custom.to_string(),
                 None => multi.to_string(),
             };
             env.get("QMAILQUEUE") == Some(&qq)
@@ -514,7 +521,7 @@ fn indimail_chains_survive_its_refresh_and_come_back_on_removal() {
         );
     }
     assert_eq!(
-        h.var(&h.envdir("qmail-qmqpd.628"), "QMAILQUEUE").as_deref(),
+        h.var(&h.envdir("qmail-smtpd.465"), "QMAILQUEUE").as_deref(),
         Some(custom)
     );
     assert_eq!(
@@ -663,4 +670,15 @@ fn indimail_chains_survive_its_refresh_and_come_back_on_removal() {
         .collect();
     assert!(differ.is_empty(), "not restored: {differ:?}");
     assert!(!h.disabled(4) && !h.disabled(5));
+
+    // Installed again and removed again: the same (IndiMail's own
+    // qmail-multi on 628 is IndiMail's value, not one an earlier version
+    // of this package seeded).
+    h.provision("configure", false);
+    assert_eq!(
+        h.var(&h.envdir("qmail-qmqpd.628"), "QMAILQUEUE").as_deref(),
+        Some(multi)
+    );
+    h.provision("remove", false);
+    assert_eq!(h.envdirs_snapshot(), before_us);
 }
