@@ -989,3 +989,44 @@ fn an_upgrade_from_a_version_without_records_still_removes_to_single_queue() {
         assert_eq!(qd, want, "{}", e.display());
     }
 }
+
+#[test]
+fn a_variable_that_is_a_symlink_is_replaced_never_written_through_and_comes_back() {
+    let Some(w) = sandboxed("a_variable_that_is_a_symlink") else {
+        return;
+    };
+    // qmail-smtpd.25's QUEUE_COUNT is a symlink into a shared envdir, and
+    // qmail-qmtpd.209 gets QUEUE_COUNT only through its .envdir chain.
+    let shared = w.path("shared");
+    fs::create_dir(&shared).unwrap();
+    fs::write(shared.join("QUEUE_COUNT"), "5\n").unwrap();
+    let smtpd = w.envdir("qmail-smtpd.25");
+    symlink(shared.join("QUEUE_COUNT"), smtpd.join("QUEUE_COUNT")).unwrap();
+    let qmtpd = w.envdir("qmail-qmtpd.209");
+    fs::write(qmtpd.join(".envdir"), format!("{}\n", shared.display())).unwrap();
+    w.conf(&[]);
+    let out = w.ok("configure");
+    assert!(
+        out.contains(&format!(
+            "{} was a symlink to {}: replaced by a file of its own",
+            smtpd.join("QUEUE_COUNT").display(),
+            shared.join("QUEUE_COUNT").display()
+        )),
+        "{out}"
+    );
+    assert_eq!(read(shared.join("QUEUE_COUNT")), "5\n", "written through");
+    let m = fs::symlink_metadata(smtpd.join("QUEUE_COUNT")).unwrap();
+    assert!(m.is_file(), "still a symlink");
+    assert_eq!(w.var(&smtpd, "QUEUE_COUNT").as_deref(), Some("3"));
+    // The chained value (5) is not the configured one: the service gets a
+    // file of its own, the shared envdir is left alone.
+    assert_eq!(w.var(&qmtpd, "QUEUE_COUNT").as_deref(), Some("3"));
+    // Removal: the symlink back, the file of qmtpd's own gone.
+    w.ok("remove");
+    assert_eq!(
+        fs::read_link(smtpd.join("QUEUE_COUNT")).unwrap(),
+        shared.join("QUEUE_COUNT")
+    );
+    assert!(!qmtpd.join("QUEUE_COUNT").exists());
+    assert_eq!(read(shared.join("QUEUE_COUNT")), "5\n");
+}
