@@ -6,9 +6,14 @@
 //! symlinked and foreign queue paths, removal with an invalid
 //! configuration, shrinks that an environment alone cannot postpone,
 //! retired queues disabled and enabled again, a reinstall into a new
-//! service directory, and the queue layout taken from the services'
-//! BIGTODO/CONFSPLIT. Everything lives in a scratch directory: the host's
-//! /service, /etc and /var/indimail are never touched.
+//! service directory, the queue layout taken from the services'
+//! BIGTODO/CONFSPLIT, variables read as IndiMail's envdir reads them
+//! (.envfile, the .envdir chain, an empty file unsetting), a variable that
+//! is a symlink, and removal after an upgrade from the version that kept
+//! no record of what it replaced. IndiMail's services, chains and upgrade
+//! refresh: tests/prov_indimail.rs. Everything lives in a scratch
+//! directory: the host's /service, /etc and /var/indimail are never
+//! touched.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -1029,4 +1034,31 @@ fn a_variable_that_is_a_symlink_is_replaced_never_written_through_and_comes_back
     );
     assert!(!qmtpd.join("QUEUE_COUNT").exists());
     assert_eq!(read(shared.join("QUEUE_COUNT")), "5\n");
+}
+
+#[test]
+fn variables_are_read_as_indimails_envdir_reads_them() {
+    // libqmail's envdir(): .envfile (KEY=value lines) first, then the
+    // .envdir chain, then the directory's own files, an empty one unsetting
+    // what came before.
+    let Some(w) = sandboxed("variables_are_read_as_indimails_envdir_reads_them") else {
+        return;
+    };
+    let send = w.envdir("qmail-send.25");
+    fs::write(send.join(".envfile"), "# split\n  CONFSPLIT=5\n").unwrap();
+    let chained = w.path("chained");
+    fs::create_dir(&chained).unwrap();
+    fs::write(chained.join("BIGTODO"), "0\n").unwrap();
+    fs::write(send.join(".envdir"), format!("{}\n", chained.display())).unwrap();
+    fs::write(send.join("BIGTODO"), "").unwrap();
+    w.conf(&[("SPLIT", ""), ("QUEUE_COUNT", "1")]);
+    let out = w.ok("configure");
+    assert!(
+        out.contains(&format!(
+            "queue layout: BIGTODO=1 (unset: the default), split 5 (CONFSPLIT from {}/.envfile)",
+            send.display()
+        )),
+        "{out}"
+    );
+    assert_eq!(subdirs(&w.queue(1).join("todo")), 5, "todo split, 5 ways");
 }
