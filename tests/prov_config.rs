@@ -6,9 +6,14 @@
 //! symlinked and foreign queue paths, removal with an invalid
 //! configuration, shrinks that an environment alone cannot postpone,
 //! retired queues disabled and enabled again, a reinstall into a new
-//! service directory, and the queue layout taken from the services'
-//! BIGTODO/CONFSPLIT. Everything lives in a scratch directory: the host's
-//! /service, /etc and /var/indimail are never touched.
+//! service directory, the queue layout taken from the services'
+//! BIGTODO/CONFSPLIT, variables read as IndiMail's envdir reads them
+//! (.envfile, the .envdir chain, an empty file unsetting), a variable that
+//! is a symlink, and removal after an upgrade from the version that kept
+//! no record of what it replaced. IndiMail's services, chains and upgrade
+//! refresh: tests/prov_indimail.rs. Everything lives in a scratch
+//! directory: the host's /service, /etc and /var/indimail are never
+//! touched.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -18,10 +23,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 
 mod pkg_support;
-use pkg_support::{have, is_root, read, repo, show};
+mod prov_support;
+use pkg_support::{is_root, read, repo, show};
+use prov_support::Sandbox;
 
 const SERVICES: [&str; 3] = ["qmail-smtpd.25", "qmail-send.25", "qmail-qmtpd.209"];
-const MULTI: &str = "/usr/sbin/qmail-multi";
+const MULTI: &str = "/usr/libexec/qmail-multi/qmail-multi";
 /// Names of the keys (and a few commands) as executables on PATH: each
 /// writes a marker when run, which must never happen.
 const BAITS: [&str; 12] = [
@@ -46,63 +53,6 @@ fn skip(test: &str, why: &str) {
 fn depositor() -> PathBuf {
     let bin = PathBuf::from(env!("CARGO_BIN_EXE_qmail-multi"));
     bin.parent().unwrap().join("examples/test-qmail-queue")
-}
-
-/// A mount namespace whose /etc is a private copy: `useradd` and
-/// `groupadd` (run by the provisioning) write there, and queue-fix looks
-/// the qmail users up there.
-struct Sandbox {
-    etc: tempfile::TempDir,
-}
-
-impl Sandbox {
-    fn new() -> Result<Sandbox, String> {
-        if !is_root() {
-            return Err("needs root (mount namespace, chown, useradd)".into());
-        }
-        for t in ["unshare", "mount", "useradd", "groupadd", "cp"] {
-            if !have(t) {
-                return Err(format!("missing tool: {t}"));
-            }
-        }
-        let etc = tempfile::Builder::new()
-            .prefix("prov-etc")
-            .tempdir()
-            .unwrap();
-        let ok = Command::new("cp")
-            .args(["-a", "/etc/."])
-            .arg(etc.path())
-            .status()
-            .is_ok_and(|s| s.success());
-        if !ok {
-            return Err("cannot copy /etc".into());
-        }
-        let probe = Command::new("unshare")
-            .args(["-m", "--propagation", "private", "true"])
-            .status()
-            .is_ok_and(|s| s.success());
-        if !probe {
-            return Err("unshare -m does not work here".into());
-        }
-        Ok(Sandbox { etc })
-    }
-
-    fn command(&self, program: &Path) -> Command {
-        let mut c = Command::new("unshare");
-        c.args(["-m", "--propagation", "private", "sh", "-c"])
-            .arg("mount --bind \"$0\" /etc || exit 99; exec \"$@\"")
-            .arg(self.etc.path())
-            .arg(program);
-        c
-    }
-
-    /// uid of a user, gid of a group, from the private /etc.
-    fn id(&self, file: &str, name: &str) -> Option<u32> {
-        read(self.etc.path().join(file)).lines().find_map(|l| {
-            let f: Vec<&str> = l.split(':').collect();
-            (f[0] == name).then(|| f[2].parse().unwrap())
-        })
-    }
 }
 
 /// The scratch world: services with their `variables/`, a control
@@ -661,33 +611,30 @@ fn remove_reverts_what_configure_seeded_whatever_the_configuration_says_now() {
             "{state}"
         );
     }
-    // The configuration becomes invalid (and names another SERVICEDIR).
+    // The configuration becomes invalid (and names another SERVICEDIR):
+    // removal still puts back what each envdir held before (the applied
+    // state): the variables configure created are gone again.
     w.raw_conf("SERVICEDIR=relative\nQUEUE_COUNT=many\n");
     let out = w.ok("remove");
     assert!(out.contains("is invalid"), "{out}");
     assert!(!out.contains("nothing to revert"), "{out}");
-    assert!(out.contains("front ends now inject into"), "{out}");
-    let single = w.queue(1).display().to_string();
+    assert!(out.contains("put back what it held before"), "{out}");
+    // qmail-send alone keeps the range, so that the mail still queued in
+    // it drains (without a file it would read queue1..queue10 of another
+    // base), and says so.
+    assert!(out.contains("qmail-send keeps its count"), "{out}");
     for e in &envdirs {
-        assert_eq!(
-            w.var(e, "QMAILQUEUE").as_deref(),
-            Some(""),
-            "{}",
-            e.display()
-        );
-        let qd = w.var(e, "QUEUEDIR").unwrap();
-        if e.display().to_string().contains("qmail-send") {
-            assert_eq!(qd, "", "qmail-send keeps its count");
-        } else {
-            assert_eq!(qd, single, "{}", e.display());
+        let send = e.display().to_string().contains("qmail-send");
+        for k in ["QMAILQUEUE", "QUEUEDIR", "QUEUE_BASE", "QUEUE_COUNT"] {
+            let kept = send && k.starts_with("QUEUE_");
+            assert_eq!(w.var(e, k).is_some(), kept, "{}/{k}", e.display());
         }
     }
-    // The other variables of the services are left alone.
-    assert_eq!(
-        w.var(&custom.join("qmail-smtpd.25/variables"), "QUEUE_COUNT")
-            .as_deref(),
-        Some("3")
-    );
+    // What the state still keeps: qmail-send's values before, until purge.
+    let state = read(w.state());
+    let vars: Vec<&str> = state.lines().filter(|l| l.starts_with("var ")).collect();
+    assert_eq!(vars.len(), 3, "{state}");
+    assert!(vars.iter().all(|l| l.contains("qmail-send")), "{state}");
 }
 
 /// A process that sleeps as `uid` with an environment naming the queues.
@@ -998,4 +945,120 @@ fn the_provisioning_reads_queue_fix_exit_status_either_way() {
             .unwrap();
         assert!(o.status.success(), "{}", show(&o));
     }
+}
+
+#[test]
+fn an_upgrade_from_a_version_without_records_still_removes_to_single_queue() {
+    // The version before kept only "envdir DIR" in the applied state and
+    // seeded QMAILQUEUE=/usr/sbin/qmail-multi (a path that is IndiMail's,
+    // or nothing, once that version is gone). What each envdir held before
+    // it is unknown: removal after the upgrade does what that version's
+    // removal did (QMAILQUEUE empty, a front end's QUEUEDIR the first
+    // queue), never putting the old path back.
+    let Some(w) = sandboxed("an_upgrade_from_a_version_without_records") else {
+        return;
+    };
+    w.conf(&[]);
+    w.ok("configure");
+    let envdirs: Vec<PathBuf> = SERVICES.iter().map(|s| w.envdir(s)).collect();
+    let mut state = format!("{} 1 3\n", w.base().display());
+    for e in &envdirs {
+        fs::write(e.join("QMAILQUEUE"), "/usr/sbin/qmail-multi\n").unwrap();
+        state.push_str(&format!("envdir {}\n", e.display()));
+    }
+    fs::write(w.state(), state).unwrap();
+    let out = w.ok("configure");
+    assert!(!out.contains("drift"), "{out}");
+    for e in &envdirs {
+        assert_eq!(
+            w.var(e, "QMAILQUEUE").as_deref(),
+            Some(MULTI),
+            "{}",
+            e.display()
+        );
+    }
+    let out = w.ok("remove");
+    assert!(out.contains("put back what it held before"), "{out}");
+    let single = w.queue(1).display().to_string();
+    for e in &envdirs {
+        assert_eq!(
+            w.var(e, "QMAILQUEUE").as_deref(),
+            Some(""),
+            "{}",
+            e.display()
+        );
+        // qmail-send's QUEUEDIR stays unset (no file or an empty one).
+        let send = e.display().to_string().contains("qmail-send");
+        let qd = w.var(e, "QUEUEDIR").unwrap_or_default();
+        let want = if send { "" } else { single.as_str() };
+        assert_eq!(qd, want, "{}", e.display());
+    }
+}
+
+#[test]
+fn a_variable_that_is_a_symlink_is_replaced_never_written_through_and_comes_back() {
+    let Some(w) = sandboxed("a_variable_that_is_a_symlink") else {
+        return;
+    };
+    // qmail-smtpd.25's QUEUE_COUNT is a symlink into a shared envdir, and
+    // qmail-qmtpd.209 gets QUEUE_COUNT only through its .envdir chain.
+    let shared = w.path("shared");
+    fs::create_dir(&shared).unwrap();
+    fs::write(shared.join("QUEUE_COUNT"), "5\n").unwrap();
+    let smtpd = w.envdir("qmail-smtpd.25");
+    symlink(shared.join("QUEUE_COUNT"), smtpd.join("QUEUE_COUNT")).unwrap();
+    let qmtpd = w.envdir("qmail-qmtpd.209");
+    fs::write(qmtpd.join(".envdir"), format!("{}\n", shared.display())).unwrap();
+    w.conf(&[]);
+    let out = w.ok("configure");
+    assert!(
+        out.contains(&format!(
+            "{} was a symlink to {}: replaced by a file of its own",
+            smtpd.join("QUEUE_COUNT").display(),
+            shared.join("QUEUE_COUNT").display()
+        )),
+        "{out}"
+    );
+    assert_eq!(read(shared.join("QUEUE_COUNT")), "5\n", "written through");
+    let m = fs::symlink_metadata(smtpd.join("QUEUE_COUNT")).unwrap();
+    assert!(m.is_file(), "still a symlink");
+    assert_eq!(w.var(&smtpd, "QUEUE_COUNT").as_deref(), Some("3"));
+    // The chained value (5) is not the configured one: the service gets a
+    // file of its own, the shared envdir is left alone.
+    assert_eq!(w.var(&qmtpd, "QUEUE_COUNT").as_deref(), Some("3"));
+    // Removal: the symlink back, the file of qmtpd's own gone.
+    w.ok("remove");
+    assert_eq!(
+        fs::read_link(smtpd.join("QUEUE_COUNT")).unwrap(),
+        shared.join("QUEUE_COUNT")
+    );
+    assert!(!qmtpd.join("QUEUE_COUNT").exists());
+    assert_eq!(read(shared.join("QUEUE_COUNT")), "5\n");
+}
+
+#[test]
+fn variables_are_read_as_indimails_envdir_reads_them() {
+    // libqmail's envdir(): .envfile (KEY=value lines) first, then the
+    // .envdir chain, then the directory's own files, an empty one unsetting
+    // what came before.
+    let Some(w) = sandboxed("variables_are_read_as_indimails_envdir_reads_them") else {
+        return;
+    };
+    let send = w.envdir("qmail-send.25");
+    fs::write(send.join(".envfile"), "# split\n  CONFSPLIT=5\n").unwrap();
+    let chained = w.path("chained");
+    fs::create_dir(&chained).unwrap();
+    fs::write(chained.join("BIGTODO"), "0\n").unwrap();
+    fs::write(send.join(".envdir"), format!("{}\n", chained.display())).unwrap();
+    fs::write(send.join("BIGTODO"), "").unwrap();
+    w.conf(&[("SPLIT", ""), ("QUEUE_COUNT", "1")]);
+    let out = w.ok("configure");
+    assert!(
+        out.contains(&format!(
+            "queue layout: BIGTODO=1 (unset: the default), split 5 (CONFSPLIT from {}/.envfile)",
+            send.display()
+        )),
+        "{out}"
+    );
+    assert_eq!(subdirs(&w.queue(1).join("todo")), 5, "todo split, 5 ways");
 }
