@@ -434,21 +434,23 @@ pub fn run(opts: &Options) -> i32 {
     0
 }
 
-/// Which BIGTODO and split this run reads with, and where each came from.
-/// `base_used`: the queues are QUEUE_BASE's (no --base, no QUEUE list).
+/// Which BIGTODO and split this run reads with, and where each came from;
+/// under 80 columns unless a path makes it longer. `base_used`: the
+/// queues are QUEUE_BASE's (no --base, no QUEUE list).
 fn settings_line(settings: &Settings, plan: &Plan, base_used: bool) -> String {
-    use crate::queue::settings::{BIGTODO, QUEUE_BASE};
+    use crate::queue::settings::{Source, BIGTODO, QUEUE_BASE};
     let big_todo = if plan.big_todo_set {
         settings.describe(BIGTODO)
     } else {
-        "BIGTODO not set: each queue's todo read as it is laid out".into()
+        "BIGTODO not set: each todo read as laid out".into()
     };
     let base = settings.get(QUEUE_BASE);
+    // Only the host's files are news: the title names the base.
     let base = match (&base.source, base_used) {
-        (crate::queue::settings::Source::NotSet, _) | (_, false) => String::new(),
-        _ => format!("; {}", settings.describe(QUEUE_BASE)),
+        (Source::File { .. }, true) => format!("; {}", settings.describe(QUEUE_BASE)),
+        _ => String::new(),
     };
-    format!("settings: {big_todo}; split: each queue's own, as found on disk{base}")
+    format!("settings: {big_todo}; split as on disk{base}")
 }
 
 #[cfg(test)]
