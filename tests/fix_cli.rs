@@ -258,7 +258,10 @@ fn qschedulers_call_creating_the_next_queue_exits_0() {
     // Run again on the queue it made (qscheduler restarted): still 0.
     let o = run_env(&[INV, "-s", "23", s(&q3)], &[("BIGTODO", "0")]);
     assert_eq!(code(&o), 0, "{}", err(&o));
-    assert_eq!((after_settings(&o), err(&o)), (String::new(), String::new()));
+    assert_eq!(
+        (after_settings(&o), err(&o)),
+        (String::new(), String::new())
+    );
 }
 
 /// Creates a special queue as svctool does and puts `n` messages in it.
@@ -433,7 +436,10 @@ fn the_installers_exact_call_creates_a_flat_queue_owned_by_the_qmail_accounts() 
         );
     };
     assert_eq!(code(&o), 0, "{}", err(&o));
-    assert_eq!((after_settings(&o), err(&o)), (String::new(), String::new()));
+    assert_eq!(
+        (after_settings(&o), err(&o)),
+        (String::new(), String::new())
+    );
     assert!(names(&q.join("todo")).is_empty() && names(&q.join("intd")).is_empty());
     assert!(is_split(&q.join("info"), 23));
     let owner = |p: &str| {

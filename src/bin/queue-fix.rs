@@ -263,7 +263,9 @@ fn host_settings(m: &clap::ArgMatches) -> HostSettings {
         set.value = set.value.filter(|v| !v.is_empty());
         set
     };
-    let split = non_empty(CONFSPLIT).parse(parse_split).unwrap_or_else(|e| die(e));
+    let split = non_empty(CONFSPLIT)
+        .parse(parse_split)
+        .unwrap_or_else(|e| die(e));
     let big_todo = non_empty(BIGTODO)
         .parse(parse_big_todo)
         .unwrap_or_else(|e| die(format!("{e} (or give -b 0|1)")));
@@ -280,11 +282,15 @@ fn host_settings(m: &clap::ArgMatches) -> HostSettings {
         "queue-fix: {}; {}",
         match split {
             Some(_) => s.describe(CONFSPLIT),
-            None => format!("CONFSPLIT not set: each queue keeps its split, a new one gets {DEFAULT_SPLIT}"),
+            None => format!(
+                "CONFSPLIT not set: each queue keeps its split, a new one gets {DEFAULT_SPLIT}"
+            ),
         },
         match big_todo {
             Some(_) => s.describe(BIGTODO),
-            None => "BIGTODO not set: each queue keeps its todo layout, a new one gets split todo (1)".into(),
+            None =>
+                "BIGTODO not set: each queue keeps its todo layout, a new one gets split todo (1)"
+                    .into(),
         }
     );
     HostSettings {

@@ -28,7 +28,11 @@ const SPLIT_DIRS: [&str; 4] = [MESS, "info", "local", "remote"];
 /// without one is complete, as IndiMail 3.x's queue-fix makes it without
 /// `-t`; one that exists is still checked). `Err`: the disk does not say
 /// (an interrupted conversion of `todo`/`intd` with `BIGTODO` unset).
-pub fn layout_of(root: &OwnedFd, wanted: Layout, as_found: AsFound) -> io::Result<Result<Layout, String>> {
+pub fn layout_of(
+    root: &OwnedFd,
+    wanted: Layout,
+    as_found: AsFound,
+) -> io::Result<Result<Layout, String>> {
     let mut layout = wanted;
     if !layout.trash && stat_at(root, "trash")?.is_some() {
         layout.trash = true;
@@ -101,7 +105,11 @@ fn big_todo_on_disk(root: &OwnedFd) -> io::Result<Result<Option<bool>, String>> 
 
 /// [`layout_of`] for the queue directory at `queue` (followed as queue-fix
 /// follows one, [`crate::queue::path`]); `wanted` when it does not exist.
-pub fn layout_at(queue: &std::path::Path, wanted: Layout, as_found: AsFound) -> Result<Layout, String> {
+pub fn layout_at(
+    queue: &std::path::Path,
+    wanted: Layout,
+    as_found: AsFound,
+) -> Result<Layout, String> {
     if as_found == AsFound::default() {
         return Ok(wanted);
     }

@@ -180,7 +180,11 @@ fn fix_base(
     // A retirement moves mail between queues in one layout: with a setting
     // unset, the range's first queue's (fix::found).
     let found_opts;
-    let opts = match found::layout_at(&base.join(format!("queue{start}")), opts.layout, opts.as_found) {
+    let opts = match found::layout_at(
+        &base.join(format!("queue{start}")),
+        opts.layout,
+        opts.as_found,
+    ) {
         Ok(layout) if layout != opts.layout => {
             found_opts = Options {
                 layout,
