@@ -29,8 +29,9 @@ IndiMail 3.x's command line is accepted as it is, getopt style (-Nv, -s23,
 -b0): -b 0|1 overrides $BIGTODO (0: todo and intd flat, as IndiMail 3.x's
 installer makes them); -S sets the size lock/tcpto must have; -t creates and
 checks the trash directory (a queue without one is complete, as IndiMail
-3.x's queue-fix makes it; one that exists is always checked). --base also checks the special queues BASE/nqueue, BASE/slowq (as with
--r) and BASE/qmta (as with -m) when present, and the queues beyond the range
+3.x's queue-fix makes it; one that exists is always checked). --base also
+checks the special queues BASE/nqueue, BASE/slowq (as with -r) and
+BASE/qmta (as with -m) when present, and the queues beyond the range
 that qscheduler says it has in use (/dev/shm/qscheduler); neither kind is
 ever an orphan or retired. A todo/intd laid out otherwise than BIGTODO says
 (the setting was changed) is one problem naming it; a repair converts it,
@@ -40,7 +41,7 @@ Settings: -s, -b, --count and --start, else $CONFSPLIT, $BIGTODO,
 $QUEUE_COUNT, $QUEUE_START, else the host's files as IndiMail's queue-fix
 reads them: $HOME/.defaultqueue (unless SKIP_LOCAL_ENVIRONMENT is set), then,
 while QUEUE_BASE is unset, $CONTROLDIR/defaultqueue (default
-/etc/indimail/control/defaultqueue) with its .envdir chain (control/global_vars).
+/etc/indimail/control/defaultqueue) with its .envdir chain (global_vars).
 Every run prints on its first line the split and BIGTODO it uses and where
 each came from. Set nowhere: every queue keeps the split and todo layout it
 has on disk; only a new queue gets 151 and split todo. An unreadable setting
@@ -235,7 +236,9 @@ struct HostSettings {
 /// files as IndiMail's queue-fix reads them; says on stdout which split and
 /// BIGTODO the run uses and where each came from. An empty BIGTODO or
 /// CONFSPLIT is unset (parse_big_todo's rule). Unreadable settings or a
-/// bad value: fatal, nothing touched.
+/// bad value: fatal, nothing touched. An option wins over the
+/// environment as in IndiMail's queue-fix.c (getEnvConfigInt(&bigtodo,
+/// "BIGTODO", 1), then getopt's 'b').
 fn host_settings(m: &clap::ArgMatches) -> HostSettings {
     use qmail_multi::queue::settings::{Settings, BIGTODO, CONFSPLIT, QUEUE_COUNT, QUEUE_START};
     let given = |id: &str| -> Option<std::ffi::OsString> {

@@ -193,7 +193,10 @@ fn fix_base(
             &found_opts
         }
         Ok(_) => opts,
-        Err(e) => return fatal(base, "cannot tell the layout of the range", e),
+        Err(e) => {
+            total.add(fatal(base, "cannot tell the layout of the range", e));
+            return total;
+        }
     };
     let orphans = match retire::find_orphans(base, &served) {
         Ok(o) => o,
