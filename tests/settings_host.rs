@@ -257,3 +257,23 @@ fn unreadable_settings_stop_before_anything_changes() {
     assert!(err(&o).contains(&gone.display().to_string()), "{}", err(&o));
     assert_eq!(snapshot(&h.queue), before);
 }
+
+#[test]
+fn a_half_converted_todo_with_bigtodo_unset_is_left_alone() {
+    let (_t, dir) = scratch();
+    let h = host(&dir);
+    std::fs::remove_file(h.control.join("global_vars/BIGTODO")).unwrap();
+    // An interrupted flat-to-split conversion: a numbered subdirectory
+    // beside the flat files. Which way it was going no setting says.
+    std::fs::create_dir(h.queue.join("todo/0")).unwrap();
+    let before = snapshot(&h.queue);
+    let o = queue_fix(&h, &[s(&h.queue)], &[]);
+    status(&o, 111);
+    assert!(err(&o).contains("give -b 0|1"), "{}", err(&o));
+    assert_eq!(snapshot(&h.queue), before);
+    // Told, it finishes: the three messages flat again.
+    status(&queue_fix(&h, &["-b", "0", s(&h.queue)], &[]), 0);
+    assert!(!h.queue.join("todo/0").exists());
+    assert_eq!(std::fs::read_dir(h.queue.join("todo")).unwrap().count(), 3);
+    assert_eq!(mess_files(&h.queue), 3);
+}
