@@ -187,6 +187,20 @@ fn set_nowhere_the_disk_decides_and_an_explicit_split_still_resplits() {
         before,
         "a setting set nowhere changed the layout"
     );
+    // A bucket missing from one directory is recreated, not read as a
+    // smaller split.
+    // (mess/22 too when no message lives there: local and remote still
+    // show bucket 22.)
+    std::fs::remove_dir(h.queue.join("info/22")).unwrap();
+    let _ = std::fs::remove_dir(h.queue.join("mess/22"));
+    status(&queue_fix(&h, &[s(&h.queue)], &[]), 0);
+    assert!(h.queue.join("info/22").is_dir() && h.queue.join("mess/22").is_dir());
+    assert!(!h.queue.join("mess/23").exists());
+    let snap = snapshot(&h.queue);
+    assert_eq!(
+        before.keys().collect::<Vec<_>>(),
+        snap.keys().collect::<Vec<_>>()
+    );
     // Explicit and different from the disk: the layout changes.
     let o = queue_fix(&h, &["-N", "-s", "151", s(&h.queue)], &[]);
     assert!((1..=99).contains(&code(&o)), "{}{}", out(&o), err(&o));

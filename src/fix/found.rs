@@ -20,7 +20,7 @@ pub struct AsFound {
     pub big_todo: bool,
 }
 
-/// The always-split directories, `mess` first: it names the messages.
+/// The directories split whatever `BIGTODO` says.
 const SPLIT_DIRS: [&str; 4] = [MESS, "info", "local", "remote"];
 
 /// `wanted` with the parts `as_found` leaves to the disk taken from the
@@ -52,16 +52,17 @@ pub fn layout_of(
     Ok(Ok(layout))
 }
 
-/// One more than the highest numbered subdirectory of `mess` (of the
-/// first of `info`, `local`, `remote` that has any, when `mess` has
-/// none): a missing bucket is recreated rather than every message moved.
-/// `None`: no numbered subdirectory anywhere (a queue being created).
+/// One more than the highest numbered subdirectory of `mess`, `info`,
+/// `local` and `remote` together (qmail-send and queue-fix make all four
+/// with every bucket, so a bucket missing from one of them is recreated
+/// rather than every message moved to a smaller split). `None`: no
+/// numbered subdirectory anywhere (a queue being created).
 fn split_on_disk(root: &OwnedFd) -> io::Result<Option<u32>> {
+    let mut highest = None::<u32>;
     for dir in SPLIT_DIRS {
         let Some(fd) = open_dir_at(root, dir)? else {
             continue;
         };
-        let mut highest = None::<u32>;
         for_each_typed(&fd, |name, kind| {
             if kind == Found::Dir {
                 if let Some(n) = parse_subdir(name.as_encoded_bytes()).filter(|&n| n < MAX_SPLIT) {
@@ -70,11 +71,8 @@ fn split_on_disk(root: &OwnedFd) -> io::Result<Option<u32>> {
             }
             Ok(())
         })?;
-        if let Some(h) = highest {
-            return Ok(Some(h + 1));
-        }
     }
-    Ok(None)
+    Ok(highest.map(|h| h + 1))
 }
 
 /// `todo`/`intd` split (numbered subdirectories at the top) or flat
