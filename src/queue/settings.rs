@@ -429,11 +429,11 @@ impl Settings {
 
     /// A variable as a program reading its environment after
     /// `set_environment()` would see it: the resolved value of the five
-    /// names, the environment's for any other.
-    pub fn var(&self, name: &str) -> Option<OsString> {
+    /// names, `env`'s for any other.
+    pub fn var(&self, name: &str, env: impl FnOnce(&str) -> Option<OsString>) -> Option<OsString> {
         match self.settings.iter().find(|s| s.name == name) {
             Some(s) => s.value.clone(),
-            None => std::env::var_os(name),
+            None => env(name),
         }
     }
 

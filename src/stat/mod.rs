@@ -377,7 +377,11 @@ pub fn run(opts: &Options) -> i32 {
             return status::FATAL;
         }
     };
-    let plan = match plan(&opts.target, |v| settings.var(v), in_use) {
+    let plan = match plan(
+        &opts.target,
+        |v| settings.var(v, |v| std::env::var_os(v)),
+        in_use,
+    ) {
         Ok(p) => p,
         Err(e) => {
             if checking {
