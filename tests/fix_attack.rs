@@ -164,7 +164,7 @@ fn every_printed_name_is_escaped() {
                 String::from_utf8_lossy(text)
             );
         }
-        let stdout = out(&o);
+        let stdout = after_settings(&o);
         assert_eq!(stdout.lines().filter(|l| l.starts_with("chown")).count(), 0);
         assert!(stdout.contains("x\\x0achown 0:0"), "{stdout}");
         assert!(stdout.contains("\\xce\\xbb") && stdout.contains("bad\\xff\\x07"));

@@ -147,7 +147,7 @@ fn a_3x_queue_holding_46_flat_pending_messages_is_clean_and_kept() {
     let before = pending(&q, false);
     assert_eq!(before.len(), 46);
     let o = qf_expect(false, &["-N", s(&q)], 0);
-    assert_eq!(out(&o) + &err(&o), "");
+    assert_eq!(after_settings(&o) + &err(&o), "");
     let snap = snapshot(&q);
     qf_expect(false, &[s(&q)], 0);
     assert_eq!(snapshot(&q), snap, "a clean flat queue was changed");
@@ -172,7 +172,7 @@ fn a_3x_queue_holding_46_flat_pending_messages_is_clean_and_kept() {
     assert_eq!(pending(&q, false), before);
     // Under BIGTODO=1 the same queue is one problem naming the setting.
     let o = qf_expect(true, &["-N", s(&q)], 1);
-    assert_eq!(out(&o), "", "no per-file or per-directory plan");
+    assert_eq!(after_settings(&o), "", "no per-file or per-directory plan");
     let e = err(&o);
     assert_eq!(e.lines().count(), 1, "{e}");
     assert!(

@@ -91,10 +91,13 @@ fn create_from_nothing_matches_the_table_and_second_run_is_silent() {
     let o = run(&args(&extra, &[s(&q)]));
     // Created: the queue is correct, exit 0 (qscheduler requires it).
     assert_eq!(code(&o), 0, "{}", err(&o));
-    assert_eq!(out(&o), "", "quiet without -v");
+    assert_eq!(after_settings(&o), "", "quiet without -v");
     assert_matches_table(&q, &ids, false);
     let o = expect(&args(&extra, &[s(&q)]), 0);
-    assert_eq!((out(&o), err(&o)), (String::new(), String::new()));
+    assert_eq!(
+        (after_settings(&o), err(&o)),
+        (String::new(), String::new())
+    );
     expect(&args(&extra, &["-N", s(&q)]), 0);
 }
 

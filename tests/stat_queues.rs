@@ -19,6 +19,8 @@ fn queue_stat(args: &[&str], env: &[(&str, &str)]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_queue-stat"))
         .env_clear()
         .env("PATH", "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin")
+        // No host settings but the test's own (queue::settings).
+        .env("CONTROLDIR", "/nonexistent/qmail-multi-test/control")
         .envs(env.iter().copied())
         .args(args)
         .output()
@@ -556,7 +558,9 @@ fn a_full_tmpfs_queue_is_judged_as_qmail_multi_judges_it() {
         put(&q[1], 1000);
     }
     // Fill the bytes, then the inodes, to the last one.
+    // trash/, which no queue needs (queue-fix -t), holds the filler.
     let trash = q[1].join("trash");
+    fs::create_dir(&trash).unwrap();
     {
         use std::io::Write;
         let mut f = fs::File::create(trash.join("filler")).unwrap();
@@ -880,19 +884,25 @@ fn a_flat_todo_is_counted_and_a_layout_bigtodo_does_not_choose_is_reported() {
     assert_eq!(g(&m, "misplaced_todo_messages"), 0);
     let o = queue_stat(&["--check", qs], &[("BIGTODO", "0")]);
     expect_status(&o, 0);
-    // BIGTODO unset means 1: the flat files are still counted, and named
-    // as what qmail-send would not see.
+    // BIGTODO set nowhere: the todo is read as it is laid out, as
+    // queue-fix then keeps it (queue::settings); nothing is misplaced.
     let m = prom(&[]);
     assert_eq!(g(&m, "unpreprocessed_messages"), 150);
+    assert_eq!(g(&m, "misplaced_todo_messages"), 0);
+    // BIGTODO=1: the flat files are still counted, and named as what
+    // qmail-send would not see.
+    let one = [("BIGTODO", "1")];
+    let m = prom(&one);
+    assert_eq!(g(&m, "unpreprocessed_messages"), 150);
     assert_eq!(g(&m, "misplaced_todo_messages"), 150);
-    let o = queue_stat(&[qs], &[]);
+    let o = queue_stat(&[qs], &one);
     expect_status(&o, 0);
     assert!(
         text(&o).contains("150 messages waiting in a flat todo/intd although BIGTODO=1"),
         "{}",
         text(&o)
     );
-    let o = queue_stat(&["--check", qs], &[]);
+    let o = queue_stat(&["--check", qs], &one);
     expect_status(&o, 1);
     assert!(text(&o).contains("although BIGTODO=1"), "{}", text(&o));
 

@@ -2,6 +2,7 @@
 
 use clap::{value_parser, Arg, ArgAction, ArgGroup, Command};
 use qmail_multi::fix::apply::{arm_crash_hook, RunMode};
+use qmail_multi::fix::found::AsFound;
 use qmail_multi::fix::{run, status, Options, Target};
 use qmail_multi::queue::layout::{parse_big_todo, Layout};
 use qmail_multi::queue::name::{parse_split, DEFAULT_SPLIT};
@@ -26,14 +27,25 @@ queue of the range is disabled. --enable QUEUE_DIR undoes it.
 
 IndiMail 3.x's command line is accepted as it is, getopt style (-Nv, -s23,
 -b0): -b 0|1 overrides $BIGTODO (0: todo and intd flat, as IndiMail 3.x's
-installer makes them); -S sets the size lock/tcpto must have; -t asks for the
-trash directory, which every queue has anyway (as upstream's queue-fix makes
-it). --base also checks the special queues BASE/nqueue, BASE/slowq (as with
--r) and BASE/qmta (as with -m) when present, and the queues beyond the range
+installer makes them); -S sets the size lock/tcpto must have; -t creates and
+checks the trash directory (a queue without one is complete, as IndiMail
+3.x's queue-fix makes it; one that exists is always checked). --base also
+checks the special queues BASE/nqueue, BASE/slowq (as with -r) and
+BASE/qmta (as with -m) when present, and the queues beyond the range
 that qscheduler says it has in use (/dev/shm/qscheduler); neither kind is
 ever an orphan or retired. A todo/intd laid out otherwise than BIGTODO says
 (the setting was changed) is one problem naming it; a repair converts it,
 every file moved durably, and refuses a live queue without --force.
+
+Settings: -s, -b, --count and --start, else $CONFSPLIT, $BIGTODO,
+$QUEUE_COUNT, $QUEUE_START, else the host's files as IndiMail's queue-fix
+reads them: $HOME/.defaultqueue (unless SKIP_LOCAL_ENVIRONMENT is set), then,
+while QUEUE_BASE is unset, $CONTROLDIR/defaultqueue (default
+/etc/indimail/control/defaultqueue) with its .envdir chain (global_vars).
+Every run prints on its first line the split and BIGTODO it uses and where
+each came from. Set nowhere: every queue keeps the split and todo layout it
+has on disk; only a new queue gets 151 and split todo. An unreadable setting
+is fatal (111).
 
 Exit status: the number of problems the queue still has when queue-fix ends.
   0        the queue is correct: it was, or this run made it so (creating a
@@ -73,7 +85,7 @@ fn cli() -> Command {
                 .value_name("0|1")
                 .allow_hyphen_values(true)
                 .value_parser(clap::builder::PossibleValuesParser::new(["0", "1"]))
-                .help("BIGTODO: 1 split todo/intd, 0 flat; overrides $BIGTODO (unset: 1)"),
+                .help("BIGTODO: 1 split todo/intd, 0 flat; overrides $BIGTODO and the host's settings"),
         )
         .arg(
             Arg::new("tcpto")
@@ -88,21 +100,21 @@ fn cli() -> Command {
         .arg(flag("verbose", "Print every action taken").short('v'))
         .arg(flag("qmta", "qmta mode: qmailq plays every role").short('m'))
         .arg(flag("ratelimit", "Also the ratelimit directory (the slowq queue)").short('r'))
-        .arg(flag("trash", "The trash directory (always part of a queue; accepted for IndiMail 3.x callers)").short('t'))
+        .arg(flag("trash", "Create and check the trash directory (one that exists is always checked)").short('t'))
         .arg(
             Arg::new("split")
                 .short('s')
                 .value_name("SPLIT")
                 .allow_hyphen_values(true)
                 .value_parser(parse_split)
-                .help("Split (1..=151); default $CONFSPLIT, else 151"),
+                .help("Split (1..=151); default $CONFSPLIT, else the host's settings"),
         )
         .arg(flag("force", "Change (repair or retire) a live queue").long("force"))
         .arg(flag("delete-strays", "Delete strays instead of quarantining them").long("delete-strays"))
         .arg(flag("as-invoker", "Owner and group of everything: the invoking user").long("as-invoker"))
         .arg(Arg::new("base").long("base").value_name("BASE").value_parser(value_parser!(PathBuf)).help("Check BASE/queue<START>..queue<START+COUNT-1> and report orphans"))
-        .arg(Arg::new("count").long("count").value_name("N").requires("base").value_parser(value_parser!(u32).range(1..)).help("Number of queues [default: 10]"))
-        .arg(Arg::new("start").long("start").value_name("N").requires("base").value_parser(value_parser!(u32)).help("First queue number [default: 1]"))
+        .arg(Arg::new("count").long("count").value_name("N").requires("base").value_parser(value_parser!(u32).range(1..)).help("Number of queues [default: $QUEUE_COUNT, else the host's settings, else 10]"))
+        .arg(Arg::new("start").long("start").value_name("N").requires("base").value_parser(value_parser!(u32)).help("First queue number [default: $QUEUE_START, else the host's settings, else 1]"))
         .arg(flag("retire", "Move every message of the orphan queues into the range").long("retire").requires("base"))
         .arg(Arg::new("disable").long("disable").value_name("QUEUE").value_parser(value_parser!(PathBuf)).help("Send QUEUE no new mail (qmail-send still delivers what it holds)"))
         .arg(Arg::new("enable").long("enable").value_name("QUEUE").value_parser(value_parser!(PathBuf)).help("Undo --disable"))
@@ -127,28 +139,6 @@ fn main() {
             std::process::exit(disable(queue, disabled));
         }
     }
-    let split = match m.get_one::<u32>("split") {
-        Some(&s) => s,
-        None => match std::env::var("CONFSPLIT") {
-            Ok(s) if !s.is_empty() => parse_split(&s).unwrap_or_else(|e| {
-                eprintln!("queue-fix: fatal: CONFSPLIT: {e}");
-                std::process::exit(status::FATAL)
-            }),
-            _ => DEFAULT_SPLIT,
-        },
-    };
-    // -b wins over the environment, as in upstream's queue-fix.c (revision
-    // 1.32: getEnvConfigInt(&bigtodo, "BIGTODO", 1), then getopt's 'b').
-    let big_todo = match m.get_one::<String>("bigtodo") {
-        Some(b) => b == "1",
-        None => match std::env::var("BIGTODO") {
-            Ok(s) => parse_big_todo(&s).unwrap_or_else(|e| {
-                eprintln!("queue-fix: fatal: {e} (or give -b 0|1)");
-                std::process::exit(status::FATAL)
-            }),
-            Err(_) => true,
-        },
-    };
     let on = |id: &str| m.get_flag(id);
     if m.get_one::<PathBuf>("base").is_none() {
         for (id, opt) in [
@@ -161,11 +151,16 @@ fn main() {
             }
         }
     }
+    let host = host_settings(&m);
+    // Unset anywhere: each queue keeps the split and todo layout it has
+    // (fix::found); a new queue gets the defaults.
+    let split = host.split.unwrap_or(DEFAULT_SPLIT);
+    let big_todo = host.big_todo.unwrap_or(true);
     let target = match m.get_one::<PathBuf>("base") {
         Some(base) => Target::Base {
             base: base.clone(),
-            count: m.get_one::<u32>("count").copied().unwrap_or(10),
-            start: m.get_one::<u32>("start").copied().unwrap_or(1),
+            count: host.count.unwrap_or(10),
+            start: host.start.unwrap_or(1),
             retire: on("retire"),
         },
         None => Target::Queue(m.get_one::<PathBuf>("queue").cloned().unwrap_or_default()),
@@ -179,18 +174,14 @@ fn main() {
             RunMode::Apply
         },
         verbose: on("verbose"),
-        // Upstream's queue-fix (queue-fix.c revision 1.32, 2024-02-08,
-        // indimail/indimail-mta commit fcca1020fc8d934896bcc4b5080aea2e1267b5b7)
-        // checks and creates trash/ in every queue and has neither -t nor
-        // -S (getopt "b:imNvs:r"); its lock/tcpto size is the compile-time
-        // TCPTO_BUFSIZ, 2048. The 3.x spec names both options, so both are
-        // taken: -t asks for what every queue has anyway (Layout::new), -S
-        // sets the size.
+        // trash/ only with -t, as IndiMail 3.x's queue-fix (revision 1.35,
+        // flag_trash) makes and checks it; one that exists is checked
+        // anyway (fix::found). -S sets lock/tcpto's size (3.x's -S).
         layout: Layout {
             big_todo,
             qmta: on("qmta"),
             ratelimit: on("ratelimit"),
-            trash: Layout::new(split).trash || on("trash"),
+            trash: on("trash"),
             tcpto_size: m
                 .get_one::<u64>("tcpto")
                 .copied()
@@ -205,6 +196,7 @@ fn main() {
             Owners::Qmail { qmta: on("qmta") }
         },
         target,
+        as_found: host.as_found,
         threads: std::thread::available_parallelism().map_or(2, |n| n.get().min(4)),
     };
     std::process::exit(run(&opts));
@@ -228,6 +220,91 @@ fn disable(queue: &std::path::Path, disabled: bool) -> i32 {
             eprintln!("queue-fix: fatal: {shown}: {e}");
             status::FATAL
         }
+    }
+}
+
+/// The settings this run uses, resolved once (queue::settings).
+struct HostSettings {
+    split: Option<u32>,
+    big_todo: Option<bool>,
+    count: Option<u32>,
+    start: Option<u32>,
+    as_found: AsFound,
+}
+
+/// `-b`, `-s`, `--count`, `--start`, else the environment, else the host's
+/// files as IndiMail's queue-fix reads them; says on stdout which split and
+/// BIGTODO the run uses and where each came from. An empty BIGTODO or
+/// CONFSPLIT is unset (parse_big_todo's rule). Unreadable settings or a
+/// bad value: fatal, nothing touched. An option wins over the
+/// environment as in IndiMail's queue-fix.c (getEnvConfigInt(&bigtodo,
+/// "BIGTODO", 1), then getopt's 'b').
+fn host_settings(m: &clap::ArgMatches) -> HostSettings {
+    use qmail_multi::queue::settings::{Settings, BIGTODO, CONFSPLIT, QUEUE_COUNT, QUEUE_START};
+    let given = |id: &str| -> Option<std::ffi::OsString> {
+        match m.value_source(id) {
+            Some(clap::parser::ValueSource::CommandLine) => m
+                .get_raw(id)
+                .and_then(|mut v| v.next())
+                .map(|v| v.to_owned()),
+            _ => None,
+        }
+    };
+    let die = |e: String| -> ! {
+        eprintln!("queue-fix: fatal: {e}");
+        std::process::exit(status::FATAL)
+    };
+    let s = Settings::of_host(&[
+        (BIGTODO, "-b", given("bigtodo")),
+        (CONFSPLIT, "-s", given("split")),
+        (QUEUE_COUNT, "--count", given("count")),
+        (QUEUE_START, "--start", given("start")),
+    ])
+    .unwrap_or_else(|e| die(format!("reading the queue settings: {e}")));
+    let non_empty = |name: &str| {
+        let mut set = s.get(name).clone();
+        set.value = set.value.filter(|v| !v.is_empty());
+        set
+    };
+    let split = non_empty(CONFSPLIT)
+        .parse(parse_split)
+        .unwrap_or_else(|e| die(e));
+    let big_todo = non_empty(BIGTODO)
+        .parse(parse_big_todo)
+        .unwrap_or_else(|e| die(format!("{e} (or give -b 0|1)")));
+    let number = |name: &str, min: u32| {
+        s.get(name)
+            .parse(|t| match t.trim().parse::<u32>() {
+                Ok(n) if n >= min => Ok(n),
+                _ => Err(format!("not a whole number from {min}")),
+            })
+            .unwrap_or_else(|e| die(e))
+    };
+    let (count, start) = (number(QUEUE_COUNT, 1), number(QUEUE_START, 0));
+    println!(
+        "queue-fix: {}; {}",
+        match split {
+            Some(_) => s.describe(CONFSPLIT),
+            None => format!(
+                "CONFSPLIT not set: each queue keeps its split, a new one gets {DEFAULT_SPLIT}"
+            ),
+        },
+        match big_todo {
+            Some(_) => s.describe(BIGTODO),
+            None =>
+                "BIGTODO not set: each queue keeps its todo layout, a new one gets split todo (1)"
+                    .into(),
+        }
+    );
+    HostSettings {
+        split,
+        big_todo,
+        count,
+        start,
+        as_found: AsFound {
+            split: split.is_none(),
+            big_todo: big_todo.is_none(),
+        },
     }
 }
 

@@ -11,7 +11,12 @@ Without QUEUE arguments the queues are qmail-multi's: QUEUE_BASE (else the
 first line of $CONTROLDIR/queue_base, else $QMAILHOME/queue), QUEUE_COUNT
 (10), QUEUE_START (1), or QUEUEDIR alone; --base, --count and --start
 override them. Health is judged as qmail-multi judges it (MIN_FREE too).
-BIGTODO (unset = 1) says whether todo/intd are split or flat. Ages are
+BIGTODO says whether todo/intd are split or flat (set nowhere: each queue's
+as laid out). BIGTODO and QUEUE_BASE/COUNT/START not in the environment are
+read from the host's files as queue-fix reads them ($HOME/.defaultqueue,
+$CONTROLDIR/defaultqueue and its .envdir chain); every run names the
+BIGTODO used and its source (under the table's title, a '#' comment with
+--prometheus, stderr with --check). Ages are
 counted since injection (the mess file's time). Nothing is changed,
 locked or waited for.
 

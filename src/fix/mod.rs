@@ -7,6 +7,7 @@
 //! [`lock`] tells a live queue.
 
 pub mod apply;
+pub mod found;
 pub mod lock;
 pub mod messages;
 pub mod observe;
@@ -62,6 +63,8 @@ pub struct Options {
     pub delete_strays: bool,
     pub owners: Owners,
     pub target: Target,
+    /// The parts of `layout` no setting chose: each queue keeps its own.
+    pub as_found: found::AsFound,
     /// Worker threads for the message check.
     pub threads: usize,
 }
@@ -174,6 +177,27 @@ fn fix_base(
     let served = crate::queue::served::served_range(start, count, in_use);
     total.add(fix_served_beyond(base, &range, &served, in_use, opts, ids));
     total.add(fix_special(base, opts, ids));
+    // A retirement moves mail between queues in one layout: with a setting
+    // unset, the range's first queue's (fix::found).
+    let found_opts;
+    let opts = match found::layout_at(
+        &base.join(format!("queue{start}")),
+        opts.layout,
+        opts.as_found,
+    ) {
+        Ok(layout) if layout != opts.layout => {
+            found_opts = Options {
+                layout,
+                ..opts.clone()
+            };
+            &found_opts
+        }
+        Ok(_) => opts,
+        Err(e) => {
+            total.add(fatal(base, "cannot tell the layout of the range", e));
+            return total;
+        }
+    };
     let orphans = match retire::find_orphans(base, &served) {
         Ok(o) => o,
         Err(e) => return fatal(base, "cannot read", e),
@@ -288,12 +312,19 @@ fn fix_special(base: &Path, opts: &Options, ids: &Ids) -> Outcome {
 
 /// Creates, checks or repairs one queue.
 pub fn fix_queue(queue: &Path, opts: &Options, ids: &Ids) -> Outcome {
-    let mut wants = wanted(ids, &opts.layout);
     let root = match open_queue(queue) {
         Ok(Some(fd)) => fd,
         Ok(None) => return create_queue(queue, opts, ids),
         Err(e) => return fatal(queue, "cannot open the queue", e),
     };
+    let opts = &match queue_layout(&root, queue, opts) {
+        Ok(layout) => Options {
+            layout,
+            ..opts.clone()
+        },
+        Err(o) => return o,
+    };
+    let mut wants = wanted(ids, &opts.layout);
     if crate::queue::disable::note_disabled(&root, queue) {
         wants[0].1.mode = crate::queue::layout::root_mode(true);
     }
@@ -447,6 +478,31 @@ pub fn fix_queue(queue: &Path, opts: &Options, ids: &Ids) -> Outcome {
         outcome.live_refused = true;
     }
     outcome
+}
+
+/// The layout this queue is checked in: the options', with what no setting
+/// chose taken from the disk (see [`found`]), said when it differs.
+fn queue_layout(root: &OwnedFd, queue: &Path, opts: &Options) -> Result<Layout, Outcome> {
+    let layout = match found::layout_of(root, opts.layout, opts.as_found) {
+        Ok(Ok(l)) => l,
+        Ok(Err(why)) => return Err(fatal(queue, "cannot tell its layout", why)),
+        Err(e) => return Err(fatal(queue, "cannot read", e)),
+    };
+    let mut kept = Vec::new();
+    if layout.split != opts.layout.split {
+        kept.push(format!("split {}", layout.split));
+    }
+    if layout.big_todo != opts.layout.big_todo {
+        kept.push(format!("BIGTODO={}", u8::from(layout.big_todo)));
+    }
+    if !kept.is_empty() {
+        println!(
+            "{}: {}, as found (not set)",
+            crate::escape::path(queue),
+            kept.join(", ")
+        );
+    }
+    Ok(layout)
 }
 
 /// With `-r`: owner, group and mode of every file in `ratelimit`.

@@ -1080,7 +1080,7 @@ mod tests {
             w.len(),
             layout::LAYOUT
                 .iter()
-                .filter(|e| e.presence != layout::Presence::WithRatelimit)
+                .filter(|e| e.presence == layout::Presence::Always)
                 .count()
                 + 6 * 5
         );

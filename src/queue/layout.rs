@@ -187,7 +187,10 @@ pub struct Layout {
     /// The `ratelimit` directory belongs to the queue (`-r`, the `slowq`
     /// queue).
     pub ratelimit: bool,
-    /// The `trash` directory belongs to the queue (`-t`).
+    /// The `trash` directory belongs to the queue (`-t`). Without it a
+    /// queue is complete, as IndiMail 3.x's queue-fix (revision 1.35,
+    /// `flag_trash`) makes it; queue-fix still checks a `trash` that
+    /// exists (`fix::found`).
     pub trash: bool,
     /// Size of `lock/tcpto` (`-S`).
     pub tcpto_size: u64,
@@ -195,15 +198,14 @@ pub struct Layout {
 
 impl Layout {
     /// The default shape with this split: split `todo`/`intd`, qmailq,
-    /// qmails and qmailr in their own roles, `trash` present, no
-    /// `ratelimit`.
+    /// qmails and qmailr in their own roles, no `trash`, no `ratelimit`.
     pub const fn new(split: u32) -> Layout {
         Layout {
             split,
             big_todo: true,
             qmta: false,
             ratelimit: false,
-            trash: true,
+            trash: false,
             tcpto_size: TCPTO_SIZE,
         }
     }
@@ -398,15 +400,13 @@ mod tests {
 
     #[test]
     fn optional_rows_follow_the_layout() {
-        let plain = Layout {
-            trash: false,
-            ..Layout::new(1)
-        };
+        let plain = Layout::new(1);
         assert!(plain
             .entries()
             .all(|e| e.path != "trash" && e.path != "ratelimit"));
         let all = Layout {
             ratelimit: true,
+            trash: true,
             tcpto_size: 4096,
             ..Layout::new(1)
         };

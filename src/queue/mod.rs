@@ -6,5 +6,6 @@ pub mod layout;
 pub mod name;
 pub mod path;
 pub mod served;
+pub mod settings;
 pub mod special;
 pub mod users;

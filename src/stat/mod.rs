@@ -22,6 +22,7 @@ use crate::multi::select::{FsProbe, Health};
 use crate::queue::layout::{parse_big_todo, Layout};
 use crate::queue::name::DEFAULT_SPLIT;
 use crate::queue::served::served_range;
+use crate::queue::settings::Settings;
 use model::{Orphan, QueueStat, Snapshot, Space};
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -79,6 +80,9 @@ pub struct Plan {
     pub min_free: Option<u64>,
     /// The shape of the queues (`BIGTODO`; the split is found on disk).
     pub layout: Layout,
+    /// `BIGTODO` was set: otherwise each queue's todo is read as it is
+    /// laid out (fix::found), as queue-fix then keeps it.
+    pub big_todo_set: bool,
 }
 
 /// Resolves the queues as qmail-multi would: the command line first, then
@@ -92,6 +96,7 @@ where
     let config = Config::from_env(&var).map_err(|e| e.to_string())?;
     // As the services get it (unset or empty = 1); the split of each
     // queue is whatever its directories hold.
+    let big_todo_set = var("BIGTODO").is_some_and(|v| !v.is_empty());
     let big_todo = match var("BIGTODO") {
         Some(v) => parse_big_todo(&v.to_string_lossy())?,
         None => true,
@@ -112,6 +117,7 @@ where
                 first: None,
                 min_free: config.min_free,
                 layout,
+                big_todo_set,
             })
         }
         (Target::Range(r), MultiTarget::Fixed(dir)) if *r == Range::default() => {
@@ -122,6 +128,7 @@ where
                 first: None,
                 min_free: config.min_free,
                 layout,
+                big_todo_set,
             })
         }
         (Target::Range(r), MultiTarget::Select { base, start, count }) => (
@@ -174,6 +181,7 @@ where
         first: Some(start),
         min_free: config.min_free,
         layout,
+        big_todo_set,
     })
 }
 
@@ -286,7 +294,21 @@ fn one(
             return q;
         }
     };
-    match scan::scan(&root, &plan.layout, now, threads) {
+    let layout = if plan.big_todo_set {
+        plan.layout
+    } else {
+        let unset = crate::fix::found::AsFound {
+            split: false,
+            big_todo: true,
+        };
+        // A todo half split, half flat: read as the default says, which
+        // counts the flat part as misplaced.
+        match crate::fix::found::layout_of(&root, plan.layout, unset) {
+            Ok(Ok(l)) => l,
+            _ => plan.layout,
+        }
+    };
+    match scan::scan(&root, &layout, now, threads) {
         Ok(c) => q.counts = Some(c),
         Err(e) => q.error = Some(e.to_string()),
     }
@@ -341,7 +363,25 @@ pub fn run(opts: &Options) -> i32 {
         Target::Range(_) => crate::queue::served::running_scheduler_in_use(),
         Target::Queues(_) => None,
     };
-    let plan = match plan(&opts.target, |v| std::env::var_os(v), in_use) {
+    // BIGTODO and QUEUE_BASE/COUNT/START as queue-fix resolves them
+    // (queue::settings); qmail-multi itself reads only its environment.
+    let settings = match Settings::of_host(&[]) {
+        Ok(s) => s,
+        Err(e) => {
+            let e = format!("reading the queue settings: {e}");
+            if checking {
+                println!("QMAIL-QUEUE UNKNOWN - {}", check::no_pipe(&e));
+                return check::Status::Unknown.code();
+            }
+            eprintln!("queue-stat: fatal: {e}");
+            return status::FATAL;
+        }
+    };
+    let plan = match plan(
+        &opts.target,
+        |v| settings.var(v, |v| std::env::var_os(v)),
+        in_use,
+    ) {
         Ok(p) => p,
         Err(e) => {
             if checking {
@@ -357,14 +397,24 @@ pub fn run(opts: &Options) -> i32 {
         None => Ok(Vec::new()),
     };
     let snap = gather(&plan, opts.threads, sched);
+    let base_used = matches!(&opts.target, Target::Range(r) if r.base.is_none());
+    let said = settings_line(&settings, &plan, base_used);
     let text = match &opts.output {
+        // The status line is all a monitoring system reads on stdout.
         Output::Check(t) => {
             let (st, line) = check::check(&snap, t);
             println!("{line}");
+            eprintln!("queue-stat: {said}");
             return st.code();
         }
-        Output::Table => table::render(&snap),
-        Output::Prometheus => prom::render(&snap),
+        // Under the title, a line for the people reading the table.
+        Output::Table => {
+            let table = table::render(&snap);
+            let (title, rest) = table.split_once('\n').unwrap_or((&table, ""));
+            format!("{title}\n{said}\n{rest}")
+        }
+        // A comment, which the text format's parsers skip.
+        Output::Prometheus => format!("# {said}\n{}", prom::render(&snap)),
     };
     use std::io::Write;
     let mut out = std::io::stdout().lock();
@@ -386,6 +436,25 @@ pub fn run(opts: &Options) -> i32 {
         return status::FATAL;
     }
     0
+}
+
+/// Which BIGTODO and split this run reads with, and where each came from;
+/// under 80 columns unless a path makes it longer. `base_used`: the
+/// queues are QUEUE_BASE's (no --base, no QUEUE list).
+fn settings_line(settings: &Settings, plan: &Plan, base_used: bool) -> String {
+    use crate::queue::settings::{Source, BIGTODO, QUEUE_BASE};
+    let big_todo = if plan.big_todo_set {
+        settings.describe(BIGTODO)
+    } else {
+        "BIGTODO not set: each todo read as laid out".into()
+    };
+    let base = settings.get(QUEUE_BASE);
+    // Only the host's files are news: the title names the base.
+    let base = match (&base.source, base_used) {
+        (Source::File { .. }, true) => format!("; {}", settings.describe(QUEUE_BASE)),
+        _ => String::new(),
+    };
+    format!("settings: {big_todo}; split as on disk{base}")
 }
 
 #[cfg(test)]

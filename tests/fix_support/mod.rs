@@ -36,9 +36,14 @@ pub fn run(args: &[&str]) -> Output {
 
 pub fn run_env(args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut c = Command::new(bin());
+    // No host settings but the test's own: a machine's
+    // /etc/indimail/control/defaultqueue or ~/.defaultqueue would
+    // otherwise choose the layout (queue::settings).
     c.args(args)
         .env_remove("CONFSPLIT")
-        .env_remove("QUEUE_FIX_CRASH_AFTER");
+        .env_remove("QUEUE_FIX_CRASH_AFTER")
+        .env("CONTROLDIR", "/nonexistent/qmail-multi-test/control")
+        .env("SKIP_LOCAL_ENVIRONMENT", "1");
     for (k, v) in env {
         c.env(k, v);
     }
@@ -51,6 +56,20 @@ pub fn code(o: &Output) -> i32 {
 
 pub fn out(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// Standard output after the settings line every run starts with
+/// (queue-fix's `BIGTODO` and split and where they came from), which is
+/// checked to be there.
+#[track_caller]
+pub fn after_settings(o: &Output) -> String {
+    let text = out(o);
+    let (first, rest) = text.split_once('\n').unwrap_or((&text, ""));
+    assert!(
+        first.starts_with("queue-fix: CONFSPLIT") && first.contains("BIGTODO"),
+        "no settings line first: {text}"
+    );
+    rest.to_owned()
 }
 
 pub fn err(o: &Output) -> String {

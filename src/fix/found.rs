@@ -1,0 +1,120 @@
+//! The layout a queue already has, for what no setting chose: a repair
+//! never re-splits a queue or converts its `todo` because `CONFSPLIT` or
+//! `BIGTODO` was merely absent (see [`crate::queue::settings`]). A setting
+//! that is given, and differs from the disk, still changes the layout.
+
+use super::observe::{for_each_typed, open_dir_at, stat_at, Found};
+use super::plan::{classify_top, TopSeen};
+use crate::queue::layout::{Layout, INTD, MESS, TODO};
+use crate::queue::name::{parse_subdir, MAX_SPLIT};
+use std::io;
+use std::os::fd::OwnedFd;
+
+/// Which parts of the layout no setting chose, so each queue keeps what
+/// it has on disk.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AsFound {
+    /// `CONFSPLIT` (or `-s`) not set anywhere.
+    pub split: bool,
+    /// `BIGTODO` (or `-b`) not set anywhere.
+    pub big_todo: bool,
+}
+
+/// The directories split whatever `BIGTODO` says.
+const SPLIT_DIRS: [&str; 4] = [MESS, "info", "local", "remote"];
+
+/// `wanted` with the parts `as_found` leaves to the disk taken from the
+/// queue at `root`, and `trash` belonging to it when it has one (a queue
+/// without one is complete, as IndiMail 3.x's queue-fix makes it without
+/// `-t`; one that exists is still checked). `Err`: the disk does not say
+/// (an interrupted conversion of `todo`/`intd` with `BIGTODO` unset).
+pub fn layout_of(
+    root: &OwnedFd,
+    wanted: Layout,
+    as_found: AsFound,
+) -> io::Result<Result<Layout, String>> {
+    let mut layout = wanted;
+    if !layout.trash && stat_at(root, "trash")?.is_some() {
+        layout.trash = true;
+    }
+    if as_found.split {
+        if let Some(split) = split_on_disk(root)? {
+            layout.split = split;
+        }
+    }
+    if as_found.big_todo {
+        match big_todo_on_disk(root)? {
+            Ok(Some(b)) => layout.big_todo = b,
+            Ok(None) => {}
+            Err(e) => return Ok(Err(e)),
+        }
+    }
+    Ok(Ok(layout))
+}
+
+/// One more than the highest numbered subdirectory of `mess`, `info`,
+/// `local` and `remote` together (qmail-send and queue-fix make all four
+/// with every bucket, so a bucket missing from one of them is recreated
+/// rather than every message moved to a smaller split). `None`: no
+/// numbered subdirectory anywhere (a queue being created).
+fn split_on_disk(root: &OwnedFd) -> io::Result<Option<u32>> {
+    let mut highest = None::<u32>;
+    for dir in SPLIT_DIRS {
+        let Some(fd) = open_dir_at(root, dir)? else {
+            continue;
+        };
+        for_each_typed(&fd, |name, kind| {
+            if kind == Found::Dir {
+                if let Some(n) = parse_subdir(name.as_encoded_bytes()).filter(|&n| n < MAX_SPLIT) {
+                    highest = Some(highest.map_or(n, |h| h.max(n)));
+                }
+            }
+            Ok(())
+        })?;
+    }
+    Ok(highest.map(|h| h + 1))
+}
+
+/// `todo`/`intd` split (numbered subdirectories at the top) or flat
+/// (anything else, an empty directory included: IndiMail 3.x's fresh
+/// queue); `Ok(None)`: neither directory exists.
+fn big_todo_on_disk(root: &OwnedFd) -> io::Result<Result<Option<bool>, String>> {
+    let mut seen = TopSeen::default();
+    let mut any = false;
+    for dir in [TODO, INTD] {
+        let Some(fd) = open_dir_at(root, dir)? else {
+            continue;
+        };
+        any = true;
+        for_each_typed(&fd, |name, kind| {
+            seen.add(classify_top(name.as_encoded_bytes(), kind));
+            Ok(())
+        })?;
+    }
+    if seen.parked || (seen.subdir && seen.message_file) {
+        return Ok(Err(
+            "todo/intd hold both numbered subdirectories and message files (an interrupted \
+             conversion) and BIGTODO is not set: give -b 0|1 or set BIGTODO"
+                .into(),
+        ));
+    }
+    Ok(Ok(any.then_some(seen.subdir)))
+}
+
+/// [`layout_of`] for the queue directory at `queue` (followed as queue-fix
+/// follows one, [`crate::queue::path`]); `wanted` when it does not exist.
+pub fn layout_at(
+    queue: &std::path::Path,
+    wanted: Layout,
+    as_found: AsFound,
+) -> Result<Layout, String> {
+    if as_found == AsFound::default() {
+        return Ok(wanted);
+    }
+    match crate::queue::path::open_dir_trusted(queue) {
+        Ok(Some(fd)) => layout_of(&fd, wanted, as_found)
+            .map_err(|e| format!("{}: {e}", crate::escape::path(queue)))?,
+        Ok(None) => Ok(wanted),
+        Err(e) => Err(format!("{}: {e}", crate::escape::path(queue))),
+    }
+}
