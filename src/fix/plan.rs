@@ -56,10 +56,16 @@ pub struct MessageMove {
     pub to: PathBuf,
     /// `(from, to)` of the other files, `todo` last.
     pub others: Vec<(PathBuf, PathBuf)>,
-    /// Owner and mode fixes of the moved files under their new names: run
-    /// only once the move is done (a move that must wait for another
-    /// message to free its name would otherwise change that message).
-    pub then: Vec<Action>,
+    /// Owner and mode fixes of the message's files under their current
+    /// names, each checked on the descriptor against the file the plan saw:
+    /// run before the move. After it, the `mess` file has two names until
+    /// the old one is removed (batched), and its new bucket may be read
+    /// meanwhile by another worker: a file fixed first arrives right, so
+    /// neither this run's link-count check nor that worker's finds a file
+    /// to leave alone, and one run converges. A name that is taken (a move
+    /// that must wait) is never touched by these: they name the files
+    /// being moved, not their targets.
+    pub first: Vec<Action>,
 }
 
 /// What an entry must still be when queue-fix changes its owner or mode:
@@ -175,11 +181,11 @@ pub struct Plan {
 
 impl Plan {
     pub fn problems(&self) -> usize {
-        let then = |a: &Action| match a {
-            Action::MoveMessage(m) => m.then.len(),
+        let first = |a: &Action| match a {
+            Action::MoveMessage(m) => m.first.len(),
             _ => 0,
         };
-        self.actions.iter().map(|a| 1 + then(a)).sum::<usize>()
+        self.actions.iter().map(|a| 1 + first(a)).sum::<usize>()
             + self.warnings.iter().filter(|w| w.counts).count()
     }
 }
@@ -487,15 +493,15 @@ pub fn plan_bucket(
         let to_sub_s = to_sub.to_string();
         let new_name = OsString::from(st.ino.to_string());
         let mut others = Vec::new();
-        let mut then = Plan::default();
+        let mut first = Plan::default();
         for (dir, files) in by_name.iter() {
             if let Some(ost) = files.get(name.as_os_str()) {
                 if ost.kind == Found::File {
-                    let to = at(dir, &to_sub_s, &new_name);
-                    others.push((at(dir, &sub, name), to.clone()));
+                    let from = at(dir, &sub, name);
+                    others.push((from.clone(), at(dir, &to_sub_s, &new_name)));
                     let want = want_file(layout::entry(dir), ids, layout);
                     let max = allowed_links(dir, name, ost, by_name);
-                    plan_permissions_linked(&to, &want, ost, max, &mut then);
+                    plan_permissions_linked(&from, &want, ost, max, &mut first);
                 }
             }
         }
@@ -511,13 +517,13 @@ pub fn plan_bucket(
         // read with it, must be in place first).
         others.sort_by_key(|(from, _)| from.starts_with(layout::TODO));
         let to = at(MESS, &to_sub_s, &new_name);
-        plan_permissions(&to, &mess_want, st, &mut then);
-        plan.warnings.append(&mut then.warnings);
+        plan_permissions(&path, &mess_want, st, &mut first);
+        plan.warnings.append(&mut first.warnings);
         plan.actions.push(Action::MoveMessage(MessageMove {
             from: path,
             to,
             others,
-            then: then.actions,
+            first: first.actions,
         }));
     }
     for (dir, files) in bucket.dirs.iter().filter(|(d, _)| *d != MESS) {
@@ -991,7 +997,7 @@ mod tests {
                     (path("intd", &s, old), path("intd", &to_sub, ino)),
                     (path("todo", &s, old), path("todo", &to_sub, ino)),
                 ],
-                then: vec![],
+                first: vec![],
             })]
         );
     }
