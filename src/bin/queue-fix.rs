@@ -3,7 +3,7 @@
 use clap::{value_parser, Arg, ArgAction, ArgGroup, Command};
 use qmail_multi::fix::apply::{arm_crash_hook, RunMode};
 use qmail_multi::fix::{run, status, Options, Target};
-use qmail_multi::queue::layout::{parse_big_todo, Layout};
+use qmail_multi::queue::layout::{parse_big_todo, Layout, CLASSIC_SPLIT};
 use qmail_multi::queue::name::{parse_split, DEFAULT_SPLIT};
 use qmail_multi::queue::users::Owners;
 use std::path::PathBuf;
@@ -17,6 +17,13 @@ in progress). Files in pid/ are reported, never touched. A file with more hard
 links than the layout allows is never changed: set aside (info, local, remote,
 bounce, lock files) or reported (mess, an unpaired todo/intd). Printed names
 are escaped (\\xNN).
+
+--classic: the queue of classic qmail (qmail-1.03, netqmail, notqmail:
+/var/qmail/queue), as its build makes it: split 23, todo and intd flat,
+lock/tcpto 1024 bytes, no trash, and mess, todo and intd files of any group
+(its qmail-queue is setuid qmailq, not setgid: they keep the injecting user's
+group). BIGTODO and CONFSPLIT, which classic qmail never reads, are ignored;
+-s, -b, -S and -t still override. Not with -m, -r or --base (IndiMail's).
 
 --disable QUEUE_DIR: qmail-multi sends the queue no new mail while qmail-send
 keeps delivering what it holds (marker QUEUE_DIR/disabled plus the sticky bit
@@ -63,6 +70,7 @@ fn cli() -> Command {
         .about("Create, check, repair and retire qmail queues")
         .override_usage(
             "queue-fix [-b 0|1] [-S SIZE] [-s SPLIT] [-i | -N] [-m] [-r] [-t] [-v] [--force] [--delete-strays] [--as-invoker] QUEUE_DIR\n       \
+             queue-fix --classic [-b 0|1] [-S SIZE] [-s SPLIT] [-i | -N] [-t] [-v] [--force] [--delete-strays] [--as-invoker] QUEUE_DIR\n       \
              queue-fix [-b 0|1] [-S SIZE] [-s SPLIT] [-i | -N] [-m] [-r] [-t] [-v] [--force] [--delete-strays] [--as-invoker] --base BASE [--count N] [--start N] [--retire]\n       \
              queue-fix --disable QUEUE_DIR | --enable QUEUE_DIR",
         )
@@ -97,6 +105,7 @@ fn cli() -> Command {
                 .value_parser(parse_split)
                 .help("Split (1..=151); default $CONFSPLIT, else 151"),
         )
+        .arg(flag("classic", "Classic qmail's queue (netqmail, notqmail): split 23, todo/intd flat, 1024-byte lock/tcpto, no trash, any group on mess/todo/intd files").long("classic").conflicts_with_all(["qmta", "ratelimit", "base"]))
         .arg(flag("force", "Change (repair or retire) a live queue").long("force"))
         .arg(flag("delete-strays", "Delete strays instead of quarantining them").long("delete-strays"))
         .arg(flag("as-invoker", "Owner and group of everything: the invoking user").long("as-invoker"))
@@ -127,8 +136,10 @@ fn main() {
             std::process::exit(disable(queue, disabled));
         }
     }
+    let classic = m.get_flag("classic");
     let split = match m.get_one::<u32>("split") {
         Some(&s) => s,
+        None if classic => CLASSIC_SPLIT,
         None => match std::env::var("CONFSPLIT") {
             Ok(s) if !s.is_empty() => parse_split(&s).unwrap_or_else(|e| {
                 eprintln!("queue-fix: fatal: CONFSPLIT: {e}");
@@ -141,6 +152,7 @@ fn main() {
     // 1.32: getEnvConfigInt(&bigtodo, "BIGTODO", 1), then getopt's 'b').
     let big_todo = match m.get_one::<String>("bigtodo") {
         Some(b) => b == "1",
+        None if classic => Layout::classic().big_todo,
         None => match std::env::var("BIGTODO") {
             Ok(s) => parse_big_todo(&s).unwrap_or_else(|e| {
                 eprintln!("queue-fix: fatal: {e} (or give -b 0|1)");
@@ -170,6 +182,14 @@ fn main() {
         },
         None => Target::Queue(m.get_one::<PathBuf>("queue").cloned().unwrap_or_default()),
     };
+    let profile = if classic {
+        Layout {
+            split,
+            ..Layout::classic()
+        }
+    } else {
+        Layout::new(split)
+    };
     let opts = Options {
         mode: if on("dry") {
             RunMode::DryRun
@@ -190,12 +210,12 @@ fn main() {
             big_todo,
             qmta: on("qmta"),
             ratelimit: on("ratelimit"),
-            trash: Layout::new(split).trash || on("trash"),
+            trash: profile.trash || on("trash"),
             tcpto_size: m
                 .get_one::<u64>("tcpto")
                 .copied()
-                .unwrap_or(qmail_multi::queue::layout::TCPTO_SIZE),
-            ..Layout::new(split)
+                .unwrap_or(profile.tcpto_size),
+            ..profile
         },
         force: on("force"),
         delete_strays: on("delete-strays"),

@@ -229,7 +229,7 @@ impl<'a> Applier<'a> {
 
     fn describe(&self, action: &Action) -> Vec<String> {
         let s = |p: &Path| self.show(p);
-        let owner = |w: &Want| format!("{:04o} {}:{}", w.mode, w.uid, w.gid);
+        let owner = |w: &Want| format!("{:04o} {}", w.mode, owner_text(w.uid, w.gid));
         match action {
             Action::CreateDir { path, want } => {
                 vec![format!("create directory {} ({})", s(path), owner(want))]
@@ -256,7 +256,8 @@ impl<'a> Applier<'a> {
                 ..
             } => {
                 vec![format!(
-                    "chown {uid}:{gid} {} (was {}:{})",
+                    "chown {} {} (was {}:{})",
+                    owner_text(*uid, *gid),
                     s(path),
                     was.0,
                     was.1
@@ -514,6 +515,14 @@ impl<'a> Applier<'a> {
 
 type Failure = (PathBuf, &'static str, io::Error);
 
+/// `uid:gid`, or `uid` alone when any group is right (the group is kept).
+fn owner_text(uid: u32, gid: Option<u32>) -> String {
+    match gid {
+        Some(g) => format!("{uid}:{g}"),
+        None => uid.to_string(),
+    }
+}
+
 /// A callback given one path at a time.
 pub type EachPath<'a> = dyn FnMut(&Path) + 'a;
 
@@ -693,7 +702,7 @@ fn create_file(root: &OwnedFd, path: &Path, want: &Want) -> Result<(), Failure> 
         use std::os::unix::fs::PermissionsExt;
         // ftruncate extends with NUL bytes: the zero-filled table.
         file.set_len(size)?;
-        std::os::unix::fs::fchown(&file, Some(want.uid), Some(want.gid))?;
+        std::os::unix::fs::fchown(&file, Some(want.uid), want.gid)?;
         file.set_permissions(std::fs::Permissions::from_mode(want.mode))?;
         file.sync_all()
     })();

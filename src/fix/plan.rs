@@ -16,7 +16,9 @@ use std::path::{Path, PathBuf};
 pub struct Want {
     pub kind: Kind,
     pub uid: u32,
-    pub gid: u32,
+    /// `None`: any group is right, and a new file keeps the creator's
+    /// ([`Layout::file_group_checked`]).
+    pub gid: Option<u32>,
     pub mode: u32,
 }
 
@@ -112,7 +114,8 @@ pub enum Action {
     Chown {
         path: PathBuf,
         uid: u32,
-        gid: u32,
+        /// `None`: the group is left as it is.
+        gid: Option<u32>,
         was: (u32, u32),
         expect: Expect,
     },
@@ -218,7 +221,7 @@ pub fn want_of(e: &Entry, ids: &Ids, layout: &Layout) -> Want {
     Want {
         kind: layout.kind(e),
         uid: ids.uid(layout.owner(e)),
-        gid: ids.gid(),
+        gid: Some(ids.gid()),
         mode: e.mode,
     }
 }
@@ -228,6 +231,7 @@ pub fn want_file(e: &Entry, ids: &Ids, layout: &Layout) -> Want {
     Want {
         kind: Kind::File { size: 0 },
         mode: e.file_mode.unwrap_or(0o600),
+        gid: layout.file_group_checked(e).then_some(ids.gid()),
         ..want_of(e, ids, layout)
     }
 }
@@ -256,7 +260,8 @@ pub fn plan_permissions_linked(
     max_links: u64,
     plan: &mut Plan,
 ) {
-    let wrong = (have.uid, have.gid) != (want.uid, want.gid) || have.mode != want.mode;
+    let owner_wrong = have.uid != want.uid || want.gid.is_some_and(|g| g != have.gid);
+    let wrong = owner_wrong || have.mode != want.mode;
     if wrong && have.kind != Found::Dir && have.nlink > max_links {
         plan.warnings.push(Warning {
             path: path.to_owned(),
@@ -266,7 +271,7 @@ pub fn plan_permissions_linked(
         return;
     }
     let expect = Expect::seen(have, max_links);
-    if (have.uid, have.gid) != (want.uid, want.gid) {
+    if owner_wrong {
         plan.actions.push(Action::Chown {
             path: path.to_owned(),
             uid: want.uid,
@@ -1103,7 +1108,7 @@ mod tests {
                 ..Layout::new(5)
             },
         );
-        assert!(m.iter().all(|(_, want)| want.uid == 10 && want.gid == 20));
+        assert!(m.iter().all(|(_, want)| want.uid == 10 && want.gid == Some(20)));
         assert!(m.iter().any(|(p, _)| p == Path::new("ratelimit")));
     }
 
@@ -1112,7 +1117,7 @@ mod tests {
         let want = Want {
             kind: Kind::File { size: 2048 },
             uid: 12,
-            gid: 20,
+            gid: Some(20),
             mode: 0o644,
         };
         let p = Path::new("lock/tcpto");
@@ -1261,7 +1266,7 @@ mod tests {
         let sub_want = Want {
             kind: Kind::Dir,
             uid: 10,
-            gid: 20,
+            gid: Some(20),
             mode: 0o750,
         };
         let conv = |dir, sub: Option<&str>, name: &str, kind, clashes, target, l: &Layout| {

@@ -62,6 +62,9 @@ pub struct Options {
     pub target: Target,
     pub output: Output,
     pub threads: usize,
+    /// Classic qmail's queues ([`Layout::classic`]): `todo`/`intd` flat,
+    /// `BIGTODO` (which classic qmail never reads) ignored.
+    pub classic: bool,
 }
 
 /// The queues to read, resolved.
@@ -341,7 +344,15 @@ pub fn run(opts: &Options) -> i32 {
         Target::Range(_) => crate::queue::served::running_scheduler_in_use(),
         Target::Queues(_) => None,
     };
-    let plan = match plan(&opts.target, |v| std::env::var_os(v), in_use) {
+    let var = |v: &str| match v {
+        "BIGTODO" if opts.classic => None,
+        _ => std::env::var_os(v),
+    };
+    let plan = match plan(&opts.target, var, in_use) {
+        Ok(p) if opts.classic => Plan {
+            layout: Layout::classic(),
+            ..p
+        },
         Ok(p) => p,
         Err(e) => {
             if checking {
