@@ -1108,7 +1108,9 @@ mod tests {
                 ..Layout::new(5)
             },
         );
-        assert!(m.iter().all(|(_, want)| want.uid == 10 && want.gid == Some(20)));
+        assert!(m
+            .iter()
+            .all(|(_, want)| want.uid == 10 && want.gid == Some(20)));
         assert!(m.iter().any(|(p, _)| p == Path::new("ratelimit")));
     }
 
