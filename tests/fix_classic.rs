@@ -299,6 +299,12 @@ fn a_damaged_classic_queue_is_repaired_where_classic_qmail_send_looks() {
     .unwrap();
     mode(&q.join("intd"), 0o755);
     assert!(classic_qmail_send_finds(&q).len() < 50);
+    let o = run(&[INV, CLASSIC, "-N", s(&q)]);
+    assert!(
+        err(&o).contains("todo, intd: split on disk, but --classic (flat)"),
+        "{}",
+        err(&o)
+    );
 
     let o = run(&[INV, CLASSIC, s(&q)]);
     assert_eq!(code(&o), 0, "one repair run\n{}\n{}", out(&o), err(&o));

@@ -11,7 +11,7 @@
 
 mod fix_support;
 use fix_support::*;
-use qmail_multi::queue::layout::{Layout, INTD, MESS, TODO};
+use qmail_multi::queue::layout::{Flavour, Layout, INTD, MESS, TODO};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
@@ -295,7 +295,7 @@ fn build(q: &Path, v: &Variant, state: State) -> Vec<Expected> {
         })
         .collect();
     let inos = fill_layout(q, combos.len(), v.on_disk);
-    let classic = !v.wanted.qmail_queue_setgid;
+    let classic = v.wanted.flavour == Flavour::Classic;
     let mut out = Vec::new();
     for (k, (&ino, &combo)) in inos.iter().zip(&combos).enumerate() {
         let dirs = set_state(q, &v.on_disk, ino, state);

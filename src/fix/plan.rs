@@ -655,6 +655,9 @@ pub struct Mismatch {
     /// Split on disk (numbered subdirectories) where the configuration
     /// wants it flat; `false`: flat on disk where it wants it split.
     pub on_disk_split: bool,
+    /// Classic qmail's queue, whose programs read no `BIGTODO`: the
+    /// message names `--classic`, and offers no setting to change.
+    pub classic: bool,
 }
 
 /// What an entry at the top of `todo` or `intd` says about its layout.
@@ -727,6 +730,7 @@ pub fn mismatch_of(dir: &'static str, layout: &Layout, seen: TopSeen) -> Option<
     wrong.then_some(Mismatch {
         dir,
         on_disk_split: !split,
+        classic: layout.flavour == layout::Flavour::Classic,
     })
 }
 
@@ -741,6 +745,20 @@ pub fn mismatch_cause(m: &[Mismatch], converting: bool) -> String {
         ("flat", "BIGTODO=1 (split)", 0)
     };
     let dirs = dirs.join(", ");
+    if m.first().is_some_and(|m| m.classic) {
+        // Classic qmail-send reads todo flat, whatever the environment.
+        let wanted = if split {
+            "--classic (flat)"
+        } else {
+            "--classic -b 1 (split)"
+        };
+        let then = if converting {
+            "converting"
+        } else {
+            "a repair converts"
+        };
+        return format!("{dirs}: {disk} on disk, but {wanted}: {then} (every file moved)");
+    }
     if converting {
         return format!("{dirs}: {disk} on disk, but {configured}: converting (every file moved)");
     }
@@ -1236,7 +1254,8 @@ mod tests {
                 mismatch_of("todo", &split, seen(sub, file, false)),
                 Some(Mismatch {
                     dir: "todo",
-                    on_disk_split: false
+                    on_disk_split: false,
+                    classic: false,
                 })
             );
         }
@@ -1252,10 +1271,12 @@ mod tests {
                 Mismatch {
                     dir: "todo",
                     on_disk_split: true,
+                    classic: false,
                 },
                 Mismatch {
                     dir: "intd",
                     on_disk_split: true,
+                    classic: false,
                 },
             ],
             false,

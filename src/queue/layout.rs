@@ -76,7 +76,7 @@ pub struct Entry {
     pub presence: Presence,
     /// Its files are created by qmail-queue (`mess`, `intd`, and `todo`,
     /// a link of `intd`), whose group is the queue's only when qmail-queue
-    /// is setgid: see [`Layout::qmail_queue_setgid`].
+    /// is setgid: see [`Flavour`].
     pub by_qmail_queue: bool,
 }
 
@@ -212,15 +212,29 @@ pub struct Layout {
     pub trash: bool,
     /// Size of `lock/tcpto` (`-S`).
     pub tcpto_size: u64,
-    /// qmail-queue runs setgid `qmail`, so the files it creates (the rows
-    /// [`Entry::by_qmail_queue`]) are group `qmail` and that is checked.
-    /// IndiMail installs it mode 6551 qmailq:qmail
-    /// (indimail-mta-x/indimail-mta.spec.in, `%attr(6551,qmailq,qmail)
-    /// %{_prefix}/sbin/qmail-queue`); classic qmail 04711, setuid only
-    /// (qmail-1.03 and notqmail `hier.c`, `c(auto_qmail,"bin",
-    /// "qmail-queue",auto_uidq,auto_gidq,04711)`), so there they keep the
-    /// injecting user's group (root, nogroup, …) and any group is right.
-    pub qmail_queue_setgid: bool,
+    /// Whose qmail makes and reads the queue: what no option changes.
+    pub flavour: Flavour,
+}
+
+/// The two families of qmail whose queues queue-fix knows. What their
+/// builds fix differently and no option overrides lives here; the rest
+/// (split, `todo`/`intd`, `lock/tcpto`, `trash`) are [`Layout`] values,
+/// whose defaults [`Layout::new`] and [`Layout::classic`] give.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Flavour {
+    /// IndiMail: qmail-queue is setgid `qmail`, installed mode 6551
+    /// qmailq:qmail (indimail-mta-x/indimail-mta.spec.in,
+    /// `%attr(6551,qmailq,qmail) %{_prefix}/sbin/qmail-queue`), so every
+    /// file it creates is group `qmail`, and that is checked. Its programs
+    /// read `BIGTODO`.
+    IndiMail,
+    /// qmail-1.03, netqmail, notqmail: qmail-queue is setuid only, mode
+    /// 04711 (`hier.c`: `c(auto_qmail,"bin","qmail-queue",auto_uidq,
+    /// auto_gidq,04711)`), so the files it creates (the rows
+    /// [`Entry::by_qmail_queue`]) keep the injecting user's group (root,
+    /// nogroup, …) and any group is right there. Its programs read no
+    /// `BIGTODO` (`todo`/`intd` are flat at build time).
+    Classic,
 }
 
 impl Layout {
@@ -235,7 +249,7 @@ impl Layout {
             ratelimit: false,
             trash: true,
             tcpto_size: TCPTO_SIZE,
-            qmail_queue_setgid: true,
+            flavour: Flavour::IndiMail,
         }
     }
 
@@ -251,7 +265,7 @@ impl Layout {
     ///   `z(auto_qmail,"queue/lock/tcpto",1024,auto_uidr,auto_gidq,0644)`;
     ///   tcpto.c `char tcpto_buf[1024]`);
     /// - no `trash` (hier.c's `hier_queue()` makes none; nothing reads it);
-    /// - qmail-queue setuid only ([`Layout::qmail_queue_setgid`]).
+    /// - qmail-queue setuid only ([`Flavour::Classic`]).
     ///
     /// Every other row is the table's: hier.c makes the same directories
     /// with the same owners and modes (`queue` 0750 qmailq, `pid` and `intd`
@@ -272,14 +286,15 @@ impl Layout {
             ratelimit: false,
             trash: false,
             tcpto_size: CLASSIC_TCPTO_SIZE,
-            qmail_queue_setgid: false,
+            flavour: Flavour::Classic,
         }
     }
 
     /// Whether the group of the files in a message directory is checked:
-    /// always, except those qmail-queue creates when it is not setgid.
+    /// always, except those classic qmail's qmail-queue (not setgid)
+    /// creates.
     pub fn file_group_checked(&self, e: &Entry) -> bool {
-        self.qmail_queue_setgid || !e.by_qmail_queue
+        self.flavour == Flavour::IndiMail || !e.by_qmail_queue
     }
 
     /// The rows this queue has.
