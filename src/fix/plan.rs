@@ -752,10 +752,10 @@ pub fn mismatch_cause(m: &[Mismatch], converting: bool) -> String {
         } else {
             "--classic -b 1 (split)"
         };
-        let then = if converting {
-            "converting"
-        } else {
-            "a repair converts"
+        let then = match (converting, m.len()) {
+            (true, _) => "converting",
+            (false, 1) => "a repair converts it",
+            (false, _) => "a repair converts them",
         };
         return format!("{dirs}: {disk} on disk, but {wanted}: {then} (every file moved)");
     }
