@@ -77,6 +77,14 @@ fn a_classic_queue_is_made_as_classic_qmail_makes_it() {
     let t = dir.join("with-trash");
     expect(&[INV, CLASSIC, "-t", "-s", "5", s(&t)], 0);
     assert!(t.join("trash").is_dir() && t.join("mess/4").is_dir() && !t.join("mess/5").exists());
+    // -b 1: split todo/intd wanted, this queue's flat ones are the one
+    // problem, named with the option that asked for them.
+    let o = expect(&[INV, CLASSIC, "-N", "-b", "1", s(&q)], 1);
+    assert!(
+        err(&o).contains("todo, intd: flat on disk, but --classic -b 1 (split)"),
+        "{}",
+        err(&o)
+    );
     // A 1024-byte tcpto is one problem where -S asks for 2048.
     let o = expect(&[INV, CLASSIC, "-N", "-S", "2048", s(&q)], 1);
     assert!(err(&o).contains("lock/tcpto"), "{}", err(&o));

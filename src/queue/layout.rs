@@ -277,7 +277,8 @@ impl Layout {
     /// files match: qmail-queue.c `umask(033)` with open_excl.c's 0644 gives
     /// `mess`/`intd`/`todo` 0644, qmail-send.c `umask(077)` gives `info`,
     /// `local`, `remote` (open_excl, 0644) and `bounce` (open_append.c,
-    /// 0600) 0600. (notqmail/notqmail, tags qmail-1.03 and notqmail-1.09.)
+    /// 0600) 0600. (notqmail/notqmail, tags qmail-1.03, netqmail-1.06 and
+    /// notqmail-1.09: the same in all three.)
     pub const fn classic() -> Layout {
         Layout {
             split: CLASSIC_SPLIT,
