@@ -192,6 +192,27 @@ fn a_correct_classic_queue_is_clean_and_left_untouched() {
     assert_eq!(metric(&classic, "qmail_queue_misplaced_todo_messages"), 0);
     let indimail = stat(&["--prometheus", s(&q)]);
     assert_eq!(metric(&indimail, "qmail_queue_misplaced_todo_messages"), 34);
+    // A todo split as IndiMail writes it: named, with what classic reads.
+    let one = std::fs::read_dir(q.join("todo"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap();
+    let sub = q.join("todo").join("0");
+    std::fs::create_dir(&sub).unwrap();
+    std::fs::rename(one.path(), sub.join(one.file_name())).unwrap();
+    let o = std::process::Command::new(qs_bin())
+        .args([CLASSIC, "--check", s(&q)])
+        .output()
+        .unwrap();
+    let line = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(1), "{line}");
+    assert!(
+        line.contains(
+            "1 message waiting in a split todo/intd although classic qmail reads it flat"
+        ),
+        "{line}"
+    );
 }
 
 /// What classic qmail-send finds, written from qmail-send.c, not from our

@@ -239,6 +239,7 @@ pub fn gather(plan: &Plan, threads: usize, sched: Result<Vec<QueueFigures>, Stri
         orphans,
         orphan_error,
         big_todo: plan.layout.big_todo,
+        classic: plan.layout.flavour == crate::queue::layout::Flavour::Classic,
         sched_note,
     }
 }
