@@ -4,7 +4,7 @@ use clap::{value_parser, Arg, ArgAction, ArgGroup, Command};
 use qmail_multi::fix::apply::{arm_crash_hook, RunMode};
 use qmail_multi::fix::found::AsFound;
 use qmail_multi::fix::{run, status, Options, Target};
-use qmail_multi::queue::layout::{parse_big_todo, Layout};
+use qmail_multi::queue::layout::{parse_big_todo, Layout, CLASSIC_SPLIT};
 use qmail_multi::queue::name::{parse_split, DEFAULT_SPLIT};
 use qmail_multi::queue::users::Owners;
 use std::path::PathBuf;
@@ -18,6 +18,13 @@ in progress). Files in pid/ are reported, never touched. A file with more hard
 links than the layout allows is never changed: set aside (info, local, remote,
 bounce, lock files) or reported (mess, an unpaired todo/intd). Printed names
 are escaped (\\xNN).
+
+--classic: the queue of classic qmail (qmail-1.03, netqmail, notqmail:
+/var/qmail/queue), as its build makes it: split 23, todo and intd flat,
+lock/tcpto 1024 bytes, no trash, and mess, todo and intd files of any group
+(its qmail-queue is setuid qmailq, not setgid: they keep the injecting user's
+group). BIGTODO and CONFSPLIT, which classic qmail never reads, are ignored;
+-s, -b, -S and -t still override. Not with -m, -r or --base (IndiMail's).
 
 --disable QUEUE_DIR: qmail-multi sends the queue no new mail while qmail-send
 keeps delivering what it holds (marker QUEUE_DIR/disabled plus the sticky bit
@@ -75,6 +82,7 @@ fn cli() -> Command {
         .about("Create, check, repair and retire qmail queues")
         .override_usage(
             "queue-fix [-b 0|1] [-S SIZE] [-s SPLIT] [-i | -N] [-m] [-r] [-t] [-v] [--force] [--delete-strays] [--as-invoker] QUEUE_DIR\n       \
+             queue-fix --classic [-b 0|1] [-S SIZE] [-s SPLIT] [-i | -N] [-t] [-v] [--force] [--delete-strays] [--as-invoker] QUEUE_DIR\n       \
              queue-fix [-b 0|1] [-S SIZE] [-s SPLIT] [-i | -N] [-m] [-r] [-t] [-v] [--force] [--delete-strays] [--as-invoker] --base BASE [--count N] [--start N] [--retire]\n       \
              queue-fix --disable QUEUE_DIR | --enable QUEUE_DIR",
         )
@@ -109,6 +117,7 @@ fn cli() -> Command {
                 .value_parser(parse_split)
                 .help("Split (1..=151); default $CONFSPLIT, else the host's settings"),
         )
+        .arg(flag("classic", "Classic qmail's queue (netqmail, notqmail): split 23, todo/intd flat, 1024-byte lock/tcpto, no trash, any group on mess/todo/intd files").long("classic").conflicts_with_all(["qmta", "ratelimit", "base"]))
         .arg(flag("force", "Change (repair or retire) a live queue").long("force"))
         .arg(flag("delete-strays", "Delete strays instead of quarantining them").long("delete-strays"))
         .arg(flag("as-invoker", "Owner and group of everything: the invoking user").long("as-invoker"))
@@ -139,6 +148,7 @@ fn main() {
             std::process::exit(disable(queue, disabled));
         }
     }
+    let classic = m.get_flag("classic");
     let on = |id: &str| m.get_flag(id);
     if m.get_one::<PathBuf>("base").is_none() {
         for (id, opt) in [
@@ -151,7 +161,11 @@ fn main() {
             }
         }
     }
-    let host = host_settings(&m);
+    let host = if classic {
+        classic_settings(&m)
+    } else {
+        host_settings(&m)
+    };
     // Unset anywhere: each queue keeps the split and todo layout it has
     // (fix::found); a new queue gets the defaults.
     let split = host.split.unwrap_or(DEFAULT_SPLIT);
@@ -164,6 +178,14 @@ fn main() {
             retire: on("retire"),
         },
         None => Target::Queue(m.get_one::<PathBuf>("queue").cloned().unwrap_or_default()),
+    };
+    let profile = if classic {
+        Layout {
+            split,
+            ..Layout::classic()
+        }
+    } else {
+        Layout::new(split)
     };
     let opts = Options {
         mode: if on("dry") {
@@ -181,12 +203,12 @@ fn main() {
             big_todo,
             qmta: on("qmta"),
             ratelimit: on("ratelimit"),
-            trash: on("trash"),
+            trash: profile.trash || on("trash"),
             tcpto_size: m
                 .get_one::<u64>("tcpto")
                 .copied()
-                .unwrap_or(qmail_multi::queue::layout::TCPTO_SIZE),
-            ..Layout::new(split)
+                .unwrap_or(profile.tcpto_size),
+            ..profile
         },
         force: on("force"),
         delete_strays: on("delete-strays"),
@@ -304,6 +326,37 @@ fn host_settings(m: &clap::ArgMatches) -> HostSettings {
         as_found: AsFound {
             split: split.is_none(),
             big_todo: big_todo.is_none(),
+        },
+    }
+}
+
+/// `--classic`: classic qmail reads neither `BIGTODO` nor `CONFSPLIT` nor
+/// IndiMail's settings files, so only `-s` and `-b` change its profile
+/// (split 23, flat todo: `Layout::classic`); nothing is left to the disk.
+fn classic_settings(m: &clap::ArgMatches) -> HostSettings {
+    let from = |id: &str, option: &str| match m.value_source(id) {
+        Some(clap::parser::ValueSource::CommandLine) => format!("option {option}"),
+        _ => "--classic".to_owned(),
+    };
+    let split = m.get_one::<u32>("split").copied().unwrap_or(CLASSIC_SPLIT);
+    let big_todo = match m.get_one::<String>("bigtodo") {
+        Some(b) => b == "1",
+        None => Layout::classic().big_todo,
+    };
+    println!(
+        "queue-fix: CONFSPLIT={split} ({}); BIGTODO={} ({})",
+        from("split", "-s"),
+        u8::from(big_todo),
+        from("bigtodo", "-b")
+    );
+    HostSettings {
+        split: Some(split),
+        big_todo: Some(big_todo),
+        count: None,
+        start: None,
+        as_found: AsFound {
+            split: false,
+            big_todo: false,
         },
     }
 }

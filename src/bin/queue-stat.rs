@@ -20,9 +20,18 @@ BIGTODO used and its source (under the table's title, a '#' comment with
 counted since injection (the mess file's time). Nothing is changed,
 locked or waited for.
 
+--classic: classic qmail's one queue (qmail-1.03, netqmail, notqmail), todo
+and intd flat whatever BIGTODO says; without QUEUE arguments,
+/var/qmail/queue (conf-qmail's default home).
+
 Exit status: 0 every queue read; 100 usage; 111 bad configuration, or a
 queue or the orphan search could not be read (the output says which).
 With --check: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (monitoring-plugins).";
+
+/// Classic qmail's one queue: `conf-qmail`'s default home `/var/qmail`
+/// (qmail-1.03, netqmail, notqmail), whose qmail-queue `chdir`s to
+/// `auto_qmail` then `queue` (qmail-queue.c `main`).
+const CLASSIC_QUEUE: &str = "/var/qmail/queue";
 
 fn cli() -> Command {
     let value = |id: &'static str, name: &'static str, help: &'static str| {
@@ -36,13 +45,15 @@ fn cli() -> Command {
         .about("Every qmail queue at a glance: depth, backlog, age, space, health")
         .override_usage(
             "queue-stat [--prometheus | --check [THRESHOLDS]] [--base BASE] [--count N] [--start N]\n       \
-             queue-stat [--prometheus | --check [THRESHOLDS]] QUEUE...",
+             queue-stat [--prometheus | --check [THRESHOLDS]] QUEUE...\n       \
+             queue-stat --classic [--prometheus | --check [THRESHOLDS]] [QUEUE...]",
         )
         .after_help(AFTER_HELP)
         .arg(Arg::new("base").long("base").value_name("BASE").value_parser(value_parser!(PathBuf)).help("Directory holding queue<N> [default: as qmail-multi]"))
         .arg(Arg::new("count").long("count").value_name("N").value_parser(value_parser!(u32).range(1..=100_000)).help("Number of queues [default: $QUEUE_COUNT, else 10]"))
         .arg(Arg::new("start").long("start").value_name("N").value_parser(value_parser!(u64)).help("First queue number [default: $QUEUE_START, else 1]"))
         .arg(Arg::new("queue").value_name("QUEUE").num_args(1..).value_parser(value_parser!(PathBuf)).conflicts_with_all(["base", "count", "start"]).help("Queue directories to show instead of a range"))
+        .arg(Arg::new("classic").long("classic").action(ArgAction::SetTrue).conflicts_with_all(["base", "count", "start"]).help("Classic qmail's queue (netqmail, notqmail): todo/intd flat; default QUEUE /var/qmail/queue"))
         .arg(Arg::new("prometheus").long("prometheus").action(ArgAction::SetTrue).help("Prometheus text format (node_exporter textfile collector)"))
         .arg(Arg::new("check").long("check").action(ArgAction::SetTrue).help("One monitoring-plugins status line and exit code"))
         .arg(value("warn-age", "AGE", "WARNING when a message is older (seconds, or with s, m, h, d)"))
@@ -70,8 +81,10 @@ fn main() {
         let _ = e.print();
         std::process::exit(code);
     });
+    let classic = m.get_flag("classic");
     let target = match m.get_many::<PathBuf>("queue") {
         Some(qs) => Target::Queues(qs.cloned().collect()),
+        None if classic => Target::Queues(vec![CLASSIC_QUEUE.into()]),
         None => Target::Range(Range {
             base: m.get_one::<PathBuf>("base").cloned(),
             count: m.get_one::<u32>("count").copied(),
@@ -110,5 +123,6 @@ fn main() {
         target,
         output,
         threads,
+        classic,
     }));
 }

@@ -199,7 +199,7 @@ impl<'a> Applier<'a> {
             // Counted as the plan counts it: a message move with its
             // companion files is one problem per file.
             let weight = match action {
-                Action::MoveMessage(m) => 1 + m.then.len() as u64,
+                Action::MoveMessage(m) => 1 + m.first.len() as u64,
                 _ => 1,
             };
             self.left.fetch_add(weight, Ordering::Relaxed);
@@ -229,7 +229,7 @@ impl<'a> Applier<'a> {
 
     fn describe(&self, action: &Action) -> Vec<String> {
         let s = |p: &Path| self.show(p);
-        let owner = |w: &Want| format!("{:04o} {}:{}", w.mode, w.uid, w.gid);
+        let owner = |w: &Want| format!("{:04o} {}", w.mode, owner_text(w.uid, w.gid));
         match action {
             Action::CreateDir { path, want } => {
                 vec![format!("create directory {} ({})", s(path), owner(want))]
@@ -256,7 +256,8 @@ impl<'a> Applier<'a> {
                 ..
             } => {
                 vec![format!(
-                    "chown {uid}:{gid} {} (was {}:{})",
+                    "chown {} {} (was {}:{})",
+                    owner_text(*uid, *gid),
                     s(path),
                     was.0,
                     was.1
@@ -268,15 +269,13 @@ impl<'a> Applier<'a> {
                 vec![format!("chmod {mode:04o} {} (was {was:04o})", s(path))]
             }
             Action::MoveMessage(m) => {
-                let mut v = vec![format!("rename {} -> {}", s(&m.from), s(&m.to))];
+                let mut v: Vec<String> = m.first.iter().flat_map(|a| self.describe(a)).collect();
+                v.push(format!("rename {} -> {}", s(&m.from), s(&m.to)));
                 v.extend(
                     m.others
                         .iter()
                         .map(|(f, t)| format!("rename {} -> {}", s(f), s(t))),
                 );
-                for a in &m.then {
-                    v.extend(self.describe(a));
-                }
                 v
             }
             Action::MoveFile { from, to } => vec![format!("rename {} -> {}", s(from), s(to))],
@@ -341,11 +340,9 @@ impl<'a> Applier<'a> {
                     .map_err(|e| (path.clone(), "cannot change mode", e))
             }
             Action::MoveMessage(m) => {
+                self.first(root, m);
                 match move_message(root, m, &self.quarantine, &Sync::Batched(&self.batch))? {
-                    Moved::Done => {
-                        self.then(root, m);
-                        Ok(())
-                    }
+                    Moved::Done => Ok(()),
                     Moved::Blocked => {
                         let mut d = self.deferred.lock().unwrap_or_else(|e| e.into_inner());
                         if d.1 || d.0.len() >= DEFERRED_HELD {
@@ -385,9 +382,11 @@ impl<'a> Applier<'a> {
         }
     }
 
-    /// The owner and mode fixes of a finished move.
-    fn then(&self, root: &OwnedFd, m: &MessageMove) {
-        for a in &m.then {
+    /// The owner and mode fixes that precede a move (see
+    /// [`MessageMove::first`]); a failure is reported and the move still
+    /// runs (the file is then what it was, under its right name).
+    fn first(&self, root: &OwnedFd, m: &MessageMove) {
+        for a in &m.first {
             if let Err((rel, what, e)) = self.execute(root, a) {
                 self.report(&rel, what, &e);
             }
@@ -451,9 +450,11 @@ impl<'a> Applier<'a> {
             let mut on_stack: std::collections::HashSet<PathBuf> = [first.from.clone()].into();
             let mut stack = vec![first];
             while let Some(top) = stack.last() {
+                // Again after a wait: the fixes are checked against what
+                // the plan saw, and repeating one changes nothing.
+                self.first(root, top);
                 match move_message(root, top, &self.quarantine, &Sync::Now) {
                     Ok(Moved::Done) => {
-                        self.then(root, top);
                         on_stack.remove(&top.from);
                         stack.pop();
                     }
@@ -513,6 +514,14 @@ impl<'a> Applier<'a> {
 }
 
 type Failure = (PathBuf, &'static str, io::Error);
+
+/// `uid:gid`, or `uid` alone when any group is right (the group is kept).
+fn owner_text(uid: u32, gid: Option<u32>) -> String {
+    match gid {
+        Some(g) => format!("{uid}:{g}"),
+        None => uid.to_string(),
+    }
+}
 
 /// A callback given one path at a time.
 pub type EachPath<'a> = dyn FnMut(&Path) + 'a;
@@ -693,7 +702,7 @@ fn create_file(root: &OwnedFd, path: &Path, want: &Want) -> Result<(), Failure> 
         use std::os::unix::fs::PermissionsExt;
         // ftruncate extends with NUL bytes: the zero-filled table.
         file.set_len(size)?;
-        std::os::unix::fs::fchown(&file, Some(want.uid), Some(want.gid))?;
+        std::os::unix::fs::fchown(&file, Some(want.uid), want.gid)?;
         file.set_permissions(std::fs::Permissions::from_mode(want.mode))?;
         file.sync_all()
     })();
@@ -871,7 +880,7 @@ fn swap_name(from: &Path) -> PathBuf {
 }
 
 /// `m` with every file going to the name `to_mess` has (same
-/// subdirectory in each directory), its owner fixes left for later.
+/// subdirectory in each directory), its owner fixes already done.
 fn renamed(m: &MessageMove, to_mess: &Path) -> MessageMove {
     let name = to_mess.file_name().unwrap_or_default();
     let others = m
@@ -883,7 +892,7 @@ fn renamed(m: &MessageMove, to_mess: &Path) -> MessageMove {
         from: m.from.clone(),
         to: to_mess.to_owned(),
         others,
-        then: Vec::new(),
+        first: Vec::new(),
     }
 }
 

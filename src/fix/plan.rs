@@ -16,7 +16,9 @@ use std::path::{Path, PathBuf};
 pub struct Want {
     pub kind: Kind,
     pub uid: u32,
-    pub gid: u32,
+    /// `None`: any group is right, and a new file keeps the creator's
+    /// ([`Layout::file_group_checked`]).
+    pub gid: Option<u32>,
     pub mode: u32,
 }
 
@@ -56,10 +58,16 @@ pub struct MessageMove {
     pub to: PathBuf,
     /// `(from, to)` of the other files, `todo` last.
     pub others: Vec<(PathBuf, PathBuf)>,
-    /// Owner and mode fixes of the moved files under their new names: run
-    /// only once the move is done (a move that must wait for another
-    /// message to free its name would otherwise change that message).
-    pub then: Vec<Action>,
+    /// Owner and mode fixes of the message's files under their current
+    /// names, each checked on the descriptor against the file the plan saw:
+    /// run before the move. After it, the `mess` file has two names until
+    /// the old one is removed (batched), and its new bucket may be read
+    /// meanwhile by another worker: a file fixed first arrives right, so
+    /// neither this run's link-count check nor that worker's finds a file
+    /// to leave alone, and one run converges. A name that is taken (a move
+    /// that must wait) is never touched by these: they name the files
+    /// being moved, not their targets.
+    pub first: Vec<Action>,
 }
 
 /// What an entry must still be when queue-fix changes its owner or mode:
@@ -106,7 +114,8 @@ pub enum Action {
     Chown {
         path: PathBuf,
         uid: u32,
-        gid: u32,
+        /// `None`: the group is left as it is.
+        gid: Option<u32>,
         was: (u32, u32),
         expect: Expect,
     },
@@ -175,11 +184,11 @@ pub struct Plan {
 
 impl Plan {
     pub fn problems(&self) -> usize {
-        let then = |a: &Action| match a {
-            Action::MoveMessage(m) => m.then.len(),
+        let first = |a: &Action| match a {
+            Action::MoveMessage(m) => m.first.len(),
             _ => 0,
         };
-        self.actions.iter().map(|a| 1 + then(a)).sum::<usize>()
+        self.actions.iter().map(|a| 1 + first(a)).sum::<usize>()
             + self.warnings.iter().filter(|w| w.counts).count()
     }
 }
@@ -212,7 +221,7 @@ pub fn want_of(e: &Entry, ids: &Ids, layout: &Layout) -> Want {
     Want {
         kind: layout.kind(e),
         uid: ids.uid(layout.owner(e)),
-        gid: ids.gid(),
+        gid: Some(ids.gid()),
         mode: e.mode,
     }
 }
@@ -222,6 +231,7 @@ pub fn want_file(e: &Entry, ids: &Ids, layout: &Layout) -> Want {
     Want {
         kind: Kind::File { size: 0 },
         mode: e.file_mode.unwrap_or(0o600),
+        gid: layout.file_group_checked(e).then_some(ids.gid()),
         ..want_of(e, ids, layout)
     }
 }
@@ -250,7 +260,8 @@ pub fn plan_permissions_linked(
     max_links: u64,
     plan: &mut Plan,
 ) {
-    let wrong = (have.uid, have.gid) != (want.uid, want.gid) || have.mode != want.mode;
+    let owner_wrong = have.uid != want.uid || want.gid.is_some_and(|g| g != have.gid);
+    let wrong = owner_wrong || have.mode != want.mode;
     if wrong && have.kind != Found::Dir && have.nlink > max_links {
         plan.warnings.push(Warning {
             path: path.to_owned(),
@@ -260,7 +271,7 @@ pub fn plan_permissions_linked(
         return;
     }
     let expect = Expect::seen(have, max_links);
-    if (have.uid, have.gid) != (want.uid, want.gid) {
+    if owner_wrong {
         plan.actions.push(Action::Chown {
             path: path.to_owned(),
             uid: want.uid,
@@ -487,15 +498,15 @@ pub fn plan_bucket(
         let to_sub_s = to_sub.to_string();
         let new_name = OsString::from(st.ino.to_string());
         let mut others = Vec::new();
-        let mut then = Plan::default();
+        let mut first = Plan::default();
         for (dir, files) in by_name.iter() {
             if let Some(ost) = files.get(name.as_os_str()) {
                 if ost.kind == Found::File {
-                    let to = at(dir, &to_sub_s, &new_name);
-                    others.push((at(dir, &sub, name), to.clone()));
+                    let from = at(dir, &sub, name);
+                    others.push((from.clone(), at(dir, &to_sub_s, &new_name)));
                     let want = want_file(layout::entry(dir), ids, layout);
                     let max = allowed_links(dir, name, ost, by_name);
-                    plan_permissions_linked(&to, &want, ost, max, &mut then);
+                    plan_permissions_linked(&from, &want, ost, max, &mut first);
                 }
             }
         }
@@ -511,13 +522,13 @@ pub fn plan_bucket(
         // read with it, must be in place first).
         others.sort_by_key(|(from, _)| from.starts_with(layout::TODO));
         let to = at(MESS, &to_sub_s, &new_name);
-        plan_permissions(&to, &mess_want, st, &mut then);
-        plan.warnings.append(&mut then.warnings);
+        plan_permissions(&path, &mess_want, st, &mut first);
+        plan.warnings.append(&mut first.warnings);
         plan.actions.push(Action::MoveMessage(MessageMove {
             from: path,
             to,
             others,
-            then: then.actions,
+            first: first.actions,
         }));
     }
     for (dir, files) in bucket.dirs.iter().filter(|(d, _)| *d != MESS) {
@@ -644,6 +655,9 @@ pub struct Mismatch {
     /// Split on disk (numbered subdirectories) where the configuration
     /// wants it flat; `false`: flat on disk where it wants it split.
     pub on_disk_split: bool,
+    /// Classic qmail's queue, whose programs read no `BIGTODO`: the
+    /// message names `--classic`, and offers no setting to change.
+    pub classic: bool,
 }
 
 /// What an entry at the top of `todo` or `intd` says about its layout.
@@ -716,6 +730,7 @@ pub fn mismatch_of(dir: &'static str, layout: &Layout, seen: TopSeen) -> Option<
     wrong.then_some(Mismatch {
         dir,
         on_disk_split: !split,
+        classic: layout.flavour == layout::Flavour::Classic,
     })
 }
 
@@ -730,6 +745,20 @@ pub fn mismatch_cause(m: &[Mismatch], converting: bool) -> String {
         ("flat", "BIGTODO=1 (split)", 0)
     };
     let dirs = dirs.join(", ");
+    if m.first().is_some_and(|m| m.classic) {
+        // Classic qmail-send reads todo flat, whatever the environment.
+        let wanted = if split {
+            "--classic (flat)"
+        } else {
+            "--classic -b 1 (split)"
+        };
+        let then = match (converting, m.len()) {
+            (true, _) => "converting",
+            (false, 1) => "a repair converts it",
+            (false, _) => "a repair converts them",
+        };
+        return format!("{dirs}: {disk} on disk, but {wanted}: {then} (every file moved)");
+    }
     if converting {
         return format!("{dirs}: {disk} on disk, but {configured}: converting (every file moved)");
     }
@@ -991,7 +1020,7 @@ mod tests {
                     (path("intd", &s, old), path("intd", &to_sub, ino)),
                     (path("todo", &s, old), path("todo", &to_sub, ino)),
                 ],
-                then: vec![],
+                first: vec![],
             })]
         );
     }
@@ -1097,7 +1126,9 @@ mod tests {
                 ..Layout::new(5)
             },
         );
-        assert!(m.iter().all(|(_, want)| want.uid == 10 && want.gid == 20));
+        assert!(m
+            .iter()
+            .all(|(_, want)| want.uid == 10 && want.gid == Some(20)));
         assert!(m.iter().any(|(p, _)| p == Path::new("ratelimit")));
     }
 
@@ -1106,7 +1137,7 @@ mod tests {
         let want = Want {
             kind: Kind::File { size: 2048 },
             uid: 12,
-            gid: 20,
+            gid: Some(20),
             mode: 0o644,
         };
         let p = Path::new("lock/tcpto");
@@ -1223,7 +1254,8 @@ mod tests {
                 mismatch_of("todo", &split, seen(sub, file, false)),
                 Some(Mismatch {
                     dir: "todo",
-                    on_disk_split: false
+                    on_disk_split: false,
+                    classic: false,
                 })
             );
         }
@@ -1239,10 +1271,12 @@ mod tests {
                 Mismatch {
                     dir: "todo",
                     on_disk_split: true,
+                    classic: false,
                 },
                 Mismatch {
                     dir: "intd",
                     on_disk_split: true,
+                    classic: false,
                 },
             ],
             false,
@@ -1255,7 +1289,7 @@ mod tests {
         let sub_want = Want {
             kind: Kind::Dir,
             uid: 10,
-            gid: 20,
+            gid: Some(20),
             mode: 0o750,
         };
         let conv = |dir, sub: Option<&str>, name: &str, kind, clashes, target, l: &Layout| {

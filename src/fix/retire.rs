@@ -872,7 +872,7 @@ impl Mover<'_> {
             }
             out.set_len(0)?;
             io::copy(&mut input, &mut out)?;
-            std::os::unix::fs::fchown(&out, Some(want.uid), Some(want.gid))?;
+            std::os::unix::fs::fchown(&out, Some(want.uid), want.gid)?;
             out.set_permissions(std::fs::Permissions::from_mode(want.mode))?;
             Ok(())
         })();
@@ -935,7 +935,7 @@ impl Mover<'_> {
         let (mut input, mut out) = (input, File::from(out));
         let done = (|| -> io::Result<u64> {
             io::copy(&mut input, &mut out)?;
-            std::os::unix::fs::fchown(&out, Some(want.uid), Some(want.gid))?;
+            std::os::unix::fs::fchown(&out, Some(want.uid), want.gid)?;
             out.set_permissions(std::fs::Permissions::from_mode(want.mode))?;
             Ok(std::os::unix::fs::MetadataExt::ino(&out.metadata()?))
         })();

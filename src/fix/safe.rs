@@ -224,14 +224,14 @@ pub fn chown_checked(
     path: &Path,
     expect: &Expect,
     uid: u32,
-    gid: u32,
+    gid: Option<u32>,
 ) -> io::Result<()> {
     let (fd, _) = open_checked(root, path, expect)?;
     fchownat(
         &fd,
         "",
         Some(Uid::from_raw(uid)),
-        Some(Gid::from_raw(gid)),
+        gid.map(Gid::from_raw),
         AtFlags::AT_EMPTY_PATH,
     )
     .map_err(io_err)

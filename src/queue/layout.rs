@@ -74,6 +74,10 @@ pub struct Entry {
     /// a split directory). `None`: its content is not checked file by file.
     pub file_mode: Option<u32>,
     pub presence: Presence,
+    /// Its files are created by qmail-queue (`mess`, `intd`, and `todo`,
+    /// a link of `intd`), whose group is the queue's only when qmail-queue
+    /// is setgid: see [`Flavour`].
+    pub by_qmail_queue: bool,
 }
 
 impl Entry {
@@ -100,6 +104,7 @@ const fn dir(path: &'static str, owner: Role, mode: u32) -> Entry {
         split_mode: None,
         file_mode: None,
         presence: Presence::Always,
+        by_qmail_queue: false,
     }
 }
 
@@ -121,16 +126,32 @@ const fn file(path: &'static str, kind: Kind, owner: Role, mode: u32) -> Entry {
 /// Size of `lock/tcpto`: qmail-remote's table of hosts that timed out.
 pub const TCPTO_SIZE: u64 = 2048;
 
+/// Classic qmail's split: `conf-split` of qmail-1.03, netqmail and
+/// notqmail says 23. See [`Layout::classic`].
+pub const CLASSIC_SPLIT: u32 = 23;
+
+/// Classic qmail's `lock/tcpto`: 1024 bytes. See [`Layout::classic`].
+pub const CLASSIC_TCPTO_SIZE: u64 = 1024;
+
 /// The table. Parents come before their children, so creating in this order
 /// always works.
 pub const LAYOUT: &[Entry] = &[
     dir(".", Role::Queue, 0o750),
     split_dir("info", Role::Send, 0o700, 0o600),
-    split_dir("mess", Role::Queue, 0o750, 0o644),
+    Entry {
+        by_qmail_queue: true,
+        ..split_dir("mess", Role::Queue, 0o750, 0o644)
+    },
     split_dir("remote", Role::Send, 0o700, 0o600),
     split_dir("local", Role::Send, 0o700, 0o600),
-    split_dir("todo", Role::Queue, 0o750, 0o644),
-    split_dir("intd", Role::Queue, 0o700, 0o644),
+    Entry {
+        by_qmail_queue: true,
+        ..split_dir("todo", Role::Queue, 0o750, 0o644)
+    },
+    Entry {
+        by_qmail_queue: true,
+        ..split_dir("intd", Role::Queue, 0o700, 0o644)
+    },
     Entry {
         file_mode: Some(0o600),
         ..dir("bounce", Role::Send, 0o700)
@@ -194,6 +215,29 @@ pub struct Layout {
     pub trash: bool,
     /// Size of `lock/tcpto` (`-S`).
     pub tcpto_size: u64,
+    /// Whose qmail makes and reads the queue: what no option changes.
+    pub flavour: Flavour,
+}
+
+/// The two families of qmail whose queues queue-fix knows. What their
+/// builds fix differently and no option overrides lives here; the rest
+/// (split, `todo`/`intd`, `lock/tcpto`, `trash`) are [`Layout`] values,
+/// whose defaults [`Layout::new`] and [`Layout::classic`] give.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Flavour {
+    /// IndiMail: qmail-queue is setgid `qmail`, installed mode 6551
+    /// qmailq:qmail (indimail-mta-x/indimail-mta.spec.in,
+    /// `%attr(6551,qmailq,qmail) %{_prefix}/sbin/qmail-queue`), so every
+    /// file it creates is group `qmail`, and that is checked. Its programs
+    /// read `BIGTODO`.
+    IndiMail,
+    /// qmail-1.03, netqmail, notqmail: qmail-queue is setuid only, mode
+    /// 04711 (`hier.c`: `c(auto_qmail,"bin","qmail-queue",auto_uidq,
+    /// auto_gidq,04711)`), so the files it creates (the rows
+    /// [`Entry::by_qmail_queue`]) keep the injecting user's group (root,
+    /// nogroup, …) and any group is right there. Its programs read no
+    /// `BIGTODO` (`todo`/`intd` are flat at build time).
+    Classic,
 }
 
 impl Layout {
@@ -207,7 +251,53 @@ impl Layout {
             ratelimit: false,
             trash: false,
             tcpto_size: TCPTO_SIZE,
+            flavour: Flavour::IndiMail,
         }
+    }
+
+    /// Classic qmail's queue (qmail-1.03, netqmail 1.06, notqmail 1.09:
+    /// `/var/qmail/queue`), which differs from the table's IndiMail
+    /// defaults in what its build fixes, never in an environment variable
+    /// (its programs read neither `BIGTODO` nor `CONFSPLIT`):
+    /// - split [`CLASSIC_SPLIT`] (`conf-split`: "23");
+    /// - `todo` and `intd` flat: qmail-queue.c names them
+    ///   `fnnum("todo/",0)`, `fnnum("intd/",0)` (no split) beside
+    ///   `fnnum("mess/",1)`, and qmail-send.c reads `fmtqfn(..,"todo/",id,0)`;
+    /// - `lock/tcpto` of [`CLASSIC_TCPTO_SIZE`] bytes (hier.c
+    ///   `z(auto_qmail,"queue/lock/tcpto",1024,auto_uidr,auto_gidq,0644)`;
+    ///   tcpto.c `char tcpto_buf[1024]`);
+    /// - no `trash` (hier.c's `hier_queue()` makes none; nothing reads it);
+    /// - qmail-queue setuid only ([`Flavour::Classic`]).
+    ///
+    /// Every other row is the table's: hier.c makes the same directories
+    /// with the same owners and modes (`queue` 0750 qmailq, `pid` and `intd`
+    /// 0700 qmailq, `todo` 0750 qmailq, `bounce` 0700 qmails, `mess` 0750
+    /// qmailq and `info`, `local`, `remote` 0700 qmails with their split
+    /// subdirectories alike (`dsplit()`), `lock` 0750 qmailq,
+    /// `lock/sendmutex` 0600 qmails, `lock/trigger` FIFO 0622 qmails), all
+    /// group `qmail` (`auto_gidq`), users qmailq, qmails, qmailr; and the
+    /// files match: qmail-queue.c `umask(033)` with open_excl.c's 0644 gives
+    /// `mess`/`intd`/`todo` 0644, qmail-send.c `umask(077)` gives `info`,
+    /// `local`, `remote` (open_excl, 0644) and `bounce` (open_append.c,
+    /// 0600) 0600. (notqmail/notqmail, tags qmail-1.03, netqmail-1.06 and
+    /// notqmail-1.09: the same in all three.)
+    pub const fn classic() -> Layout {
+        Layout {
+            split: CLASSIC_SPLIT,
+            big_todo: false,
+            qmta: false,
+            ratelimit: false,
+            trash: false,
+            tcpto_size: CLASSIC_TCPTO_SIZE,
+            flavour: Flavour::Classic,
+        }
+    }
+
+    /// Whether the group of the files in a message directory is checked:
+    /// always, except those classic qmail's qmail-queue (not setgid)
+    /// creates.
+    pub fn file_group_checked(&self, e: &Entry) -> bool {
+        self.flavour == Flavour::IndiMail || !e.by_qmail_queue
     }
 
     /// The rows this queue has.
@@ -413,6 +503,31 @@ mod tests {
         assert!(all.entries().any(|e| e.path == "trash"));
         assert!(all.entries().any(|e| e.path == "ratelimit"));
         assert_eq!(all.kind(entry(TCPTO)), Kind::File { size: 4096 });
+    }
+
+    #[test]
+    fn classic_differs_from_the_default_only_where_its_build_does() {
+        let c = Layout::classic();
+        assert_eq!((c.split, c.tcpto_size), (23, 1024));
+        assert!(c.entries().all(|e| e.path != "trash"));
+        assert_eq!(
+            c.flat_message_dirs().collect::<Vec<_>>(),
+            ["todo", "intd", "bounce"]
+        );
+        assert_eq!(c.message_path(TODO, 47), std::path::Path::new("todo/47"));
+        assert_eq!(c.message_path(MESS, 47), std::path::Path::new("mess/1/47"));
+        let unchecked: Vec<&str> = LAYOUT
+            .iter()
+            .filter(|e| !c.file_group_checked(e))
+            .map(|e| e.path)
+            .collect();
+        assert_eq!(unchecked, ["mess", "todo", "intd"]);
+        let d = Layout::new(23);
+        assert!(LAYOUT.iter().all(|e| d.file_group_checked(e)));
+        // Same rows otherwise: owners and modes are the table's.
+        for e in c.entries() {
+            assert_eq!(c.owner(e), d.owner(e), "{}", e.path);
+        }
     }
 
     #[test]

@@ -166,7 +166,7 @@ pub fn check(s: &Snapshot, t: &Thresholds) -> (Status, String) {
             if c.misplaced > 0 {
                 say(
                     Status::Warning,
-                    super::model::misplaced_note(name, c.misplaced, s.big_todo),
+                    super::model::misplaced_note(name, c.misplaced, s.big_todo, s.classic),
                 );
             }
         }

@@ -63,6 +63,9 @@ pub struct Options {
     pub target: Target,
     pub output: Output,
     pub threads: usize,
+    /// Classic qmail's queues ([`Layout::classic`]): `todo`/`intd` flat,
+    /// `BIGTODO` (which classic qmail never reads) ignored.
+    pub classic: bool,
 }
 
 /// The queues to read, resolved.
@@ -244,6 +247,7 @@ pub fn gather(plan: &Plan, threads: usize, sched: Result<Vec<QueueFigures>, Stri
         orphans,
         orphan_error,
         big_todo: plan.layout.big_todo,
+        classic: plan.layout.flavour == crate::queue::layout::Flavour::Classic,
         sched_note,
     }
 }
@@ -365,23 +369,35 @@ pub fn run(opts: &Options) -> i32 {
     };
     // BIGTODO and QUEUE_BASE/COUNT/START as queue-fix resolves them
     // (queue::settings); qmail-multi itself reads only its environment.
-    let settings = match Settings::of_host(&[]) {
-        Ok(s) => s,
-        Err(e) => {
-            let e = format!("reading the queue settings: {e}");
-            if checking {
-                println!("QMAIL-QUEUE UNKNOWN - {}", check::no_pipe(&e));
-                return check::Status::Unknown.code();
+    // Classic qmail has none of IndiMail's settings files and no BIGTODO:
+    // its todo is flat (Layout::classic).
+    let settings = if opts.classic {
+        None
+    } else {
+        match Settings::of_host(&[]) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                let e = format!("reading the queue settings: {e}");
+                if checking {
+                    println!("QMAIL-QUEUE UNKNOWN - {}", check::no_pipe(&e));
+                    return check::Status::Unknown.code();
+                }
+                eprintln!("queue-stat: fatal: {e}");
+                return status::FATAL;
             }
-            eprintln!("queue-stat: fatal: {e}");
-            return status::FATAL;
         }
     };
-    let plan = match plan(
-        &opts.target,
-        |v| settings.var(v, |v| std::env::var_os(v)),
-        in_use,
-    ) {
+    let var = |v: &str| match (&settings, v) {
+        (None, "BIGTODO") => None,
+        (None, _) => std::env::var_os(v),
+        (Some(s), _) => s.var(v, |v| std::env::var_os(v)),
+    };
+    let plan = match plan(&opts.target, var, in_use) {
+        Ok(p) if opts.classic => Plan {
+            layout: Layout::classic(),
+            big_todo_set: true,
+            ..p
+        },
         Ok(p) => p,
         Err(e) => {
             if checking {
@@ -441,8 +457,11 @@ pub fn run(opts: &Options) -> i32 {
 /// Which BIGTODO and split this run reads with, and where each came from;
 /// under 80 columns unless a path makes it longer. `base_used`: the
 /// queues are QUEUE_BASE's (no --base, no QUEUE list).
-fn settings_line(settings: &Settings, plan: &Plan, base_used: bool) -> String {
+fn settings_line(settings: &Option<Settings>, plan: &Plan, base_used: bool) -> String {
     use crate::queue::settings::{Source, BIGTODO, QUEUE_BASE};
+    let Some(settings) = settings else {
+        return "settings: classic qmail: todo flat, split as on disk".into();
+    };
     let big_todo = if plan.big_todo_set {
         settings.describe(BIGTODO)
     } else {

@@ -125,6 +125,9 @@ pub struct Snapshot {
     pub orphan_error: Option<String>,
     /// `BIGTODO` as read: `todo`/`intd` split (true) or flat.
     pub big_todo: bool,
+    /// Classic qmail's queues (`--classic`): `todo`/`intd` flat, no
+    /// `BIGTODO` read.
+    pub classic: bool,
     /// Why qscheduler's segments exist but were not used (untrusted,
     /// short, a bad count), escaped.
     pub sched_note: Option<String>,
@@ -147,12 +150,12 @@ impl Snapshot {
 }
 
 /// The words for messages waiting in the `todo`/`intd` shape `BIGTODO`
-/// does not choose.
-pub fn misplaced_note(label: &str, n: u64, big_todo: bool) -> String {
-    let (there, setting) = if big_todo {
-        ("flat", "BIGTODO=1")
-    } else {
-        ("split", "BIGTODO=0")
+/// (or classic qmail) does not choose.
+pub fn misplaced_note(label: &str, n: u64, big_todo: bool, classic: bool) -> String {
+    let (there, setting) = match (big_todo, classic) {
+        (_, true) => ("split", "classic qmail reads it flat"),
+        (true, false) => ("flat", "BIGTODO=1"),
+        (false, false) => ("split", "BIGTODO=0"),
     };
     format!(
         "{label}: {n} message{} waiting in a {there} todo/intd although {setting}: \

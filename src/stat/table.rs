@@ -220,7 +220,12 @@ pub fn render(s: &Snapshot) -> String {
             notes.push(format!("{label}: cannot read: {e}"));
         }
         if let Some(c) = q.counts.filter(|c| c.misplaced > 0) {
-            notes.push(super::model::misplaced_note(label, c.misplaced, s.big_todo));
+            notes.push(super::model::misplaced_note(
+                label,
+                c.misplaced,
+                s.big_todo,
+                s.classic,
+            ));
         }
     }
     if let Some(why) = &s.sched_note {
