@@ -97,7 +97,10 @@ fn zsh_completions_parse_and_name_their_command() {
         let text = std::fs::read_to_string(&file).unwrap();
         // compinit binds a file of an fpath directory to the commands its
         // first line names.
-        assert_eq!(text.lines().next(), Some(format!("#compdef {name}").as_str()));
+        assert_eq!(
+            text.lines().next(),
+            Some(format!("#compdef {name}").as_str())
+        );
         for opt in long_options(&definition(name)) {
             assert!(text.contains(&format!("'{opt}")), "{name}: {opt} missing");
         }
