@@ -162,8 +162,7 @@ fn listed(page: &str) -> BTreeSet<String> {
             .replace("\\fR", " ")
             .replace("\\fB", " ")
             .replace("\\fI", " ")
-            .replace('"', " ")
-            .replace(',', " ");
+            .replace(['"', ','], " ");
         for w in plain.split_whitespace().skip(1) {
             if w.starts_with('-') && w.len() > 1 {
                 found.insert(w.to_string());

@@ -49,8 +49,8 @@ fn show(o: &Output) -> String {
 /// The value of `Key=` in a unit (the last one, as systemd reads it).
 fn setting(text: &str, key: &str) -> String {
     text.lines()
-        .filter_map(|l| l.strip_prefix(&format!("{key}=")))
-        .last()
+        .rev()
+        .find_map(|l| l.strip_prefix(&format!("{key}=")))
         .unwrap_or_else(|| panic!("no {key}= in the unit"))
         .to_string()
 }
