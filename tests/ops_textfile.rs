@@ -105,6 +105,8 @@ fn units_verify_offline() {
     let textfile = "/var/lib/prometheus/node-exporter";
     assert_eq!(setting(&unit("path"), "PathExists"), textfile);
     assert_eq!(setting(&unit("path"), "Unit"), "qmail-queue-stat.timer");
+    // Stopping the path unit (the package's removal) stops the timer.
+    assert_eq!(setting(&unit("timer"), "PartOf"), "qmail-queue-stat.path");
     assert_eq!(setting(&service, "ConditionPathIsDirectory"), textfile);
     assert_eq!(
         setting(&service, "Environment"),
