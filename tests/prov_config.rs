@@ -21,7 +21,7 @@ mod pkg_support;
 use pkg_support::{have, is_root, read, repo, show};
 
 const SERVICES: [&str; 3] = ["qmail-smtpd.25", "qmail-send.25", "qmail-qmtpd.209"];
-const MULTI: &str = "/usr/sbin/qmail-multi";
+const MULTI: &str = "/usr/libexec/qmail-multi/qmail-multi";
 /// Names of the keys (and a few commands) as executables on PATH: each
 /// writes a marker when run, which must never happen.
 const BAITS: [&str; 12] = [
