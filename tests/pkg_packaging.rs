@@ -1662,6 +1662,20 @@ impl ScratchRoot {
         for p in INDIMAIL_PATHS.iter().chain(&["/usr/bin/queue-stat"]) {
             let _ = fs::remove_file(r.path(p));
         }
+        if manager == Manager::Dpkg {
+            // The root's own copy of the host's dpkg database (an opaque
+            // directory in the upper layer): other work installing packages
+            // on the host meanwhile must not show through the lower layer.
+            run(
+                r.ns("sh")
+                    .args([
+                        "-c",
+                        "rm -rf \"$0/var/lib/dpkg\" && cp -a /var/lib/dpkg \"$0/var/lib/dpkg\"",
+                    ])
+                    .arg(&root),
+                "copy the host's dpkg database into the root",
+            );
+        }
         r.seed_indimail_services(norefresh);
         if manager == Manager::Rpm {
             r.rpm(&["--initdb"], "rpm --initdb");
