@@ -1558,9 +1558,22 @@ const INDIMAIL_NEW: &str = "3.1.1";
 /// services' `.options` say `--qcount=3`); ours is 5 (8 after the RPM
 /// upgrade to release 2, whose default it is).
 const INDIMAIL_COUNT: &str = "3";
-/// What the stand-in's refresh writes into QMAILQUEUE (svctool.sh's SMTP
-/// code without DKIM keys or a spam filter).
+/// What IndiMail's svctool writes into QMAILQUEUE (svctool.sh's SMTP code):
+/// its qmail-multi without DKIM keys or a spam filter...
 const INDIMAIL_MULTI: &str = "/usr/sbin/qmail-multi";
+/// ...and qmail-dkim with them (`--dksign=dkim`, IndiMail's default),
+/// which the stand-in world gives the submission port.
+const INDIMAIL_DKIM: &str = "/usr/sbin/qmail-dkim";
+const DKIM_SERVICE: &str = "qmail-smtpd.587";
+
+/// The QMAILQUEUE IndiMail's svctool writes for `envdir`.
+fn indimail_queue(envdir: &str) -> &'static str {
+    if envdir.contains(DKIM_SERVICE) {
+        INDIMAIL_DKIM
+    } else {
+        INDIMAIL_MULTI
+    }
+}
 /// Paths IndiMail's packages own that ours owned (or diverted) until
 /// 0.1.0-1, and those our trigger and the services rely on.
 const INDIMAIL_PATHS: [&str; 7] = [
@@ -1666,21 +1679,76 @@ impl ScratchRoot {
             // The root's own copy of the host's dpkg database (an opaque
             // directory in the upper layer): other work installing packages
             // on the host meanwhile must not show through the lower layer.
+            // A dpkg run on the host can replace files while they are
+            // copied: try again a few times.
             run(
                 r.ns("sh")
                     .args([
                         "-c",
-                        "rm -rf \"$0/var/lib/dpkg\" && cp -a /var/lib/dpkg \"$0/var/lib/dpkg\"",
+                        "for try in 1 2 3 4 5; do rm -rf \"$0/var/lib/dpkg\" && \
+                         cp -a /var/lib/dpkg \"$0/var/lib/dpkg\" && exit 0; sleep 2; done; exit 1",
                     ])
                     .arg(&root),
                 "copy the host's dpkg database into the root",
             );
+            r.forget_in_dpkg_database(&["qmail-multi", "indimail-mta"]);
         }
         r.seed_indimail_services(norefresh);
         if manager == Manager::Rpm {
             r.rpm(&["--initdb"], "rpm --initdb");
         }
         r
+    }
+
+    /// Drops `packages` from the root's copy of the host's dpkg database
+    /// (status, info files, diversions, file trigger interests): the
+    /// machine is shared, and another test may have one installed on the
+    /// host; every scenario starts without either.
+    fn forget_in_dpkg_database(&self, packages: &[&str]) {
+        let admin = "/var/lib/dpkg";
+        let status = self.read(&format!("{admin}/status"));
+        let kept: Vec<&str> = status
+            .split("\n\n")
+            .filter(|para| {
+                !packages
+                    .iter()
+                    .any(|p| para.lines().any(|l| l == format!("Package: {p}")))
+            })
+            .collect();
+        fs::write(self.path(&format!("{admin}/status")), kept.join("\n\n")).unwrap();
+        for e in fs::read_dir(self.path(&format!("{admin}/info"))).unwrap() {
+            let e = e.unwrap();
+            let name = e.file_name().into_string().unwrap();
+            if packages.iter().any(|p| {
+                name.strip_prefix(p)
+                    .is_some_and(|rest| rest.starts_with('.') || rest.starts_with(':'))
+            }) {
+                fs::remove_file(e.path()).unwrap();
+            }
+        }
+        // diversions: records of three lines (path, diverted to, package).
+        let divs = self.read(&format!("{admin}/diversions"));
+        let lines: Vec<&str> = divs.lines().collect();
+        let kept: String = lines
+            .chunks(3)
+            .filter(|rec| rec.len() == 3 && !packages.contains(&rec[2]))
+            .map(|rec| format!("{}\n", rec.join("\n")))
+            .collect();
+        fs::write(self.path(&format!("{admin}/diversions")), kept).unwrap();
+        let file = format!("{admin}/triggers/File");
+        let interests: String = self
+            .read(&file)
+            .lines()
+            .filter(|l| {
+                // "PATH PACKAGE[/noawait]"
+                let who = l.split_whitespace().nth(1).unwrap_or("");
+                !packages.contains(&who.split('/').next().unwrap_or(""))
+            })
+            .map(|l| format!("{l}\n"))
+            .collect();
+        if self.path(&file).exists() {
+            fs::write(self.path(&file), interests).unwrap();
+        }
     }
 
     /// The root as the namespace sees it.
@@ -1720,6 +1788,7 @@ impl ScratchRoot {
             .map(|s| {
                 let opts = match *s {
                     "qmail-send.25" => String::new(),
+                    DKIM_SERVICE => "--smtp=587 --dkverify=dkim --dksign=dkim".into(),
                     s if s.starts_with("qmail-smtpd.") => {
                         format!("--smtp={}", &s["qmail-smtpd.".len()..])
                     }
@@ -1740,7 +1809,7 @@ impl ScratchRoot {
                 ("QUEUE_BASE", "/var/indimail/queue"),
                 ("QUEUE_START", "1"),
                 ("QUEUE_COUNT", INDIMAIL_COUNT),
-                ("QMAILQUEUE", INDIMAIL_MULTI),
+                ("QMAILQUEUE", indimail_queue(&d)),
             ] {
                 fs::write(p.join(k), format!("{v}\n")).unwrap();
             }
@@ -1942,15 +2011,21 @@ impl ScratchRoot {
         }
         for d in Self::envdirs() {
             let q = self.var(&d, "QMAILQUEUE");
-            if let Some(prog) = q.split_whitespace().next() {
+            // The program and, in a chain ("qmail-multi FILTER..."), every
+            // program after it.
+            for prog in q.split_whitespace().filter(|w| w.starts_with('/')) {
                 let m = fs::metadata(self.path(prog));
                 assert!(
                     m.is_ok_and(|m| m.is_file() && m.mode() & 0o111 != 0),
-                    "{when}: {d}/QMAILQUEUE names {prog}, which does not exist"
+                    "{when}: {d}/QMAILQUEUE ({q}) names {prog}, which does not exist"
                 );
             }
             if let Some(n) = count {
-                assert_eq!(q, MULTI, "{when}: {d}/QMAILQUEUE");
+                assert_eq!(
+                    q.split_whitespace().next(),
+                    Some(MULTI),
+                    "{when}: {d}/QMAILQUEUE ({q}) does not start with ours"
+                );
                 assert_eq!(self.var(&d, "QUEUE_COUNT"), n, "{when}: {d}/QUEUE_COUNT");
                 assert_eq!(
                     self.var(&d, "QUEUE_BASE"),
@@ -2176,7 +2251,7 @@ fn packages_install_beside_indimail_in_scratch_roots() {
                     .collect();
                 let rewritten = |r: &ScratchRoot| {
                     for d in &fronts {
-                        assert_eq!(r.var(d, "QMAILQUEUE"), INDIMAIL_MULTI, "{d}");
+                        assert_eq!(r.var(d, "QMAILQUEUE"), indimail_queue(d), "{d}");
                         assert_eq!(r.var(d, "QUEUE_COUNT"), INDIMAIL_COUNT, "{d}");
                     }
                 };
