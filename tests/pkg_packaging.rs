@@ -2229,8 +2229,7 @@ fn packages_install_beside_indimail_in_scratch_roots() {
             r.check("IndiMail removed", Some(ours));
             r.install(&p.indimail, "reinstall IndiMail");
             r.check("IndiMail reinstalled", Some(ours));
-            let said = r.remove("qmail-multi", "remove ours");
-            assert!(said.contains("front ends now inject into"), "{said}");
+            r.remove("qmail-multi", "remove ours");
             r.check("ours removed", None);
             for d in ScratchRoot::envdirs() {
                 assert_ne!(r.var(&d, "QMAILQUEUE"), MULTI, "{d} still names ours");
