@@ -442,7 +442,9 @@ fn zypper_lists(info: &str) -> std::collections::BTreeMap<String, BTreeSet<Strin
             let set = map.entry(k.clone()).or_insert_with(BTreeSet::new);
             if v.starts_with('[') && v.ends_with(']') {
                 current = Some(k);
-            } else if !v.is_empty() {
+            } else if !v.is_empty() && v != "---" {
+                // "---": zypper's empty list (Conflicts of a package
+                // declaring none).
                 set.insert(v.to_string());
             }
         }
