@@ -442,7 +442,9 @@ fn zypper_lists(info: &str) -> std::collections::BTreeMap<String, BTreeSet<Strin
             let set = map.entry(k.clone()).or_insert_with(BTreeSet::new);
             if v.starts_with('[') && v.ends_with(']') {
                 current = Some(k);
-            } else if !v.is_empty() {
+            } else if !v.is_empty() && v != "---" {
+                // "---": zypper's empty list (Conflicts of a package
+                // declaring none).
                 set.insert(v.to_string());
             }
         }
@@ -504,16 +506,27 @@ fn rpm_repository_tells_dnf_and_zypper_what_the_spec_declares() {
         .collect();
     let rpm_provides = lines(&rpmq(&["--provides"]));
     let rpm_files = lines(&rpmq(&["-l"]));
-    assert!(
-        spec_conflicts.contains("indimail-mta") && spec_conflicts.contains("qmta"),
-        "{spec_conflicts:?}"
-    );
+    // It installs beside IndiMail's indimail-mta and qmta (README, "Paths
+    // on each kind of host"): no Conflicts at all.
+    assert!(spec_conflicts.is_empty(), "{spec_conflicts:?}");
 
-    // The repository.
+    // The repository, with a stand-in of IndiMail's indimail-mta owning its
+    // paths that collided with ours (tests/packaging/build-standins.sh) and
+    // host-base providing what the packages need from the base system.
     let repodir = out.join("rpm-repo");
     let _ = fs::remove_dir_all(&repodir);
     fs::create_dir_all(&repodir).unwrap();
     fs::copy(&rpm, repodir.join(rpm.file_name().unwrap())).unwrap();
+    let standins = PathBuf::from(sh_script(
+        "build-standins.sh",
+        &[out.to_str().unwrap(), rpm.to_str().unwrap()],
+    ));
+    for f in [
+        "indimail-mta-3.1.0-1.noarch.rpm",
+        "host-base-1-1.noarch.rpm",
+    ] {
+        fs::copy(standins.join(f), repodir.join(f)).unwrap();
+    }
     run(clean("createrepo_c").arg(&repodir), "createrepo_c");
     let url = format!("file://{}", repodir.display());
 
@@ -521,20 +534,21 @@ fn rpm_repository_tells_dnf_and_zypper_what_the_spec_declares() {
     let scratch = tempfile::tempdir().unwrap();
     let dnfroot = scratch.path().join("dnf");
     fs::create_dir_all(&dnfroot).unwrap();
-    let dnf = |args: &[&str]| {
+    let dnf_cmd = || {
         let mut c = clean("dnf");
-        c.arg("-q")
-            .arg(format!("--installroot={}", dnfroot.display()))
+        c.arg(format!("--installroot={}", dnfroot.display()))
             .args(["--releasever=1", "--setopt=reposdir=/nonexistent"])
             .arg(format!("--setopt=cachedir={}/cache", dnfroot.display()))
             .arg(format!("--repofrompath=qmail-multi-test,{url}"))
             .args([
                 "--repo=qmail-multi-test",
                 "--setopt=qmail-multi-test.gpgcheck=0",
-                "repoquery",
-            ])
-            .args(args)
-            .arg("qmail-multi");
+            ]);
+        c
+    };
+    let dnf = |args: &[&str]| {
+        let mut c = dnf_cmd();
+        c.args(["-q", "repoquery"]).args(args).arg("qmail-multi");
         lines(&run(&mut c, "dnf repoquery"))
     };
     let dnf_nvra = dnf(&["--qf", "%{name}|%{version}|%{release}|%{arch}"]);
@@ -637,8 +651,7 @@ fn rpm_repository_tells_dnf_and_zypper_what_the_spec_declares() {
         .filter(|f| f.starts_with("/etc/") || f.contains("bin/"))
         .collect();
     assert!(
-        primary.iter().any(|f| f.ends_with("/sbin/qmail-multi"))
-            && primary.iter().any(|f| f.ends_with("/bin/queue-fix")),
+        primary.iter().any(|f| f.as_str() == "/usr/bin/queue-stat"),
         "{primary:?}"
     );
     for f in primary {
@@ -650,4 +663,42 @@ fn rpm_repository_tells_dnf_and_zypper_what_the_spec_declares() {
             "zypper finds no package owning {f}:\n{found}"
         );
     }
+
+    // Side by side with IndiMail: dnf resolves both and runs rpm's test
+    // transaction (tsflags=test: the file conflict check, nothing
+    // installed); zypper resolves both and, with the packages downloaded
+    // first, checks their file lists for conflicts.
+    let mut c = dnf_cmd();
+    c.args([
+        "--setopt=tsflags=test",
+        "install",
+        "-y",
+        "qmail-multi",
+        "indimail-mta",
+    ]);
+    let said = run(
+        &mut c,
+        "dnf install (test transaction) qmail-multi indimail-mta",
+    );
+    eprintln!("dnf beside indimail-mta:\n{said}");
+    assert!(
+        said.contains("Transaction test succeeded") && said.contains("indimail-mta"),
+        "{said}"
+    );
+    zypper(&[
+        "install",
+        "--dry-run",
+        "--download-only",
+        "qmail-multi",
+        "indimail-mta",
+    ]);
+    let said = zypper(&["install", "--dry-run", "qmail-multi", "indimail-mta"]);
+    eprintln!("zypper beside indimail-mta:\n{said}");
+    assert!(
+        said.contains("3 new packages to install")
+            && said.contains("Checking for file conflicts")
+            && !said.contains("excluded from file conflicts check")
+            && !said.contains("Detected"),
+        "{said}"
+    );
 }

@@ -31,8 +31,8 @@ const SERVICES: [&str; 6] = [
 ];
 const CONF: &str = "/etc/qmail-multi/qmail-multi.conf";
 const STATE: &str = "/var/lib/qmail-multi/applied";
-const MULTI: &str = "/usr/sbin/qmail-multi";
-const QUEUE_FIX: &str = "/usr/bin/queue-fix";
+const MULTI: &str = "/usr/libexec/qmail-multi/qmail-multi";
+const QUEUE_FIX: &str = "/usr/libexec/qmail-multi/queue-fix";
 const QUEUE_STAT: &str = "/usr/bin/queue-stat";
 const PROVISION: &str = "/usr/libexec/qmail-multi/provision";
 /// Small, so queues are quick to create; every queue-fix call uses it.
@@ -800,7 +800,8 @@ fn configure_deb() -> String {
     run(&mut c, "dpkg-reconfigure qmail-multi")
 }
 
-/// How many paths qmail-multi diverts (IndiMail's own copies).
+/// How many paths qmail-multi diverts (the versions up to 0.1.0-1 diverted
+/// IndiMail's qmail-multi, queue-fix and their man pages).
 fn diversions() -> usize {
     let o = Command::new("dpkg-divert").arg("--list").output().unwrap();
     String::from_utf8_lossy(&o.stdout)
@@ -1134,6 +1135,31 @@ fn obs_sources_build_a_source_package_offline() {
     assert!(out.contains("dpkg-source built and unpacked"), "{out}");
 }
 
+/// The packages built from this tree, once per run (callers hold
+/// `system_lock()`): .debs of revisions 1 and 2, RPMs of releases 1
+/// (default count 5) and 2 (default count 8).
+struct Built {
+    deb1: PathBuf,
+    deb2: PathBuf,
+    rpm1: PathBuf,
+    rpm2: PathBuf,
+}
+
+fn built() -> &'static Built {
+    static BUILT: std::sync::OnceLock<Built> = std::sync::OnceLock::new();
+    BUILT.get_or_init(|| {
+        let out = out_dir();
+        let out_s = out.to_str().unwrap();
+        let last = |s: String| PathBuf::from(s.lines().last().unwrap());
+        Built {
+            deb1: last(sh_script("build-deb.sh", &[out_s])),
+            deb2: last(sh_script("build-deb.sh", &[out_s, "2"])),
+            rpm1: last(sh_script("build-rpm.sh", &[out_s, "1", "5"])),
+            rpm2: last(sh_script("build-rpm.sh", &[out_s, "2", "8"])),
+        }
+    })
+}
+
 /// The build outputs directory is shared by the tests of this binary.
 fn system_lock() -> std::sync::MutexGuard<'static, ()> {
     static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
@@ -1179,13 +1205,11 @@ fn packages_install_provision_and_remove_on_real_services() {
         );
     }
     let _lock = system_lock();
-    let out = out_dir();
-    let out_s = out.to_str().unwrap();
     let started = Instant::now();
 
     // ---- Debian
-    let deb = PathBuf::from(sh_script("build-deb.sh", &[out_s]).lines().last().unwrap());
-    eprintln!("built {} in {:?}", deb.display(), started.elapsed());
+    let deb = built().deb1.clone();
+    eprintln!("built the packages in {:?}", started.elapsed());
     {
         let _cleanup = SystemCleanup { rpmdb: None };
         // Debian's daemontools-run layout: only etc/service exists.
@@ -1209,8 +1233,8 @@ fn packages_install_provision_and_remove_on_real_services() {
         w.assert_stat_sees(5);
         assert_eq!(
             diversions(),
-            4,
-            "IndiMail's qmail-multi, queue-fix and man pages diverted"
+            0,
+            "the package diverts nothing (it owns no path of IndiMail's)"
         );
         w.assert_queues(5);
         w.assert_seeded(5);
@@ -1221,13 +1245,8 @@ fn packages_install_provision_and_remove_on_real_services() {
         grow_and_shrink(&mut w, &configure_deb);
 
         // Upgrade to a newer build: the admin's count stays, nothing is
-        // written, nobody is restarted; the diversions stay.
-        let deb2 = PathBuf::from(
-            sh_script("build-deb.sh", &[out_s, "2"])
-                .lines()
-                .last()
-                .unwrap(),
-        );
+        // written, nobody is restarted.
+        let deb2 = built().deb2.clone();
         let files = w.snapshot();
         let pids = w.pids();
         run(
@@ -1236,7 +1255,6 @@ fn packages_install_provision_and_remove_on_real_services() {
         );
         assert_eq!(w.pids(), pids, "the upgrade restarted services");
         assert_unchanged(&files, &w.snapshot(), "the upgrade");
-        assert_eq!(diversions(), 4);
 
         // An explicit SERVICEDIR wins over the first one that exists.
         fs::create_dir(w.path("service")).unwrap();
@@ -1391,18 +1409,8 @@ fn packages_install_provision_and_remove_on_real_services() {
     eprintln!("Debian scenario done at {:?}", started.elapsed());
 
     // ---- RPM: %post $1=1, upgrade ($1=2, new default count), erase ($1=0)
-    let rpm1 = PathBuf::from(
-        sh_script("build-rpm.sh", &[out_s, "1", "5"])
-            .lines()
-            .last()
-            .unwrap(),
-    );
-    let rpm2 = PathBuf::from(
-        sh_script("build-rpm.sh", &[out_s, "2", "8"])
-            .lines()
-            .last()
-            .unwrap(),
-    );
+    let rpm1 = built().rpm1.clone();
+    let rpm2 = built().rpm2.clone();
     {
         // IndiMail's layout: only service exists.
         let mut w = World::new(Layout::IndiMail);
@@ -1539,4 +1547,867 @@ fn packages_install_provision_and_remove_on_real_services() {
         w.assert_messages(3);
     }
     eprintln!("packaging scenarios took {:?}", started.elapsed());
+}
+
+// ---- Beside IndiMail: stand-in indimail-mta packages in scratch roots
+
+/// The stand-in indimail-mta versions (tests/packaging/build-standins.sh).
+const INDIMAIL_OLD: &str = "3.1.0";
+const INDIMAIL_NEW: &str = "3.1.1";
+/// The count IndiMail's svctool seeded and its refresh writes back (the
+/// services' `.options` say `--qcount=3`); ours is 5 (8 after the RPM
+/// upgrade to release 2, whose default it is).
+const INDIMAIL_COUNT: &str = "3";
+/// What IndiMail's svctool writes into QMAILQUEUE (svctool.sh's SMTP code):
+/// its qmail-multi without DKIM keys or a spam filter...
+const INDIMAIL_MULTI: &str = "/usr/sbin/qmail-multi";
+/// ...and qmail-dkim with them (`--dksign=dkim`, IndiMail's default),
+/// which the stand-in world gives the submission port.
+const INDIMAIL_DKIM: &str = "/usr/sbin/qmail-dkim";
+const DKIM_SERVICE: &str = "qmail-smtpd.587";
+
+/// The QMAILQUEUE IndiMail's svctool writes for `envdir`.
+fn indimail_queue(envdir: &str) -> &'static str {
+    if envdir.contains(DKIM_SERVICE) {
+        INDIMAIL_DKIM
+    } else {
+        INDIMAIL_MULTI
+    }
+}
+/// Paths IndiMail's packages own that ours owned (or diverted) until
+/// 0.1.0-1, and those our trigger and the services rely on.
+const INDIMAIL_PATHS: [&str; 7] = [
+    "/usr/sbin/qmail-multi",
+    "/usr/bin/queue-fix",
+    "/usr/share/man/man8/qmail-multi.8.gz",
+    "/usr/share/man/man8/queue-fix.8.gz",
+    "/usr/sbin/qmail-queue",
+    "/usr/sbin/qmail-dkim",
+    "/usr/sbin/svctool",
+];
+/// Where the scratch rpm database lives inside the root.
+const SCRATCH_RPMDB: &str = "/var/lib/rpm-scratch";
+
+#[derive(Clone, Copy, PartialEq, Debug)]
+enum Manager {
+    Rpm,
+    Dpkg,
+}
+
+/// A scratch root: an overlay whose lower layer is the host's `/` (its
+/// shell, coreutils, shadow, daemontools, dpkg database) and whose writes
+/// land in a scratch directory, mounted in a private mount namespace held
+/// by one `sleep` (killed on drop: the mounts go with the namespace). The
+/// packages' scriptlets run chrooted into it, as rpm --root and dpkg --root
+/// run them. The test reads and writes the root through the holder's
+/// `/proc/PID/root`.
+struct ScratchRoot {
+    holder: Child,
+    dir: tempfile::TempDir,
+    manager: Manager,
+}
+
+impl ScratchRoot {
+    fn new(manager: Manager, norefresh: bool) -> ScratchRoot {
+        fs::create_dir_all(out_dir()).unwrap();
+        let dir = tempfile::Builder::new()
+            .prefix("scratch-root")
+            .tempdir_in(out_dir())
+            .unwrap();
+        for d in ["upper", "work", "root"] {
+            fs::create_dir(dir.path().join(d)).unwrap();
+        }
+        let holder = Command::new("unshare")
+            .args(["--mount", "--propagation", "private", "sleep", "86400"])
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("unshare starts");
+        let r = ScratchRoot {
+            holder,
+            dir,
+            manager,
+        };
+        let ns = format!("/proc/{}/ns/mnt", r.holder.id());
+        wait_for("the mount namespace of the root", 10, || {
+            fs::read_link(&ns).ok() != fs::read_link("/proc/self/ns/mnt").ok()
+        });
+        let root = r.root();
+        let opts = format!(
+            "lowerdir=/,upperdir={},workdir={}",
+            r.dir.path().join("upper").display(),
+            r.dir.path().join("work").display()
+        );
+        run(
+            r.ns("mount")
+                .args(["-t", "overlay", "overlay", "-o", &opts])
+                .arg(&root),
+            "mount the scratch root",
+        );
+        run(
+            r.ns("mount")
+                .arg("--rbind")
+                .arg("/dev")
+                .arg(root.join("dev")),
+            "bind /dev",
+        );
+        run(
+            r.ns("mount")
+                .args(["-t", "proc", "proc"])
+                .arg(root.join("proc")),
+            "mount /proc",
+        );
+        // Nothing of ours or IndiMail's the host may hold.
+        for p in [
+            "/etc/qmail-multi",
+            "/var/lib/qmail-multi",
+            "/usr/libexec/qmail-multi",
+            "/usr/libexec/indimail",
+            "/service",
+            "/etc/service",
+            "/etc/indimail",
+            "/var/indimail",
+            "/var/log/svctool-standin.log",
+            SCRATCH_RPMDB,
+        ] {
+            let p = r.path(p);
+            let _ = fs::remove_dir_all(&p).or_else(|_| fs::remove_file(&p));
+        }
+        for p in INDIMAIL_PATHS.iter().chain(&["/usr/bin/queue-stat"]) {
+            let _ = fs::remove_file(r.path(p));
+        }
+        if manager == Manager::Dpkg {
+            // The root's own copy of the host's dpkg database (an opaque
+            // directory in the upper layer): other work installing packages
+            // on the host meanwhile must not show through the lower layer.
+            // A dpkg run on the host can replace files while they are
+            // copied: try again a few times.
+            run(
+                r.ns("sh")
+                    .args([
+                        "-c",
+                        "for try in 1 2 3 4 5; do rm -rf \"$0/var/lib/dpkg\" && \
+                         cp -a /var/lib/dpkg \"$0/var/lib/dpkg\" && exit 0; sleep 2; done; exit 1",
+                    ])
+                    .arg(&root),
+                "copy the host's dpkg database into the root",
+            );
+            r.forget_in_dpkg_database(&["qmail-multi", "indimail-mta"]);
+        }
+        r.seed_indimail_services(norefresh);
+        if manager == Manager::Rpm {
+            r.rpm(&["--initdb"], "rpm --initdb");
+        }
+        r
+    }
+
+    /// Drops `packages` from the root's copy of the host's dpkg database
+    /// (status, info files, diversions, file trigger interests): the
+    /// machine is shared, and another test may have one installed on the
+    /// host; every scenario starts without either.
+    fn forget_in_dpkg_database(&self, packages: &[&str]) {
+        let admin = "/var/lib/dpkg";
+        let status = self.read(&format!("{admin}/status"));
+        let kept: Vec<&str> = status
+            .split("\n\n")
+            .filter(|para| {
+                !packages
+                    .iter()
+                    .any(|p| para.lines().any(|l| l == format!("Package: {p}")))
+            })
+            .collect();
+        fs::write(self.path(&format!("{admin}/status")), kept.join("\n\n")).unwrap();
+        for e in fs::read_dir(self.path(&format!("{admin}/info"))).unwrap() {
+            let e = e.unwrap();
+            let name = e.file_name().into_string().unwrap();
+            if packages.iter().any(|p| {
+                name.strip_prefix(p)
+                    .is_some_and(|rest| rest.starts_with('.') || rest.starts_with(':'))
+            }) {
+                fs::remove_file(e.path()).unwrap();
+            }
+        }
+        // diversions: records of three lines (path, diverted to, package).
+        let divs = self.read(&format!("{admin}/diversions"));
+        let lines: Vec<&str> = divs.lines().collect();
+        let kept: String = lines
+            .chunks(3)
+            .filter(|rec| rec.len() == 3 && !packages.contains(&rec[2]))
+            .map(|rec| format!("{}\n", rec.join("\n")))
+            .collect();
+        fs::write(self.path(&format!("{admin}/diversions")), kept).unwrap();
+        let file = format!("{admin}/triggers/File");
+        let interests: String = self
+            .read(&file)
+            .lines()
+            .filter(|l| {
+                // "PATH PACKAGE[/noawait]"
+                let who = l.split_whitespace().nth(1).unwrap_or("");
+                !packages.contains(&who.split('/').next().unwrap_or(""))
+            })
+            .map(|l| format!("{l}\n"))
+            .collect();
+        if self.path(&file).exists() {
+            fs::write(self.path(&file), interests).unwrap();
+        }
+    }
+
+    /// The root as the namespace sees it.
+    fn root(&self) -> PathBuf {
+        self.dir.path().join("root")
+    }
+
+    /// `abs` inside the root, from this process.
+    fn path(&self, abs: &str) -> PathBuf {
+        PathBuf::from(format!(
+            "/proc/{}/root{}{abs}",
+            self.holder.id(),
+            self.root().display()
+        ))
+    }
+
+    fn read(&self, abs: &str) -> String {
+        fs::read_to_string(self.path(abs)).unwrap_or_default()
+    }
+
+    /// `program` in the root's mount namespace (not chrooted).
+    fn ns(&self, program: &str) -> Command {
+        let mut c = clean("nsenter");
+        c.arg("-t")
+            .arg(self.holder.id().to_string())
+            .args(["-m", "--", program]);
+        c
+    }
+
+    /// The services and defaultqueue IndiMail's svctool made: the queue
+    /// variables of its SMTP/QMQP/QMTP code (`QMAILQUEUE=qmail-multi`, the
+    /// count of `--qcount`), the `.options` its refresh re-runs and, for a
+    /// fresh 3.x install, `.norefreshsvc` (svctool.sh, refreshsvc()).
+    fn seed_indimail_services(&self, norefresh: bool) {
+        let mut envdirs: Vec<(String, String)> = SERVICES
+            .iter()
+            .map(|s| {
+                let opts = match *s {
+                    "qmail-send.25" => String::new(),
+                    DKIM_SERVICE => "--smtp=587 --dkverify=dkim --dksign=dkim".into(),
+                    s if s.starts_with("qmail-smtpd.") => {
+                        format!("--smtp={}", &s["qmail-smtpd.".len()..])
+                    }
+                    "qmail-qmqpd.628" => "--qmqp=628".into(),
+                    _ => "--qmtp=209".into(),
+                };
+                (format!("/service/{s}/variables"), opts)
+            })
+            .collect();
+        envdirs.push((
+            "/etc/indimail/control/defaultqueue".into(),
+            "--queueParam=defaultqueue".into(),
+        ));
+        for (d, opts) in envdirs {
+            let p = self.path(&d);
+            fs::create_dir_all(&p).unwrap();
+            for (k, v) in [
+                ("QUEUE_BASE", "/var/indimail/queue"),
+                ("QUEUE_START", "1"),
+                ("QUEUE_COUNT", INDIMAIL_COUNT),
+                ("QMAILQUEUE", indimail_queue(&d)),
+            ] {
+                fs::write(p.join(k), format!("{v}\n")).unwrap();
+            }
+            if !opts.is_empty() {
+                fs::write(
+                    p.join(".options"),
+                    format!(
+                        "/usr/sbin/svctool {opts} --servicedir=/service --qbase=/var/indimail/queue --qcount={INDIMAIL_COUNT} --qstart=1\n"
+                    ),
+                )
+                .unwrap();
+                if norefresh {
+                    fs::write(p.join(".norefreshsvc"), "").unwrap();
+                }
+            }
+        }
+    }
+
+    fn rpm(&self, args: &[&str], what: &str) -> String {
+        let mut c = self.ns("rpm");
+        c.arg("--root")
+            .arg(self.root())
+            .arg("--dbpath")
+            .arg(SCRATCH_RPMDB)
+            .args(args);
+        run(&mut c, what)
+    }
+
+    fn dpkg(&self, args: &[&str], what: &str) -> String {
+        let mut c = self.ns("dpkg");
+        c.arg("--root").arg(self.root()).args(args);
+        run(&mut c, what)
+    }
+
+    /// Installs or upgrades a package file: `rpm -U` / `dpkg -i`, without
+    /// --nodeps or --force.
+    fn install(&self, pkg: &Path, what: &str) -> String {
+        let p = pkg.to_str().unwrap();
+        match self.manager {
+            Manager::Rpm => self.rpm(&["-U", p], what),
+            Manager::Dpkg => self.dpkg(&["-i", p], what),
+        }
+    }
+
+    fn remove(&self, name: &str, what: &str) -> String {
+        match self.manager {
+            Manager::Rpm => self.rpm(&["-e", name], what),
+            Manager::Dpkg => self.dpkg(&["-r", name], what),
+        }
+    }
+
+    fn installed(&self, name: &str) -> bool {
+        let mut c = match self.manager {
+            Manager::Rpm => {
+                let mut c = self.ns("rpm");
+                c.arg("--root")
+                    .arg(self.root())
+                    .arg("--dbpath")
+                    .arg(SCRATCH_RPMDB)
+                    .args(["-q", name]);
+                c
+            }
+            Manager::Dpkg => {
+                let mut c = self.ns("dpkg-query");
+                c.arg(format!("--root={}", self.root().display())).args([
+                    "-W",
+                    "-f=${db:Status-Status}",
+                    name,
+                ]);
+                c
+            }
+        };
+        let o = c.output().unwrap();
+        o.status.success()
+            && (self.manager == Manager::Rpm
+                || String::from_utf8_lossy(&o.stdout).trim() == "installed")
+    }
+
+    /// `rpm -V` / `dpkg --verify` of `name`: exits 0 and reports nothing.
+    fn verify(&self, name: &str, when: &str) {
+        let mut c = match self.manager {
+            Manager::Rpm => {
+                let mut c = self.ns("rpm");
+                c.arg("--root")
+                    .arg(self.root())
+                    .arg("--dbpath")
+                    .arg(SCRATCH_RPMDB)
+                    .args(["-V", name]);
+                c
+            }
+            Manager::Dpkg => {
+                let mut c = self.ns("dpkg");
+                c.arg("--root").arg(self.root()).args(["--verify", name]);
+                c
+            }
+        };
+        let o = c.output().unwrap();
+        assert!(
+            o.status.success() && o.stdout.is_empty(),
+            "{:?} {when}: {name} does not verify clean:\n{}",
+            self.manager,
+            show(&o)
+        );
+    }
+
+    /// The package that owns `abs`, as the manager says.
+    fn owner(&self, abs: &str) -> String {
+        let mut c = match self.manager {
+            Manager::Rpm => {
+                let mut c = self.ns("rpm");
+                c.arg("--root")
+                    .arg(self.root())
+                    .arg("--dbpath")
+                    .arg(SCRATCH_RPMDB)
+                    .args(["-qf", "--qf", "%{NAME}\n", abs]);
+                c
+            }
+            Manager::Dpkg => {
+                let mut c = self.ns("dpkg-query");
+                c.arg(format!("--root={}", self.root().display()))
+                    .args(["-S", abs]);
+                c
+            }
+        };
+        let o = c.output().unwrap();
+        let out = String::from_utf8_lossy(&o.stdout);
+        match self.manager {
+            Manager::Rpm if o.status.success() => out.trim().to_string(),
+            Manager::Dpkg if o.status.success() => {
+                out.split(':').next().unwrap_or("").trim().to_string()
+            }
+            _ => String::new(),
+        }
+    }
+
+    /// The envdirs the provisioning seeds here.
+    fn envdirs() -> Vec<String> {
+        let mut v: Vec<String> = SERVICES
+            .iter()
+            .map(|s| format!("/service/{s}/variables"))
+            .collect();
+        v.push("/etc/indimail/control/defaultqueue".into());
+        v
+    }
+
+    fn var(&self, envdir: &str, key: &str) -> String {
+        self.read(&format!("{envdir}/{key}"))
+            .lines()
+            .next()
+            .unwrap_or("")
+            .to_string()
+    }
+
+    /// After every step: each installed package verifies clean, IndiMail's
+    /// paths are IndiMail's (and gone with it), ours are ours, nothing of
+    /// ours is diverted, and every envdir's QMAILQUEUE names a program that
+    /// exists. With ours installed, every envdir is seeded with ours and
+    /// `count`.
+    fn check(&self, when: &str, count: Option<&str>) {
+        eprintln!("== {:?}: check {when}", self.manager);
+        let indimail = self.installed("indimail-mta");
+        let ours = self.installed("qmail-multi");
+        assert_eq!(ours, count.is_some(), "{when}: qmail-multi installed");
+        if self.manager == Manager::Rpm {
+            self.verify("host-base", when);
+        }
+        if indimail {
+            self.verify("indimail-mta", when);
+        }
+        if ours {
+            self.verify("qmail-multi", when);
+        }
+        for p in INDIMAIL_PATHS {
+            let owner = self.owner(p);
+            if indimail {
+                assert_eq!(owner, "indimail-mta", "{when}: {p}");
+            } else {
+                assert_eq!(owner, "", "{when}: {p}");
+                assert!(!self.path(p).exists(), "{when}: {p} left behind");
+            }
+        }
+        for p in [MULTI, QUEUE_FIX, QUEUE_STAT, PROVISION] {
+            assert_eq!(
+                self.owner(p),
+                if ours { "qmail-multi" } else { "" },
+                "{when}: the owner of {p}"
+            );
+            assert_eq!(self.path(p).exists(), ours, "{when}: {p}");
+        }
+        if self.manager == Manager::Dpkg {
+            let mut c = self.ns("dpkg-divert");
+            c.arg(format!("--root={}", self.root().display()))
+                .arg("--list");
+            let list = run(&mut c, "dpkg-divert --list");
+            assert!(
+                !list.contains("by qmail-multi"),
+                "{when}: diversions left: {list}"
+            );
+        }
+        for d in Self::envdirs() {
+            let q = self.var(&d, "QMAILQUEUE");
+            // The program and, in a chain ("qmail-multi FILTER..."), every
+            // program after it.
+            for prog in q.split_whitespace().filter(|w| w.starts_with('/')) {
+                let m = fs::metadata(self.path(prog));
+                assert!(
+                    m.is_ok_and(|m| m.is_file() && m.mode() & 0o111 != 0),
+                    "{when}: {d}/QMAILQUEUE ({q}) names {prog}, which does not exist"
+                );
+            }
+            if let Some(n) = count {
+                assert_eq!(
+                    q.split_whitespace().next(),
+                    Some(MULTI),
+                    "{when}: {d}/QMAILQUEUE ({q}) does not start with ours"
+                );
+                assert_eq!(self.var(&d, "QUEUE_COUNT"), n, "{when}: {d}/QUEUE_COUNT");
+                assert_eq!(
+                    self.var(&d, "QUEUE_BASE"),
+                    "/var/indimail/queue",
+                    "{when}: {d}"
+                );
+            }
+        }
+    }
+
+    /// What the stand-in's refresh did (svctool-standin.log), then forget.
+    fn refresh_log(&self) -> String {
+        let p = self.path("/var/log/svctool-standin.log");
+        let log = fs::read_to_string(&p).unwrap_or_default();
+        let _ = fs::remove_file(p);
+        log
+    }
+}
+
+impl Drop for ScratchRoot {
+    fn drop(&mut self) {
+        let _ = self.holder.kill();
+        let _ = self.holder.wait();
+    }
+}
+
+/// The stand-in packages, built once (tests/packaging/build-standins.sh);
+/// host-base provides what ours and the stand-ins require from the base
+/// system.
+struct Standins {
+    rpm_old: PathBuf,
+    rpm_new: PathBuf,
+    deb_old: PathBuf,
+    deb_new: PathBuf,
+    host_base: PathBuf,
+}
+
+fn standins() -> &'static Standins {
+    static S: std::sync::OnceLock<Standins> = std::sync::OnceLock::new();
+    S.get_or_init(|| {
+        let b = built();
+        let dir = PathBuf::from(sh_script(
+            "build-standins.sh",
+            &[
+                out_dir().to_str().unwrap(),
+                b.rpm1.to_str().unwrap(),
+                b.rpm2.to_str().unwrap(),
+            ],
+        ));
+        Standins {
+            rpm_old: dir.join(format!("indimail-mta-{INDIMAIL_OLD}-1.noarch.rpm")),
+            rpm_new: dir.join(format!("indimail-mta-{INDIMAIL_NEW}-1.noarch.rpm")),
+            deb_old: dir.join(format!("indimail-mta_{INDIMAIL_OLD}-1_all.deb")),
+            deb_new: dir.join(format!("indimail-mta_{INDIMAIL_NEW}-1_all.deb")),
+            host_base: dir.join("host-base-1-1.noarch.rpm"),
+        }
+    })
+}
+
+/// A fresh root for `manager`, with host-base in its rpm database.
+fn scratch(manager: Manager, norefresh: bool) -> ScratchRoot {
+    let r = ScratchRoot::new(manager, norefresh);
+    if manager == Manager::Rpm {
+        r.install(&standins().host_base, "rpm -U host-base");
+    }
+    r
+}
+
+/// Our packages and the stand-ins of one manager.
+struct Pkgs {
+    ours: PathBuf,
+    ours2: PathBuf,
+    /// The count ours seeds after upgrading to `ours2` (the RPM's release
+    /// 2 changes the default; the .deb's revision 2 does not).
+    count2: &'static str,
+    indimail: PathBuf,
+    indimail_new: PathBuf,
+}
+
+fn pkgs(manager: Manager) -> Pkgs {
+    let (b, s) = (built(), standins());
+    match manager {
+        Manager::Rpm => Pkgs {
+            ours: b.rpm1.clone(),
+            ours2: b.rpm2.clone(),
+            count2: "8",
+            indimail: s.rpm_old.clone(),
+            indimail_new: s.rpm_new.clone(),
+        },
+        Manager::Dpkg => Pkgs {
+            ours: b.deb1.clone(),
+            ours2: b.deb2.clone(),
+            count2: "5",
+            indimail: s.deb_old.clone(),
+            indimail_new: s.deb_new.clone(),
+        },
+    }
+}
+
+/// Runs `scenario`, recording its name and whether it passed (a failure is
+/// re-raised once every scenario has run, so the figures are complete).
+fn scenario(
+    results: &mut Vec<(String, Result<(), String>)>,
+    name: String,
+    f: impl FnOnce() + std::panic::UnwindSafe,
+) {
+    eprintln!("==== scenario: {name}");
+    let r = std::panic::catch_unwind(f).map_err(|e| {
+        e.downcast_ref::<String>()
+            .cloned()
+            .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_default()
+    });
+    eprintln!(
+        "==== {name}: {}",
+        if r.is_ok() { "passed" } else { "FAILED" }
+    );
+    results.push((name, r));
+}
+
+#[test]
+fn packages_install_beside_indimail_in_scratch_roots() {
+    let name = "packages_install_beside_indimail_in_scratch_roots";
+    if !is_root() {
+        return skip(name, "needs root (mount namespaces, overlay roots)");
+    }
+    let tools = [
+        "dpkg-buildpackage",
+        "dpkg-deb",
+        "lintian",
+        "dpkg",
+        "rpmbuild",
+        "rpmlint",
+        "rpm",
+        "unshare",
+        "nsenter",
+        "mount",
+        "svok",
+        "xz",
+        "cargo",
+        "useradd",
+    ];
+    if let Some(why) = missing(&tools) {
+        return skip(name, &why);
+    }
+    let _lock = system_lock();
+    let started = Instant::now();
+    standins();
+    eprintln!("built the packages in {:?}", started.elapsed());
+    let mut results = Vec::new();
+    for m in [Manager::Rpm, Manager::Dpkg] {
+        let p = pkgs(m);
+        let ours = "5";
+
+        scenario(
+            &mut results,
+            format!("{m:?} 1: IndiMail first, then ours"),
+            || {
+                let r = scratch(m, false);
+                r.install(&p.indimail, "install IndiMail");
+                r.check("IndiMail alone", None);
+                r.install(&p.ours, "install ours");
+                r.check("ours after IndiMail", Some(ours));
+            },
+        );
+
+        scenario(
+            &mut results,
+            format!("{m:?} 2: ours first, then IndiMail"),
+            || {
+                let r = scratch(m, false);
+                r.install(&p.ours, "install ours");
+                r.check("ours alone", Some(ours));
+                r.install(&p.indimail, "install IndiMail");
+                assert_eq!(r.refresh_log(), "", "a fresh install refreshed");
+                r.check("IndiMail after ours", Some(ours));
+            },
+        );
+
+        scenario(&mut results, format!("{m:?} 3: either upgraded"), || {
+            // A fresh 3.x: .norefreshsvc everywhere, the refresh skips.
+            let r = scratch(m, true);
+            r.install(&p.indimail, "install IndiMail");
+            r.install(&p.ours, "install ours");
+            r.install(&p.indimail_new, "upgrade IndiMail");
+            let log = r.refresh_log();
+            assert!(
+                log.contains("skipped /service/qmail-smtpd.25") && !log.contains("refreshed"),
+                "the refresh did not skip: {log}"
+            );
+            r.check("IndiMail upgraded", Some(ours));
+            r.install(&p.ours2, "upgrade ours");
+            r.check("ours upgraded", Some(p.count2));
+        });
+
+        scenario(&mut results, format!("{m:?} 4: either removed"), || {
+            let r = scratch(m, false);
+            r.install(&p.indimail, "install IndiMail");
+            r.install(&p.ours, "install ours");
+            r.remove("indimail-mta", "remove IndiMail");
+            r.check("IndiMail removed", Some(ours));
+            r.install(&p.indimail, "reinstall IndiMail");
+            r.check("IndiMail reinstalled", Some(ours));
+            r.remove("qmail-multi", "remove ours");
+            r.check("ours removed", None);
+            for d in ScratchRoot::envdirs() {
+                assert_ne!(r.var(&d, "QMAILQUEUE"), MULTI, "{d} still names ours");
+            }
+        });
+
+        scenario(
+            &mut results,
+            format!("{m:?} 5: IndiMail's upgrade refreshes our envdirs, the trigger restores them"),
+            || {
+                let r = scratch(m, false);
+                r.install(&p.indimail, "install IndiMail");
+                r.install(&p.ours, "install ours");
+                r.check("before the upgrade", Some(ours));
+                let fronts: Vec<String> = ScratchRoot::envdirs()
+                    .into_iter()
+                    .filter(|d| !d.contains("qmail-send"))
+                    .collect();
+                let rewritten = |r: &ScratchRoot| {
+                    for d in &fronts {
+                        assert_eq!(r.var(d, "QMAILQUEUE"), indimail_queue(d), "{d}");
+                        assert_eq!(r.var(d, "QUEUE_COUNT"), INDIMAIL_COUNT, "{d}");
+                    }
+                };
+                match m {
+                    Manager::Rpm => {
+                        // One transaction: IndiMail's %post refreshes, our
+                        // %triggerin runs after it.
+                        r.install(&p.indimail_new, "rpm -U IndiMail");
+                    }
+                    Manager::Dpkg => {
+                        // As apt runs dpkg (apt.conf(5): DPkg::NoTriggers,
+                        // DPkg::ConfigurePending): IndiMail's postinst runs
+                        // and rewrites, our trigger is still pending...
+                        let new = p.indimail_new.to_str().unwrap();
+                        r.dpkg(&["--no-triggers", "--unpack", new], "dpkg --unpack (apt)");
+                        r.dpkg(
+                            &["--no-triggers", "--configure", "indimail-mta"],
+                            "dpkg --configure indimail-mta (apt)",
+                        );
+                        rewritten(&r);
+                        // ...and runs at the end.
+                        r.dpkg(
+                            &["--configure", "--pending"],
+                            "dpkg --configure --pending (apt)",
+                        );
+                    }
+                }
+                let log = r.refresh_log();
+                for d in [
+                    "qmail-smtpd.25",
+                    "qmail-smtpd.587",
+                    "qmail-qmtpd.209",
+                    "qmail-send.25",
+                ] {
+                    assert!(
+                        log.contains(&format!("refreshed /service/{d}\n")),
+                        "IndiMail's upgrade did not refresh {d}: {log}"
+                    );
+                }
+                r.check("IndiMail's upgrade refreshed, our trigger ran", Some(ours));
+                if m == Manager::Dpkg {
+                    // dpkg -i orders it the same way.
+                    r.install(&p.indimail, "dpkg -i (IndiMail downgraded: a refresh)");
+                    assert!(r.refresh_log().contains("refreshed"));
+                    r.check("dpkg -i IndiMail", Some(ours));
+                    // A bare dpkg --unpack runs the trigger at its end,
+                    // before IndiMail's postinst: the trigger says so, the
+                    // refresh then wins until dpkg-reconfigure.
+                    let new = p.indimail_new.to_str().unwrap();
+                    let said = r.dpkg(&["--unpack", new], "bare dpkg --unpack");
+                    assert!(
+                        said.contains("indimail-mta is not configured yet")
+                            && said.contains("dpkg-reconfigure qmail-multi"),
+                        "{said}"
+                    );
+                    r.dpkg(
+                        &["--configure", "indimail-mta"],
+                        "dpkg --configure indimail-mta",
+                    );
+                    rewritten(&r);
+                    let mut c = r.ns("chroot");
+                    c.arg(r.root())
+                        .args(["dpkg-reconfigure", "-fnoninteractive", "qmail-multi"]);
+                    run(&mut c, "dpkg-reconfigure qmail-multi");
+                    r.check("dpkg-reconfigure after a bare unpack", Some(ours));
+                }
+            },
+        );
+
+        if m == Manager::Dpkg {
+            scenario(
+                &mut results,
+                format!("{m:?} 6: upgrade from the diverting 0.1.0-0 gives IndiMail's files back"),
+                || {
+                    let r = scratch(m, false);
+                    r.install(&p.indimail, "install IndiMail");
+                    let old = diverting_deb(&r);
+                    r.install(&old, "install the diverting version");
+                    let list = run(
+                        r.ns("dpkg-divert")
+                            .arg(format!("--root={}", r.root().display()))
+                            .arg("--list"),
+                        "dpkg-divert --list",
+                    );
+                    assert_eq!(list.matches("by qmail-multi").count(), 4, "{list}");
+                    r.install(&p.ours, "upgrade to the current version");
+                    r.check("upgraded from the diverting version", Some(ours));
+                    assert!(!r.path("/usr/sbin/qmail-multi.indimail").exists());
+                },
+            );
+        }
+    }
+    eprintln!("scenarios beside IndiMail took {:?}", started.elapsed());
+    for (m, label) in [(Manager::Rpm, "Rpm"), (Manager::Dpkg, "Dpkg")] {
+        let mine: Vec<_> = results
+            .iter()
+            .filter(|(n, _)| n.starts_with(label))
+            .collect();
+        let passed = mine.iter().filter(|(_, r)| r.is_ok()).count();
+        eprintln!("SCENARIOS {m:?}: {passed} of {} passed", mine.len());
+    }
+    let failed: Vec<String> = results
+        .iter()
+        .filter_map(|(n, r)| r.as_ref().err().map(|e| format!("{n}: {e}")))
+        .collect();
+    assert!(
+        failed.is_empty(),
+        "scenarios failed:\n{}",
+        failed.join("\n")
+    );
+}
+
+/// The package as released up to 0.1.0-1 (version 0.1.0-0 here): its
+/// maintainer scripts from git (preinst diverting IndiMail's qmail-multi,
+/// queue-fix and man pages; postrm giving them back on removal) and files
+/// at those paths, built with dpkg-deb. Its binaries are stand-ins: the
+/// upgrade under test replaces them.
+fn diverting_deb(r: &ScratchRoot) -> PathBuf {
+    let dir = r.dir.path().join("diverting");
+    let _ = fs::remove_dir_all(&dir);
+    fs::create_dir_all(dir.join("DEBIAN")).unwrap();
+    for (script, rev) in [("preinst", "613366e"), ("postrm", "613366e")] {
+        let mut c = clean("git");
+        c.arg("-C")
+            .arg(repo())
+            .args(["show", &format!("{rev}:packaging/debian/{script}")]);
+        let text = run_output(&mut c, "git show the diverting version's scripts").stdout;
+        let text = String::from_utf8(text).unwrap().replace("#DEBHELPER#", "");
+        let p = dir.join("DEBIAN").join(script);
+        fs::write(&p, text).unwrap();
+        fs::set_permissions(&p, fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    for p in [
+        "usr/sbin/qmail-multi",
+        "usr/bin/queue-fix",
+        "usr/share/man/man8/qmail-multi.8.gz",
+        "usr/share/man/man8/queue-fix.8.gz",
+    ] {
+        let f = dir.join(p);
+        fs::create_dir_all(f.parent().unwrap()).unwrap();
+        fs::write(&f, "qmail-multi 0.1.0-0 stand-in\n").unwrap();
+    }
+    fs::write(
+        dir.join("DEBIAN/control"),
+        "Package: qmail-multi\nVersion: 0.1.0-0\nArchitecture: all\n\
+         Maintainer: qmail-multi tests <tests@packages.invalid>\n\
+         Description: qmail-multi as released up to 0.1.0-1 (diversions)\n \
+         Stand-in for the upgrade test.\n",
+    )
+    .unwrap();
+    let deb = r.dir.path().join("qmail-multi_0.1.0-0_all.deb");
+    run(
+        clean("dpkg-deb")
+            .args(["--root-owner-group", "-b"])
+            .arg(&dir)
+            .arg(&deb),
+        "dpkg-deb -b the diverting version",
+    );
+    deb
 }
