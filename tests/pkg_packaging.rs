@@ -2012,8 +2012,21 @@ impl ScratchRoot {
         for d in Self::envdirs() {
             let q = self.var(&d, "QMAILQUEUE");
             // The program and, in a chain ("qmail-multi FILTER..."), every
-            // program after it.
-            for prog in q.split_whitespace().filter(|w| w.starts_with('/')) {
+            // program after it while IndiMail is installed. Without it a
+            // chain keeps naming IndiMail's filter (qmail-dkim), which went
+            // with the package together with the qmail-smtpd that would run
+            // it (indimail-mta.spec.in's %files list both): the provisioning
+            // keeps what IndiMail wrote, says so, and the next IndiMail
+            // install finds its chain as it left it. Our multiplexer, first,
+            // must exist whenever ours is installed; with neither package,
+            // the envdirs hold what IndiMail left (ours restored it).
+            let named = q.split_whitespace().filter(|w| w.starts_with('/'));
+            let must_exist: Vec<&str> = match (indimail, ours) {
+                (true, _) => named.collect(),
+                (false, true) => named.take(1).collect(),
+                (false, false) => Vec::new(),
+            };
+            for prog in must_exist {
                 let m = fs::metadata(self.path(prog));
                 assert!(
                     m.is_ok_and(|m| m.is_file() && m.mode() & 0o111 != 0),
