@@ -213,6 +213,43 @@ fn set_nowhere_the_disk_decides_and_an_explicit_split_still_resplits() {
     status(&queue_fix(&h, &["-N", "-s151", s(&h.queue)], &[]), 0);
 }
 
+/// Numbered directories planted above the split (by hand, or by the
+/// qmailq/qmails accounts that own `mess` and `info`) do not decide the
+/// split when no setting does: the mail's own placement does, so no
+/// message moves.
+#[test]
+fn set_nowhere_planted_buckets_do_not_resplit_the_mail() {
+    let (_t, dir) = scratch();
+    let h = host(&dir);
+    std::fs::remove_dir_all(h.control.join("defaultqueue")).unwrap();
+    let messages = |q: &Path| {
+        let mut v: Vec<PathBuf> = snapshot(q)
+            .into_keys()
+            .filter(|k| k.starts_with("mess") && k.components().count() == 3)
+            .collect();
+        v.sort();
+        v
+    };
+    let before = messages(&h.queue);
+    assert_eq!(before.len(), 3);
+    for d in ["mess/150", "info/150"] {
+        std::fs::create_dir(h.queue.join(d)).unwrap();
+    }
+    let o = queue_fix(&h, &["-N", s(&h.queue)], &[]);
+    assert!(
+        out(&o).contains("split 23, BIGTODO=0, as found (not set)"),
+        "{}{}",
+        out(&o),
+        err(&o)
+    );
+    let _ = queue_fix(&h, &[s(&h.queue)], &[]);
+    assert_eq!(
+        messages(&h.queue),
+        before,
+        "a planted bucket re-split the mail"
+    );
+}
+
 #[test]
 fn home_defaultqueue_and_the_environment_take_their_turn() {
     let (_t, dir) = scratch();

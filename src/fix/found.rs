@@ -6,7 +6,7 @@
 use super::observe::{for_each_typed, open_dir_at, stat_at, Found};
 use super::plan::{classify_top, TopSeen};
 use crate::queue::layout::{Layout, INTD, MESS, TODO};
-use crate::queue::name::{parse_subdir, MAX_SPLIT};
+use crate::queue::name::{parse_inode, parse_subdir, split_index, MAX_SPLIT};
 use std::io;
 use std::os::fd::OwnedFd;
 
@@ -52,27 +52,73 @@ pub fn layout_of(
     Ok(Ok(layout))
 }
 
-/// One more than the highest numbered subdirectory of `mess`, `info`,
-/// `local` and `remote` together (qmail-send and queue-fix make all four
-/// with every bucket, so a bucket missing from one of them is recreated
-/// rather than every message moved to a smaller split). `None`: no
-/// numbered subdirectory anywhere (a queue being created).
+/// The split the queue's directories were made with. Each of `mess`,
+/// `info`, `local` and `remote` proposes one more than its highest
+/// numbered subdirectory (qmail-send and queue-fix make all four with
+/// every bucket). When they disagree — a bucket missing from one of them,
+/// or one more made by hand or by an account that can write there — the
+/// names alone are not trusted: the proposal under which most `mess` files
+/// already sit in their bucket (`inode % split`) wins, then the one most
+/// directories make, then the larger. So neither a lost top bucket nor a
+/// planted `mess/150` re-splits a queue whose mail says otherwise.
+/// `None`: no numbered subdirectory anywhere (a queue being created).
 fn split_on_disk(root: &OwnedFd) -> io::Result<Option<u32>> {
-    let mut highest = None::<u32>;
+    let mut proposals: Vec<u32> = Vec::new();
+    let mut mess_buckets: Vec<u32> = Vec::new();
     for dir in SPLIT_DIRS {
         let Some(fd) = open_dir_at(root, dir)? else {
             continue;
         };
+        let mut highest = None::<u32>;
         for_each_typed(&fd, |name, kind| {
             if kind == Found::Dir {
                 if let Some(n) = parse_subdir(name.as_encoded_bytes()).filter(|&n| n < MAX_SPLIT) {
                     highest = Some(highest.map_or(n, |h| h.max(n)));
+                    if dir == MESS {
+                        mess_buckets.push(n);
+                    }
+                }
+            }
+            Ok(())
+        })?;
+        proposals.extend(highest.map(|h| h + 1));
+    }
+    let mut candidates = proposals.clone();
+    candidates.sort_unstable();
+    candidates.dedup();
+    if candidates.len() <= 1 {
+        return Ok(candidates.first().copied());
+    }
+    let placed = placed_under(root, &mess_buckets, &candidates)?;
+    let votes = |n: u32| proposals.iter().filter(|&&p| p == n).count();
+    Ok(candidates
+        .iter()
+        .zip(placed)
+        .max_by_key(|&(&n, placed)| (placed, votes(n), n))
+        .map(|(&n, _)| n))
+}
+
+/// For each candidate split, how many `mess` files sit in the bucket it
+/// gives them (`mess/<inode % split>/<inode>`).
+fn placed_under(root: &OwnedFd, buckets: &[u32], candidates: &[u32]) -> io::Result<Vec<u64>> {
+    let mut placed = vec![0u64; candidates.len()];
+    let Some(mess) = open_dir_at(root, MESS)? else {
+        return Ok(placed);
+    };
+    for &bucket in buckets {
+        let Some(fd) = open_dir_at(&mess, &bucket.to_string())? else {
+            continue;
+        };
+        for_each_typed(&fd, |name, _| {
+            if let Some(inode) = parse_inode(name.as_encoded_bytes()) {
+                for (count, &split) in placed.iter_mut().zip(candidates) {
+                    *count += u64::from(split_index(inode, split) == bucket);
                 }
             }
             Ok(())
         })?;
     }
-    Ok(highest.map(|h| h + 1))
+    Ok(placed)
 }
 
 /// `todo`/`intd` split (numbered subdirectories at the top) or flat
