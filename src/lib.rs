@@ -10,9 +10,12 @@
 //! - `queue-stat` ([`stat`]) shows every queue at a glance (depth, ages,
 //!   space, health) for people and for monitoring, changing nothing.
 
-pub mod escape;
 pub mod exit;
 pub mod fix;
+pub mod fsx;
 pub mod multi;
 pub mod queue;
 pub mod stat;
+
+/// Kept at the crate root for the front ends' existing paths.
+pub use fsx::escape;

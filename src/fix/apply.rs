@@ -168,9 +168,9 @@ impl<'a> Applier<'a> {
 
     pub fn show(&self, rel: &Path) -> String {
         if rel == Path::new(".") {
-            crate::escape::path(self.shown)
+            crate::fsx::escape::path(self.shown)
         } else {
-            crate::escape::path(&self.shown.join(rel))
+            crate::fsx::escape::path(&self.shown.join(rel))
         }
     }
 
@@ -284,14 +284,14 @@ impl<'a> Applier<'a> {
                     vec![format!(
                         "delete {} ({})",
                         s(path),
-                        crate::escape::bytes(cause.as_bytes())
+                        crate::fsx::escape::bytes(cause.as_bytes())
                     )]
                 } else {
                     vec![format!(
                         "quarantine {} -> {}/ ({})",
                         s(path),
                         s(Path::new(QUARANTINE.path)),
-                        crate::escape::bytes(cause.as_bytes())
+                        crate::fsx::escape::bytes(cause.as_bytes())
                     )]
                 }
             }
@@ -495,7 +495,7 @@ impl<'a> Applier<'a> {
                                 "cannot rename the message onto it",
                                 &io::Error::other(format!(
                                     "it exists and is not {}",
-                                    crate::escape::path(&top.from)
+                                    crate::fsx::escape::path(&top.from)
                                 )),
                             );
                             on_stack.clear();
@@ -609,9 +609,9 @@ fn ensure_quarantine(root: &OwnedFd, want: &Want) -> Result<(), Failure> {
             let aside = PathBuf::from(format!("{}.was.{}", QUARANTINE.path, st.ino));
             eprintln!(
                 "queue-fix: warning: {}: {} where the quarantine directory belongs; renamed to {}",
-                crate::escape::path(qdir),
+                crate::fsx::escape::path(qdir),
                 st.kind.word(),
-                crate::escape::path(&aside)
+                crate::fsx::escape::path(&aside)
             );
             step();
             match safe::rename_noreplace(root, qdir, root, &aside) {
@@ -920,9 +920,9 @@ pub fn move_file(
             let aside = set_aside(root, to, qwant)?;
             eprintln!(
                 "queue-fix: warning: {}: held a file of no message where {} moves; set aside as {}",
-                crate::escape::path(to),
-                crate::escape::path(from),
-                crate::escape::path(&aside)
+                crate::fsx::escape::path(to),
+                crate::fsx::escape::path(from),
+                crate::fsx::escape::path(&aside)
             );
             step();
             match safe::rename_noreplace(root, from, root, to) {

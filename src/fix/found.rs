@@ -113,8 +113,8 @@ pub fn layout_at(
     }
     match crate::queue::path::open_dir_trusted(queue) {
         Ok(Some(fd)) => layout_of(&fd, wanted, as_found)
-            .map_err(|e| format!("{}: {e}", crate::escape::path(queue)))?,
+            .map_err(|e| format!("{}: {e}", crate::fsx::escape::path(queue)))?,
         Ok(None) => Ok(wanted),
-        Err(e) => Err(format!("{}: {e}", crate::escape::path(queue))),
+        Err(e) => Err(format!("{}: {e}", crate::fsx::escape::path(queue))),
     }
 }

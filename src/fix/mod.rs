@@ -145,7 +145,7 @@ pub fn run(opts: &Options) -> i32 {
 pub(crate) fn fatal(path: &Path, what: &str, e: impl std::fmt::Display) -> Outcome {
     eprintln!(
         "queue-fix: fatal: {}: {what}: {e}",
-        crate::escape::path(path)
+        crate::fsx::escape::path(path)
     );
     Outcome {
         fatal: true,
@@ -207,7 +207,7 @@ fn fix_base(
         if !(retire && opts.mode != RunMode::DryRun) {
             eprintln!(
                 "queue-fix: {}: orphan: holds {held} message{} outside queue{}..queue{}{}",
-                crate::escape::path(&q),
+                crate::fsx::escape::path(&q),
                 if *held == 1 { "" } else { "s" },
                 served.start,
                 served.end.saturating_sub(1),
@@ -256,7 +256,7 @@ fn fix_served_beyond(
     let mut total = Outcome::default();
     for n in served.clone().filter(|n| !range.contains(n)) {
         let q = base.join(format!("queue{n}"));
-        let shown = crate::escape::path(&q);
+        let shown = crate::fsx::escape::path(&q);
         let why = format!(
             "served by qscheduler ({} queues in use, configured queue{}..queue{})",
             in_use.unwrap_or(0),
@@ -291,7 +291,7 @@ fn fix_special(base: &Path, opts: &Options, ids: &Ids) -> Outcome {
         if opts.verbose {
             println!(
                 "{}: special queue ({}{}{})",
-                crate::escape::path(&q),
+                crate::fsx::escape::path(&q),
                 sq.purpose,
                 if sq.option.is_empty() {
                     ""
@@ -431,7 +431,7 @@ pub fn fix_queue(queue: &Path, opts: &Options, ids: &Ids) -> Outcome {
     for w in &plan.warnings {
         eprintln!(
             "queue-fix: {}: {}",
-            crate::escape::path(&queue.join(&w.path)),
+            crate::fsx::escape::path(&queue.join(&w.path)),
             w.cause
         );
     }
@@ -470,7 +470,7 @@ pub fn fix_queue(queue: &Path, opts: &Options, ids: &Ids) -> Outcome {
         eprintln!(
             "queue-fix: {}: live: {} is locked by another process (qmail-send running); \
              {} problem{} left unchanged (use --force to change a live queue)",
-            crate::escape::path(queue),
+            crate::fsx::escape::path(queue),
             crate::queue::layout::SENDMUTEX,
             outcome.problems,
             if outcome.problems == 1 { "" } else { "s" }
@@ -498,7 +498,7 @@ fn queue_layout(root: &OwnedFd, queue: &Path, opts: &Options) -> Result<Layout, 
     if !kept.is_empty() {
         println!(
             "{}: {}, as found (not set)",
-            crate::escape::path(queue),
+            crate::fsx::escape::path(queue),
             kept.join(", ")
         );
     }
@@ -624,7 +624,7 @@ fn warn_pid_leftovers(root: &OwnedFd, queue: &Path) {
         };
         eprintln!(
             "queue-fix: warning: {}: {why}",
-            crate::escape::path(&queue.join(PID).join(name))
+            crate::fsx::escape::path(&queue.join(PID).join(name))
         );
         Ok(())
     });

@@ -76,7 +76,7 @@ pub fn find_orphans(base: &Path, served: &Range<u32>) -> io::Result<Vec<(u32, u6
             let held = count_messages(&q).map_err(|e| {
                 io::Error::new(
                     e.kind(),
-                    format!("{}: {e}", crate::escape::path(&base.join(name))),
+                    format!("{}: {e}", crate::fsx::escape::path(&base.join(name))),
                 )
             })?;
             if held > 0 {
@@ -142,7 +142,7 @@ pub fn retire_queue(
     }
     let targets = targets(&dests);
     if dests.iter().any(|d| d.disabled) {
-        let shown = crate::escape::path(queue);
+        let shown = crate::fsx::escape::path(queue);
         if targets.iter().all(|&i| dests[i].disabled) {
             println!(
                 "{shown}: every queue of the range is disabled: retiring into them anyway \
@@ -199,7 +199,7 @@ pub fn retire_queue(
         dirs: Default::default(),
     };
     if let Err((p, what, e)) = mover.all() {
-        eprintln!("queue-fix: fatal: {}: {what}: {e}", crate::escape::path(&p));
+        eprintln!("queue-fix: fatal: {}: {what}: {e}", crate::fsx::escape::path(&p));
         outcome.fatal = true;
     }
     if opts.mode != RunMode::DryRun {
@@ -234,9 +234,9 @@ fn refuse(live: &Path, queue: &Path) -> Outcome {
     eprintln!(
         "queue-fix: {}: live: {} is locked by another process (qmail-send running); \
          not retiring {} (use --force)",
-        crate::escape::path(live),
+        crate::fsx::escape::path(live),
         layout::SENDMUTEX,
-        crate::escape::path(queue)
+        crate::fsx::escape::path(queue)
     );
     Outcome {
         live_refused: true,
@@ -484,8 +484,8 @@ impl Mover<'_> {
         };
         eprintln!(
             "queue-fix: {}: {why}; set aside as {} instead of retiring it",
-            crate::escape::path(&self.shown.join(path)),
-            crate::escape::path(&self.shown.join(to))
+            crate::fsx::escape::path(&self.shown.join(path)),
+            crate::fsx::escape::path(&self.shown.join(to))
         );
         Ok(())
     }
@@ -544,15 +544,15 @@ impl Mover<'_> {
         if self.verbose || self.dry {
             let dest = self.base.join(format!("queue{}", d.n));
             let target = match to {
-                Some(to) => crate::escape::path(&dest.join(rel(MESS, to, self.layout))),
+                Some(to) => crate::fsx::escape::path(&dest.join(rel(MESS, to, self.layout))),
                 None => format!(
                     "{} (copied: a new inode there)",
-                    crate::escape::path(&dest.join(MESS))
+                    crate::fsx::escape::path(&dest.join(MESS))
                 ),
             };
             println!(
                 "retire {} -> {target}",
-                crate::escape::path(&self.shown.join(rel(MESS, from, self.layout))),
+                crate::fsx::escape::path(&self.shown.join(rel(MESS, from, self.layout))),
             );
         }
     }

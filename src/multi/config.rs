@@ -80,7 +80,7 @@ impl fmt::Display for ConfigError {
             f,
             "{}=\"{}\" is not {}",
             self.variable,
-            crate::escape::name(&self.value),
+            crate::fsx::escape::name(&self.value),
             self.expected
         )
     }

@@ -58,7 +58,7 @@ fn temp_file(tmpdir: &Path) -> Result<File, Fatal> {
             QueueExit::TempFileFailed,
             format!(
                 "creating a temporary file {}: {}",
-                crate::escape::path(&template),
+                crate::fsx::escape::path(&template),
                 e.desc()
             ),
         )
@@ -74,7 +74,7 @@ fn temp_file(tmpdir: &Path) -> Result<File, Fatal> {
             QueueExit::TempFileFailed,
             format!(
                 "unlinking the temporary file {}: {e}",
-                crate::escape::path(&path)
+                crate::fsx::escape::path(&path)
             ),
         )
     })?;
@@ -105,7 +105,7 @@ pub fn run(command: &OsStr, make_seekable: bool, tmpdir: &Path) -> Result<Verdic
                 QueueExit::CannotReadInput,
                 format!(
                     "spooling the message to {}: {e}",
-                    crate::escape::path(tmpdir)
+                    crate::fsx::escape::path(tmpdir)
                 ),
             )
         })?;

@@ -86,7 +86,7 @@ fn run(args: Vec<OsString>) -> Result<(), Fatal> {
                 "loop: this injection has passed through qmail-multi {} times \
                  ({PASSES_VARIABLE}); the queue program {} leads back to qmail-multi",
                 config.passes,
-                crate::escape::path(&program)
+                crate::fsx::escape::path(&program)
             ),
         ));
     }
@@ -156,7 +156,7 @@ fn run(args: Vec<OsString>) -> Result<(), Fatal> {
                     let why: Vec<String> = none
                         .skipped
                         .iter()
-                        .map(|s| format!("{} {}", crate::escape::path(&probe.path(s.queue)), s.health))
+                        .map(|s| format!("{} {}", crate::fsx::escape::path(&probe.path(s.queue)), s.health))
                         .collect();
                     let all_disabled = none
                         .skipped
@@ -178,7 +178,7 @@ fn run(args: Vec<OsString>) -> Result<(), Fatal> {
                 crate::diag!(
                     warn,
                     "skipped {}: {}",
-                    crate::escape::path(&probe.path(s.queue)),
+                    crate::fsx::escape::path(&probe.path(s.queue)),
                     s.health
                 );
             }
@@ -189,8 +189,8 @@ fn run(args: Vec<OsString>) -> Result<(), Fatal> {
         crate::diag!(
             debug,
             "queue {} via {}",
-            crate::escape::path(&queue),
-            crate::escape::path(&program)
+            crate::fsx::escape::path(&queue),
+            crate::fsx::escape::path(&program)
         );
     }
     Err(exec_queue(&program, args, &queue, config.passes + 1))
@@ -208,7 +208,7 @@ fn enter_home(home: &std::path::Path) -> Result<(), Fatal> {
         Err(e) => crate::diag!(
             warn,
             "cannot change into QMAILHOME {}: {e}; using /",
-            crate::escape::path(home)
+            crate::fsx::escape::path(home)
         ),
     }
     std::env::set_current_dir("/")
@@ -242,7 +242,7 @@ pub fn resolve_base(base: &Base) -> Result<PathBuf, Fatal> {
                 Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(qmailhome.join("queue")),
                 Err(e) => Err(Fatal::new(
                     QueueExit::CannotReadConfig,
-                    format!("cannot read {}: {e}", crate::escape::path(&file)),
+                    format!("cannot read {}: {e}", crate::fsx::escape::path(&file)),
                 )),
             }
         }
@@ -276,7 +276,7 @@ fn exec_queue(
         QueueExit::CannotExec,
         format!(
             "cannot run the queue program {}: {}",
-            crate::escape::path(program),
+            crate::fsx::escape::path(program),
             e.desc()
         ),
     )

@@ -138,7 +138,7 @@ pub fn deposit(
     };
     let mut mess = new_file(&pid_path).map_err(fail(
         QueueExit::WriteFailed,
-        format!("creating {}", crate::escape::path(&pid_path)),
+        format!("creating {}", crate::fsx::escape::path(&pid_path)),
     ))?;
     let inode = mess
         .metadata()
@@ -148,7 +148,7 @@ pub fn deposit(
     let mess_path = at(MESS);
     let linked = fs::hard_link(&pid_path, &mess_path).map_err(fail(
         QueueExit::WriteFailed,
-        format!("linking {}", crate::escape::path(&mess_path)),
+        format!("linking {}", crate::fsx::escape::path(&mess_path)),
     ));
     // The pid file goes whether or not the link worked: it names nothing.
     let _ = fs::remove_file(&pid_path);
@@ -175,14 +175,14 @@ pub fn deposit(
         let _ = fs::remove_file(&mess_path);
         return Err(fail(
             QueueExit::WriteFailed,
-            format!("writing {}", crate::escape::path(&mess_path)),
+            format!("writing {}", crate::fsx::escape::path(&mess_path)),
         )(e));
     }
 
     let intd_path = at(INTD);
     let mut intd = new_file(&intd_path).map_err(fail(
         QueueExit::WriteFailed,
-        format!("creating {}", crate::escape::path(&intd_path)),
+        format!("creating {}", crate::fsx::escape::path(&intd_path)),
     ))?;
     let mut env = format!("u{}\0p{pid}\0", nix::unistd::getuid()).into_bytes();
     env.extend_from_slice(&envelope.to_wire());
@@ -190,12 +190,12 @@ pub fn deposit(
         .and_then(|()| if opts.sync { intd.sync_all() } else { Ok(()) })
         .map_err(fail(
             QueueExit::WriteFailed,
-            format!("writing {}", crate::escape::path(&intd_path)),
+            format!("writing {}", crate::fsx::escape::path(&intd_path)),
         ))?;
     let todo_path = at(TODO);
     fs::hard_link(&intd_path, &todo_path).map_err(fail(
         QueueExit::WriteFailed,
-        format!("linking {}", crate::escape::path(&todo_path)),
+        format!("linking {}", crate::fsx::escape::path(&todo_path)),
     ))?;
     poke_trigger(&queue.join(TRIGGER));
     Ok(inode)

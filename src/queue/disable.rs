@@ -208,7 +208,7 @@ pub fn note_disabled(root: &OwnedFd, queue: &Path) -> bool {
     if disabled {
         println!(
             "{}: disabled: qmail-multi sends it no new mail (queue-fix --enable enables it)",
-            crate::escape::path(queue)
+            crate::fsx::escape::path(queue)
         );
     }
     disabled

@@ -61,7 +61,7 @@ pub fn open_dir_trusted(path: &Path) -> io::Result<Option<OwnedFd>> {
 }
 
 fn named(path: &Path, e: io::Error) -> io::Error {
-    io::Error::new(e.kind(), format!("{}: {e}", crate::escape::path(path)))
+    io::Error::new(e.kind(), format!("{}: {e}", crate::fsx::escape::path(path)))
 }
 
 #[cfg(test)]

@@ -286,7 +286,7 @@ fn exists(q: &QueueStat) -> bool {
     !matches!(q.health, Health::Missing | Health::NotADirectory)
 }
 
-/// Status text with every `|` written as `\x7c` (as [`crate::escape`]
+/// Status text with every `|` written as `\x7c` (as [`crate::fsx::escape`]
 /// writes odd bytes): a `|` there would start the perfdata, so a queue
 /// path or a configured value holding one could forge figures.
 pub fn no_pipe(text: &str) -> String {

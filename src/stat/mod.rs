@@ -114,7 +114,7 @@ where
                 title: "queues".into(),
                 queues: qs
                     .iter()
-                    .map(|q| (crate::escape::path(q), q.clone()))
+                    .map(|q| (crate::fsx::escape::path(q), q.clone()))
                     .collect(),
                 orphans_of: None,
                 first: None,
@@ -125,8 +125,8 @@ where
         }
         (Target::Range(r), MultiTarget::Fixed(dir)) if *r == Range::default() => {
             return Ok(Plan {
-                title: format!("QUEUEDIR={}", crate::escape::path(dir)),
-                queues: vec![(crate::escape::path(dir), dir.clone())],
+                title: format!("QUEUEDIR={}", crate::fsx::escape::path(dir)),
+                queues: vec![(crate::fsx::escape::path(dir), dir.clone())],
                 orphans_of: None,
                 first: None,
                 min_free: config.min_free,
@@ -166,7 +166,7 @@ where
     };
     let mut title = format!(
         "{}: queue{start}..queue{}",
-        crate::escape::path(&base),
+        crate::fsx::escape::path(&base),
         end - 1
     );
     if served_end > end {
@@ -341,7 +341,7 @@ fn orphans(base: &std::path::Path, range: &std::ops::Range<u64>) -> (Vec<Orphan>
         ),
         Err(e) => (
             Vec::new(),
-            Some(format!("{}: {e}", crate::escape::path(base))),
+            Some(format!("{}: {e}", crate::fsx::escape::path(base))),
         ),
     }
 }
@@ -442,7 +442,7 @@ pub fn run(opts: &Options) -> i32 {
         for q in snap.queues.iter().filter(|q| q.error.is_some()) {
             eprintln!(
                 "queue-stat: {}: cannot read: {}",
-                crate::escape::path(&q.path),
+                crate::fsx::escape::path(&q.path),
                 q.error.as_deref().unwrap_or_default()
             );
         }

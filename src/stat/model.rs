@@ -89,7 +89,7 @@ pub struct Space {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct QueueStat {
     /// `queueN` under a base, else the path as given, escaped
-    /// ([`crate::escape`]) like every text of a snapshot, so the views print
+    /// ([`crate::fsx::escape`]) like every text of a snapshot, so the views print
     /// it as it is.
     pub label: String,
     pub path: PathBuf,

@@ -212,7 +212,7 @@ pub fn render(s: &Snapshot) -> String {
         if q.health != Health::Usable {
             notes.push(format!(
                 "{label}: {} {}",
-                crate::escape::path(&q.path),
+                crate::fsx::escape::path(&q.path),
                 q.health
             ));
         }

@@ -1,0 +1,4 @@
+//! The bottom floor: primitives for directories that other users can
+//! write. They know nothing of queues and import nothing of this crate.
+
+pub mod escape;
