@@ -102,7 +102,7 @@ fn big_todo_on_disk(root: &OwnedFd) -> io::Result<Result<Option<bool>, String>> 
 }
 
 /// [`layout_of`] for the queue directory at `queue` (followed as queue-fix
-/// follows one, [`crate::queue::path`]); `wanted` when it does not exist.
+/// follows one, [`crate::fsx::trusted`]); `wanted` when it does not exist.
 pub fn layout_at(
     queue: &std::path::Path,
     wanted: Layout,
@@ -111,7 +111,7 @@ pub fn layout_at(
     if as_found == AsFound::default() {
         return Ok(wanted);
     }
-    match crate::queue::path::open_dir_trusted(queue) {
+    match crate::fsx::trusted::open_dir_trusted(queue) {
         Ok(Some(fd)) => layout_of(&fd, wanted, as_found)
             .map_err(|e| format!("{}: {e}", crate::fsx::escape::path(queue)))?,
         Ok(None) => Ok(wanted),

@@ -528,10 +528,10 @@ fn plan_ratelimit_files(
 }
 
 /// Opens the queue directory (following only a symlink root or the
-/// invoking user owns: see [`crate::queue::path`]); `None` when it
+/// invoking user owns: see [`crate::fsx::trusted`]); `None` when it
 /// does not exist.
 fn open_queue(queue: &Path) -> io::Result<Option<OwnedFd>> {
-    crate::queue::path::open_dir_trusted(queue)
+    crate::fsx::trusted::open_dir_trusted(queue)
 }
 
 /// A queue from nothing: the root first (its parent must exist), then the
@@ -544,7 +544,7 @@ fn create_queue(queue: &Path, opts: &Options, ids: &Ids) -> Outcome {
     let Some(name) = queue.file_name().map(OsString::from) else {
         return fatal(queue, "cannot create the queue", "no directory name");
     };
-    let parent_fd = match crate::queue::path::open_dir_trusted(&parent) {
+    let parent_fd = match crate::fsx::trusted::open_dir_trusted(&parent) {
         Ok(Some(fd)) => fd,
         Ok(None) => {
             return fatal(

@@ -2,3 +2,4 @@
 //! write. They know nothing of queues and import nothing of this crate.
 
 pub mod escape;
+pub mod trusted;

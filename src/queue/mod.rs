@@ -4,7 +4,6 @@ pub mod deposit;
 pub mod disable;
 pub mod layout;
 pub mod name;
-pub mod path;
 pub mod served;
 pub mod settings;
 pub mod special;
