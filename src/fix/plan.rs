@@ -3,6 +3,7 @@
 //! Paths in actions are relative to the queue root.
 
 use super::observe::{Found, Stat};
+pub use super::safe::Expect;
 use crate::queue::layout::{self, Entry, Kind, Layout, MESS};
 use crate::queue::name::{parse_inode, split_index};
 use crate::queue::users::Ids;
@@ -68,27 +69,6 @@ pub struct MessageMove {
     /// that must wait) is never touched by these: they name the files
     /// being moved, not their targets.
     pub first: Vec<Action>,
-}
-
-/// What an entry must still be when queue-fix changes its owner or mode:
-/// what the plan saw. Checked on the descriptor that is then changed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Expect {
-    pub kind: Found,
-    /// `(dev, ino)` seen; `None` for an entry queue-fix just created.
-    pub id: Option<(u64, u64)>,
-    /// Most hard links allowed (directories are not checked).
-    pub max_links: u64,
-}
-
-impl Expect {
-    pub fn seen(st: &Stat, max_links: u64) -> Expect {
-        Expect {
-            kind: st.kind,
-            id: Some((st.dev, st.ino)),
-            max_links,
-        }
-    }
 }
 
 /// Links a message file may have: one, except that qmail-queue links a
