@@ -4,7 +4,7 @@
 
 use super::observe::{io_err, stat_at, Found};
 use super::plan::{Action, ActionKind, Expect, MessageMove, Want, MAX_LINKS, TEMP_SUFFIX};
-use super::safe;
+use crate::fsx::beneath;
 use crate::queue::layout::{Kind, QUARANTINE};
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
@@ -45,7 +45,7 @@ pub fn arm_crash_hook() {
         CRASH_AFTER.store(n, Ordering::SeqCst);
     }
     if std::env::var_os("QUEUE_FIX_UNSAFE_NO_FSYNC").is_some_and(|v| v == "1") {
-        safe::skip_fsyncs();
+        beneath::skip_fsyncs();
     }
 }
 
@@ -311,13 +311,13 @@ impl<'a> Applier<'a> {
         match action {
             Action::CreateDir { path, want } => {
                 step();
-                safe::mkdir(root, path, want.mode).map_err(at(path, "cannot create directory"))?;
+                beneath::mkdir(root, path, want.mode).map_err(at(path, "cannot create directory"))?;
                 own(root, path, want)
             }
             Action::CreateFile { path, want } => create_file(root, path, want),
             Action::CreateFifo { path, want } => {
                 step();
-                safe::mkfifo(root, path, want.mode)
+                beneath::mkfifo(root, path, want.mode)
                     .map_err(at(path, "cannot create named pipe"))?;
                 own(root, path, want)
             }
@@ -329,14 +329,14 @@ impl<'a> Applier<'a> {
                 ..
             } => {
                 step();
-                safe::chown_checked(root, path, expect, *uid, *gid)
+                beneath::chown_checked(root, path, expect, *uid, *gid)
                     .map_err(|e| (path.clone(), "cannot change owner", e))
             }
             Action::Chmod {
                 path, mode, expect, ..
             } => {
                 step();
-                safe::chmod_checked(root, path, expect, *mode)
+                beneath::chmod_checked(root, path, expect, *mode)
                     .map_err(|e| (path.clone(), "cannot change mode", e))
             }
             Action::MoveMessage(m) => {
@@ -365,15 +365,15 @@ impl<'a> Applier<'a> {
             Action::SetAside { path, keep, .. } => {
                 if self.delete_strays && !keep {
                     step();
-                    safe::unlink(root, path).map_err(at(path, "cannot delete"))?;
-                    safe::sync_parent(root, path).map_err(|e| (path.clone(), "cannot sync", e))
+                    beneath::unlink(root, path).map_err(at(path, "cannot delete"))?;
+                    beneath::sync_parent(root, path).map_err(|e| (path.clone(), "cannot sync", e))
                 } else {
                     set_aside(root, path, &self.quarantine).map(|_| ())
                 }
             }
             Action::RemoveLeftover { path } => {
                 step();
-                match safe::unlink(root, path) {
+                match beneath::unlink(root, path) {
                     Ok(()) | Err(Errno::ENOENT) => Ok(()),
                     Err(e) => Err(at(path, "cannot remove")(e)),
                 }
@@ -537,9 +537,9 @@ fn at(p: &Path, what: &'static str) -> impl FnOnce(Errno) -> Failure {
 fn remove_empty_dir(root: &OwnedFd, path: &Path) -> Result<(), Failure> {
     use std::os::fd::AsFd;
     step();
-    let b = safe::beneath(root.as_fd(), path).map_err(at(path, "cannot remove directory"))?;
+    let b = beneath::beneath(root.as_fd(), path).map_err(at(path, "cannot remove directory"))?;
     match nix::unistd::unlinkat(b.dir(), b.name, nix::unistd::UnlinkatFlags::RemoveDir) {
-        Ok(()) => safe::sync_parent(root, path).map_err(|e| (path.to_owned(), "cannot sync", e)),
+        Ok(()) => beneath::sync_parent(root, path).map_err(|e| (path.to_owned(), "cannot sync", e)),
         Err(Errno::ENOENT) => Ok(()),
         Err(Errno::ENOTEMPTY | Errno::EEXIST) => Err((
             path.to_owned(),
@@ -562,13 +562,13 @@ fn own(root: &OwnedFd, path: &Path, want: &Want) -> Result<(), Failure> {
         max_links: MAX_LINKS,
     };
     step();
-    safe::chown_checked(root, path, &expect, want.uid, want.gid)
+    beneath::chown_checked(root, path, &expect, want.uid, want.gid)
         .map_err(|e| (path.to_owned(), "cannot change owner", e))?;
     // mkdir and mknod honour the umask; the table's mode is exact.
     step();
-    safe::chmod_checked(root, path, &expect, want.mode)
+    beneath::chmod_checked(root, path, &expect, want.mode)
         .map_err(|e| (path.to_owned(), "cannot change mode", e))?;
-    safe::sync_parent(root, path).map_err(|e| (path.to_owned(), "cannot sync", e))
+    beneath::sync_parent(root, path).map_err(|e| (path.to_owned(), "cannot sync", e))
 }
 
 /// The longest quarantine name: a file name is at most 255 bytes, and a
@@ -614,7 +614,7 @@ fn ensure_quarantine(root: &OwnedFd, want: &Want) -> Result<(), Failure> {
                 crate::fsx::escape::path(&aside)
             );
             step();
-            match safe::rename_noreplace(root, qdir, root, &aside) {
+            match beneath::rename_noreplace(root, qdir, root, &aside) {
                 Ok(()) | Err(Errno::ENOENT) => {}
                 Err(e) => return Err(at(qdir, "cannot rename aside")(e)),
             }
@@ -622,7 +622,7 @@ fn ensure_quarantine(root: &OwnedFd, want: &Want) -> Result<(), Failure> {
         None => {}
     }
     step();
-    match safe::mkdir(root, qdir, want.mode) {
+    match beneath::mkdir(root, qdir, want.mode) {
         Ok(()) => own(root, qdir, want),
         Err(Errno::EEXIST) => Ok(()),
         Err(e) => Err(at(qdir, "cannot create directory")(e)),
@@ -644,7 +644,7 @@ pub fn set_aside(root: &OwnedFd, path: &Path, want: &Want) -> Result<PathBuf, Fa
         }
         let to = qdir.join(name);
         step();
-        match safe::rename_noreplace(root, path, root, &to) {
+        match beneath::rename_noreplace(root, path, root, &to) {
             Ok(()) => {
                 sync_both(root, &to, path)?;
                 return Ok(to);
@@ -670,9 +670,9 @@ pub fn set_aside(root: &OwnedFd, path: &Path, want: &Want) -> Result<PathBuf, Fa
 /// After a rename from `from` to `to`: the new name's directory first,
 /// then the old one's.
 fn sync_both(root: &OwnedFd, to: &Path, from: &Path) -> Result<(), Failure> {
-    safe::sync_parent(root, to).map_err(|e| (to.to_owned(), "cannot sync", e))?;
+    beneath::sync_parent(root, to).map_err(|e| (to.to_owned(), "cannot sync", e))?;
     if to.parent() != from.parent() {
-        safe::sync_parent(root, from).map_err(|e| (from.to_owned(), "cannot sync", e))?;
+        beneath::sync_parent(root, from).map_err(|e| (from.to_owned(), "cannot sync", e))?;
     }
     Ok(())
 }
@@ -690,7 +690,7 @@ fn create_file(root: &OwnedFd, path: &Path, want: &Want) -> Result<(), Failure> 
     }
     let temp = PathBuf::from(temp);
     step();
-    let fd = safe::open(
+    let fd = beneath::open(
         root,
         &temp,
         OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL,
@@ -709,10 +709,10 @@ fn create_file(root: &OwnedFd, path: &Path, want: &Want) -> Result<(), Failure> 
     done.map_err(|e| (temp.clone(), "cannot write", e))?;
     if size > 0 {
         step();
-        safe::rename_noreplace(root, &temp, root, path)
+        beneath::rename_noreplace(root, &temp, root, path)
             .map_err(at(path, "cannot rename into place"))?;
     }
-    safe::sync_parent(root, path).map_err(|e| (path.to_owned(), "cannot sync", e))
+    beneath::sync_parent(root, path).map_err(|e| (path.to_owned(), "cannot sync", e))
 }
 
 /// How a message move ended.
@@ -735,7 +735,7 @@ pub fn move_message(
     sync: &Sync,
 ) -> Result<Moved, Failure> {
     step();
-    match safe::link(root, &m.from, root, &m.to) {
+    match beneath::link(root, &m.from, root, &m.to) {
         Ok(()) => {}
         Err(Errno::EEXIST) if same_file(root, &m.from, &m.to) => {}
         Err(Errno::EEXIST) => return Ok(Moved::Blocked),
@@ -795,7 +795,7 @@ impl Batch {
         let mut emptied = std::collections::HashSet::new();
         for p in std::mem::take(&mut self.old) {
             step();
-            match safe::unlink(root, &p) {
+            match beneath::unlink(root, &p) {
                 Ok(()) => {
                     emptied.insert(dir_of(&p));
                 }
@@ -812,13 +812,13 @@ impl Batch {
 
 /// fsync of the directory `d` (the directory holding any name inside it).
 fn sync_dir(root: &OwnedFd, d: &Path) -> Result<(), Failure> {
-    safe::sync_parent(root, &d.join("x")).map_err(|e| (d.to_owned(), "cannot sync", e))
+    beneath::sync_parent(root, &d.join("x")).map_err(|e| (d.to_owned(), "cannot sync", e))
 }
 
 impl Sync<'_> {
     fn new_name(&self, root: &OwnedFd, to: &Path) -> Result<(), Failure> {
         match self {
-            Sync::Now => safe::sync_parent(root, to).map_err(|e| (to.to_owned(), "cannot sync", e)),
+            Sync::Now => beneath::sync_parent(root, to).map_err(|e| (to.to_owned(), "cannot sync", e)),
             Sync::Batched(b) => {
                 b.lock()
                     .unwrap_or_else(|e| e.into_inner())
@@ -846,9 +846,9 @@ impl Sync<'_> {
         match self {
             Sync::Now => {
                 step();
-                match safe::unlink(root, old) {
+                match beneath::unlink(root, old) {
                     Ok(()) => {
-                        safe::sync_parent(root, old).map_err(|e| (old.to_owned(), "cannot sync", e))
+                        beneath::sync_parent(root, old).map_err(|e| (old.to_owned(), "cannot sync", e))
                     }
                     Err(Errno::ENOENT) => Ok(()),
                     Err(e) => Err((old.to_owned(), "cannot remove the old name", io_err(e))),
@@ -912,7 +912,7 @@ pub fn move_file(
         return Ok(());
     }
     step();
-    match safe::rename_noreplace(root, from, root, to) {
+    match beneath::rename_noreplace(root, from, root, to) {
         Ok(()) => sync.renamed(root, to, from),
         Err(Errno::ENOENT) => Ok(()),
         Err(Errno::EEXIST) if same_file(root, from, to) => sync.remove_old(root, from),
@@ -925,7 +925,7 @@ pub fn move_file(
                 crate::fsx::escape::path(&aside)
             );
             step();
-            match safe::rename_noreplace(root, from, root, to) {
+            match beneath::rename_noreplace(root, from, root, to) {
                 Ok(()) => sync.renamed(root, to, from),
                 Err(Errno::ENOENT) => Ok(()),
                 Err(e) => Err((from.to_owned(), "cannot rename", io_err(e))),

@@ -13,7 +13,6 @@ pub mod messages;
 pub mod observe;
 pub mod plan;
 pub mod retire;
-pub mod safe;
 
 use crate::queue::layout::{Kind, Layout, PID, QUARANTINE};
 use crate::queue::users::{self, Ids, Owners};

@@ -88,7 +88,7 @@ pub fn io_err(e: Errno) -> io::Error {
 pub fn stat_at(dir: impl AsFd, path: &(impl AsRef<OsStr> + ?Sized)) -> io::Result<Option<Stat>> {
     let path = Path::new(path.as_ref());
     if path.as_os_str().as_bytes().contains(&b'/') {
-        return match super::safe::beneath(dir.as_fd(), path) {
+        return match crate::fsx::beneath::beneath(dir.as_fd(), path) {
             Ok(b) => stat_one(b.dir(), b.name),
             Err(Errno::ENOENT | Errno::ENOTDIR | Errno::ELOOP | Errno::EXDEV) => Ok(None),
             Err(e) => Err(io_err(e)),

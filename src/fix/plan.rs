@@ -3,7 +3,7 @@
 //! Paths in actions are relative to the queue root.
 
 use super::observe::{Found, Stat};
-pub use super::safe::Expect;
+pub use crate::fsx::beneath::Expect;
 use crate::queue::layout::{self, Entry, Kind, Layout, MESS};
 use crate::queue::name::{parse_inode, split_index};
 use crate::queue::users::Ids;

@@ -28,7 +28,7 @@ use super::apply::{step, RunMode};
 use super::messages::count_messages;
 use super::observe::{io_err, open_dir_at, split_subdirs, stat_at, Found, Stat};
 use super::plan::want_file;
-use super::safe;
+use crate::fsx::beneath;
 use super::{fatal, lock, Options, Outcome};
 use crate::queue::layout::{self, Layout, MESS, PID};
 use crate::queue::name::{parse_inode, split_index};
@@ -275,7 +275,7 @@ struct Mover<'a> {
 
 /// The directories the messages of one `mess/<sub>` move between (the
 /// source's and each destination's `info/<sub>`, `remote/<sub>`, ...,
-/// `bounce`), each resolved once per bucket as [`safe::beneath`] resolves
+/// `bounce`), each resolved once per bucket as [`beneath::beneath`] resolves
 /// a path (no symlink followed, nothing outside the queue), then acted
 /// through by name. Resolving every path anew cost an `openat2` and a
 /// `close` per name (a `struct file` made and freed each time), the
@@ -371,7 +371,7 @@ fn markers_of(qname: &str, dests: &[Dest]) -> io::Result<std::collections::HashS
 /// since is on disk. One call for a whole batch instead of an fsync per
 /// file, each of which waits for its own journal commit.
 fn sync_fs(fd: &OwnedFd) -> io::Result<()> {
-    if !safe::durable() {
+    if !beneath::durable() {
         return Ok(());
     }
     use std::os::fd::AsRawFd;
@@ -504,7 +504,7 @@ impl Mover<'_> {
             std::collections::hash_map::Entry::Vacant(slot) => slot,
         };
         let root = dest.map_or(self.src, |d| &d.root);
-        let fd = match safe::parent_dir(root, path) {
+        let fd = match beneath::parent_dir(root, path) {
             Ok(Some(fd)) => Some(std::rc::Rc::new(fd)),
             Ok(None) => return Err(Errno::EINVAL),
             Err(Errno::ENOENT) => None,
@@ -731,12 +731,12 @@ impl Mover<'_> {
                 continue;
             }
             let dshown = self.base.join(format!("queue{n}"));
-            safe::sync_parent(&d.root, &dir.join("x"))
+            beneath::sync_parent(&d.root, &dir.join("x"))
                 .map_err(|e| (dshown.join(&dir), "cannot sync", e))?;
         }
         for p in old {
             step();
-            match safe::unlink(self.src, &p) {
+            match beneath::unlink(self.src, &p) {
                 Ok(()) => {
                     src_dirs.insert(dir_of(&p));
                 }
@@ -745,7 +745,7 @@ impl Mover<'_> {
             }
         }
         for dir in src_dirs {
-            safe::sync_parent(self.src, &dir.join("x"))
+            beneath::sync_parent(self.src, &dir.join("x"))
                 .map_err(|e| (self.shown.join(&dir), "cannot sync", e))?;
         }
         // A marker whose source is gone is finished; one left by a crash
@@ -755,7 +755,7 @@ impl Mover<'_> {
                 continue;
             };
             step();
-            match safe::unlink(&d.root, &marker) {
+            match beneath::unlink(&d.root, &marker) {
                 Ok(()) | Err(Errno::ENOENT) => {}
                 Err(e) => {
                     let shown = self.base.join(format!("queue{n}")).join(&marker);
@@ -789,7 +789,7 @@ impl Mover<'_> {
                 }
                 Ok(Some(_)) => {
                     step();
-                    safe::unlink(&d.root, &marker)
+                    beneath::unlink(&d.root, &marker)
                         .map_err(at(&dshown.join(&marker), "cannot remove"))?;
                 }
                 _ => {}
@@ -805,7 +805,7 @@ impl Mover<'_> {
                 pending.dest_dirs.insert((d.n, dir_of(&marker)));
                 step();
                 let to = rel(MESS, j, self.layout);
-                safe::link(&d.root, &marker, &d.root, &to)
+                beneath::link(&d.root, &marker, &d.root, &to)
                     .map_err(at(&dshown.join(&to), "cannot link the new message"))?;
                 pending.dest_dirs.insert((d.n, dir_of(&to)));
                 j
@@ -829,7 +829,7 @@ impl Mover<'_> {
             }
             let to = rel(dir, j, self.layout);
             step();
-            safe::rename(&d.root, &temp, &d.root, &to)
+            beneath::rename(&d.root, &temp, &d.root, &to)
                 .map_err(at(&dshown.join(&to), "cannot rename into place"))?;
             pending.dest_dirs.insert((d.n, dir_of(&to)));
             pending.old.push(from);
@@ -860,7 +860,7 @@ impl Mover<'_> {
             return Ok(None);
         };
         step();
-        let out = safe::open(&d.root, to, OFlag::O_WRONLY | OFlag::O_NONBLOCK, 0)
+        let out = beneath::open(&d.root, to, OFlag::O_WRONLY | OFlag::O_NONBLOCK, 0)
             .map_err(at(&dshown.join(to), "cannot open"))?;
         let (mut input, mut out) = (input, File::from(out));
         let done = (|| -> io::Result<()> {
@@ -884,7 +884,7 @@ impl Mover<'_> {
     /// that is not a regular file or has more than `max_links` links is
     /// never opened (see [`Mover::copy_file`]).
     fn open_source(&self, from: &Path, max_links: u64) -> Result<Option<File>, Failure> {
-        match safe::open_regular(self.src, from, max_links) {
+        match beneath::open_regular(self.src, from, max_links) {
             Ok((f, _)) => Ok(Some(f)),
             Err(e) if e.raw_os_error().is_none() => {
                 let st = stat_at(self.src, from)
@@ -923,7 +923,7 @@ impl Mover<'_> {
             // pid/, which qmailq can write) goes first: the new file is
             // always created, never an existing FIFO or device opened.
             step();
-            match safe::unlink(&d.root, to) {
+            match beneath::unlink(&d.root, to) {
                 Ok(()) | Err(Errno::ENOENT) => {}
                 Err(e) => return Err(at(&dshown.join(to), "cannot remove")(e)),
             }
@@ -931,7 +931,7 @@ impl Mover<'_> {
         let flags = OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NONBLOCK;
         step();
         let out =
-            safe::open(&d.root, to, flags, 0o600).map_err(at(&dshown.join(to), "cannot create"))?;
+            beneath::open(&d.root, to, flags, 0o600).map_err(at(&dshown.join(to), "cannot create"))?;
         let (mut input, mut out) = (input, File::from(out));
         let done = (|| -> io::Result<u64> {
             io::copy(&mut input, &mut out)?;
@@ -991,7 +991,7 @@ fn clear_finished_markers(base: &Path, dests: &[Dest], layout: &Layout) -> io::R
             };
             if finished {
                 step();
-                match safe::unlink(&pid, Path::new(&name)) {
+                match beneath::unlink(&pid, Path::new(&name)) {
                     Ok(()) | Err(Errno::ENOENT) => {}
                     Err(e) => return Err(io_err(e)),
                 }

@@ -3,3 +3,4 @@
 
 pub mod escape;
 pub mod trusted;
+pub mod beneath;

@@ -1,4 +1,5 @@
-//! Changes below a queue root that never follow a symbolic link.
+//! Opening and changing names below a directory without ever following a
+//! symbolic link.
 //!
 //! queue-fix runs as root in directories the qmail accounts can write; a
 //! symlink planted in `info/5` must not lead a chown, chmod, rename or
@@ -7,7 +8,7 @@
 //! call is unavailable, one `O_NOFOLLOW` open per component) and acts on
 //! the last name relative to it; the last name itself is never followed.
 
-use super::observe::{io_err, Found, Stat};
+use crate::fix::observe::{io_err, Found, Stat};
 use nix::errno::Errno;
 use nix::fcntl::{openat, renameat, renameat2, AtFlags, OFlag, RenameFlags};
 use nix::sys::stat::{fchmodat, fstat, mkdirat, mknodat, FchmodatFlags, Mode, SFlag};
