@@ -7,13 +7,13 @@
 //! [`lock`] tells a live queue.
 
 pub mod apply;
-pub mod found;
 pub mod lock;
 pub mod messages;
 pub mod observe;
 pub mod plan;
 pub mod retire;
 
+use crate::queue::found;
 use crate::queue::layout::{Kind, Layout, PID, QUARANTINE};
 use crate::queue::users::{self, Ids, Owners};
 use apply::{Applier, RunMode};

@@ -2,6 +2,7 @@
 
 pub mod deposit;
 pub mod disable;
+pub mod found;
 pub mod layout;
 pub mod name;
 pub mod served;

@@ -301,13 +301,13 @@ fn one(
     let layout = if plan.big_todo_set {
         plan.layout
     } else {
-        let unset = crate::fix::found::AsFound {
+        let unset = crate::queue::found::AsFound {
             split: false,
             big_todo: true,
         };
         // A todo half split, half flat: read as the default says, which
         // counts the flat part as misplaced.
-        match crate::fix::found::layout_of(&root, plan.layout, unset) {
+        match crate::queue::found::layout_of(&root, plan.layout, unset) {
             Ok(Ok(l)) => l,
             _ => plan.layout,
         }

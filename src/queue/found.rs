@@ -3,10 +3,9 @@
 //! `BIGTODO` was merely absent (see [`crate::queue::settings`]). A setting
 //! that is given, and differs from the disk, still changes the layout.
 
-use super::observe::{for_each_typed, open_dir_at, stat_at, Found};
-use super::plan::{classify_top, TopSeen};
+use crate::fix::observe::{for_each_typed, open_dir_at, stat_at, Found};
 use crate::queue::layout::{Layout, INTD, MESS, TODO};
-use crate::queue::name::{parse_subdir, MAX_SPLIT};
+use crate::queue::name::{parse_inode, parse_subdir, MAX_SPLIT};
 use std::io;
 use std::os::fd::OwnedFd;
 
@@ -116,5 +115,58 @@ pub fn layout_at(
             .map_err(|e| format!("{}: {e}", crate::fsx::escape::path(queue)))?,
         Ok(None) => Ok(wanted),
         Err(e) => Err(format!("{}: {e}", crate::fsx::escape::path(queue))),
+    }
+}
+
+/// What an entry at the top of `todo` or `intd` says about its layout.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Top {
+    /// A numbered subdirectory: the split layout.
+    Subdir,
+    /// A regular file with a message name: the flat layout.
+    MessageFile,
+    /// A message file parked under [`PARKED_SUFFIX`] by an unfinished
+    /// conversion.
+    Parked,
+    /// Neither: the message check's business.
+    Other,
+}
+
+/// A message file whose name is also a subdirectory's name (`todo/5` and
+/// `todo/5/5`, a message of inode 5) waits under this suffix at the top
+/// while the conversion swaps the file and the directory; a rerun after a
+/// crash finds it there and finishes.
+pub const PARKED_SUFFIX: &str = ".queue-fix-convert";
+
+/// The message a parked name (`5.queue-fix-convert`) belongs to.
+pub fn parked(name: &[u8]) -> Option<u64> {
+    parse_inode(name.strip_suffix(PARKED_SUFFIX.as_bytes())?)
+}
+
+pub fn classify_top(name: &[u8], kind: Found) -> Top {
+    match kind {
+        Found::Dir if parse_subdir(name).is_some() => Top::Subdir,
+        Found::File if parse_inode(name).is_some() => Top::MessageFile,
+        Found::File if parked(name).is_some() => Top::Parked,
+        _ => Top::Other,
+    }
+}
+
+/// What the top of one `todo` or `intd` holds, as far as its layout goes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TopSeen {
+    pub subdir: bool,
+    pub message_file: bool,
+    pub parked: bool,
+}
+
+impl TopSeen {
+    pub fn add(&mut self, t: Top) {
+        match t {
+            Top::Subdir => self.subdir = true,
+            Top::MessageFile => self.message_file = true,
+            Top::Parked => self.parked = true,
+            Top::Other => {}
+        }
     }
 }
