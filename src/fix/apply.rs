@@ -2,7 +2,7 @@
 //! otherwise every action runs, relative to the queue's directory
 //! descriptor, in an order that is safe to interrupt.
 
-use super::observe::{io_err, stat_at, Found};
+use crate::fsx::dir::{io_err, stat_at, Found};
 use super::plan::{Action, ActionKind, Expect, MessageMove, Want, MAX_LINKS, TEMP_SUFFIX};
 use crate::fsx::beneath;
 use crate::queue::layout::{Kind, QUARANTINE};

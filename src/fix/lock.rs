@@ -3,7 +3,7 @@
 //! `fcntl`/`lockf` on others, and the two kinds do not see each other, so
 //! both are probed.
 
-use super::observe::io_err;
+use crate::fsx::dir::io_err;
 use crate::queue::layout::SENDMUTEX;
 use nix::errno::Errno;
 use nix::fcntl::{fcntl, FcntlArg, Flock, FlockArg};

@@ -21,7 +21,8 @@
 //!   with --force) candidates younger than 36 hours are left for qmail-send.
 
 use super::apply::{Applier, RunMode};
-use super::observe::{open_dir_at, split_subdirs, stat_at, Found};
+use crate::fsx::dir::{open_dir_at, stat_at, Found};
+use crate::queue::found::split_subdirs;
 use super::plan::{
     classify_top, mismatch_of, plan_bucket, plan_conversion, plan_flat_file, Action, ActionKind,
     Bucket, MessIndex, MessageMove, Mismatch, Plan, StrayCandidate, SubState, Top, TopSeen,
@@ -148,7 +149,7 @@ impl RealIndex {
             for (i, (sub, fd)) in self.mess.iter().enumerate() {
                 // A subdirectory whose listing fails is looked in for every
                 // name instead.
-                let listed = super::observe::for_each_name(fd, |name| {
+                let listed = crate::fsx::dir::for_each_name(fd, |name| {
                     if let Some(n) = crate::queue::name::parse_inode(name.as_bytes()) {
                         if split_index(n, self.split) != *sub {
                             bloom.insert(n, i);
@@ -173,7 +174,7 @@ impl RealIndex {
     /// (the next run finds what it held).
     fn each_misnamed(&self, each: &mut dyn FnMut(&Path)) {
         for (sub, fd) in &self.mess {
-            let _ = super::observe::for_each_name(fd, |name| {
+            let _ = crate::fsx::dir::for_each_name(fd, |name| {
                 if let Ok(Some(st)) = stat_at(fd, name) {
                     let healthy = parse_inode(name.as_bytes()) == Some(st.ino)
                         && split_index(st.ino, self.split) == *sub;
@@ -440,7 +441,7 @@ fn check_flat_dir(
         return Ok(());
     };
     let partner = super::plan::partner(dir);
-    super::observe::for_each_name(&fd, |name| {
+    crate::fsx::dir::for_each_name(&fd, |name| {
         let Some(st) = stat_at(&fd, name)? else {
             return Ok(());
         };
@@ -474,7 +475,7 @@ pub fn layout_mismatch(root: &OwnedFd, layout: &Layout) -> io::Result<Vec<Mismat
             continue;
         };
         let mut seen = TopSeen::default();
-        super::observe::for_each_typed(&fd, |name, kind| {
+        crate::fsx::dir::for_each_typed(&fd, |name, kind| {
             seen.add(classify_top(name.as_bytes(), kind));
             Ok(())
         })
@@ -506,7 +507,7 @@ fn convert(c: &MessageCheck, applier: &Applier) -> io::Result<()> {
         let top_pass = |fd: &OwnedFd| {
             // Renames out of the directory being read: an entry is seen
             // once or, moved already, not at all.
-            super::observe::for_each_name(fd, |name| {
+            crate::fsx::dir::for_each_name(fd, |name| {
                 // Looked at now, not as listed: a file this pass parked
                 // may since have become its subdirectory.
                 let Some(kind) = stat_at(fd, name)?.map(|st| st.kind) else {
@@ -534,7 +535,7 @@ fn convert(c: &MessageCheck, applier: &Applier) -> io::Result<()> {
         };
         if m.on_disk_split {
             let mut subs = Vec::new();
-            super::observe::for_each_typed(&fd, |name, kind| {
+            crate::fsx::dir::for_each_typed(&fd, |name, kind| {
                 if classify_top(name.as_bytes(), kind) == Top::Subdir {
                     subs.push(name.to_owned());
                 }
@@ -548,7 +549,7 @@ fn convert(c: &MessageCheck, applier: &Applier) -> io::Result<()> {
                     continue;
                 };
                 let mut entries = Vec::new();
-                super::observe::for_each_typed(&sfd, |name, kind| {
+                crate::fsx::dir::for_each_typed(&sfd, |name, kind| {
                     entries.push((name.to_owned(), kind));
                     Ok(())
                 })
@@ -708,7 +709,7 @@ impl Packed {
 }
 
 /// One directory's entries with their stats, as the plan reads them.
-type Listing = Vec<(std::ffi::OsString, super::observe::Stat)>;
+type Listing = Vec<(std::ffi::OsString, crate::fsx::dir::Stat)>;
 
 /// Reads the names of `fd` once into a [`Packed`] (or says it is too big
 /// to keep), and stats the names `first` picks as the listing gives them
@@ -722,7 +723,7 @@ fn read_names(
 ) -> io::Result<(Names, Option<Listing>)> {
     let mut packed = Some(Packed::default());
     let mut listing = Some(Vec::new());
-    super::observe::for_each_name(fd, |name| {
+    crate::fsx::dir::for_each_name(fd, |name| {
         if let Some(l) = &mut listing {
             if first(name) {
                 if l.len() >= 2 * part {
@@ -911,10 +912,10 @@ fn reread_part(
     mine: &dyn Fn(&OsStr) -> bool,
     part: usize,
 ) -> io::Result<Option<Vec<std::ffi::OsString>>> {
-    nix::unistd::lseek(fd, 0, nix::unistd::Whence::SeekSet).map_err(super::observe::io_err)?;
+    nix::unistd::lseek(fd, 0, nix::unistd::Whence::SeekSet).map_err(crate::fsx::dir::io_err)?;
     let mut names = Vec::new();
     let mut over = false;
-    let listed = super::observe::for_each_name(fd, |name| {
+    let listed = crate::fsx::dir::for_each_name(fd, |name| {
         if mine(name) {
             if names.len() >= 2 * part {
                 over = true;
@@ -965,7 +966,7 @@ pub fn count_messages(root: &OwnedFd) -> io::Result<u64> {
     let mut n = 0u64;
     for sub in split_subdirs(&fd)?.0 {
         if let Some(sfd) = open_dir_at(&fd, &sub.to_string())? {
-            super::observe::for_each_name(&sfd, |_| {
+            crate::fsx::dir::for_each_name(&sfd, |_| {
                 n += 1;
                 Ok(())
             })?;

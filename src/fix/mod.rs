@@ -9,7 +9,6 @@
 pub mod apply;
 pub mod lock;
 pub mod messages;
-pub mod observe;
 pub mod plan;
 pub mod retire;
 
@@ -17,7 +16,7 @@ use crate::queue::found;
 use crate::queue::layout::{Kind, Layout, PID, QUARANTINE};
 use crate::queue::users::{self, Ids, Owners};
 use apply::{Applier, RunMode};
-use observe::{open_dir_at, stat_at, Found};
+use crate::fsx::dir::{self, open_dir_at, stat_at, Found};
 use plan::{plan_entry, want_of, wanted, Plan, TEMP_SUFFIX};
 use std::ffi::OsString;
 use std::io;
@@ -516,7 +515,7 @@ fn plan_ratelimit_files(
         return Ok(());
     };
     let want = plan::want_file(entry, ids, layout);
-    observe::for_each_name(&fd, |name| {
+    dir::for_each_name(&fd, |name| {
         if let Some(st) = stat_at(&fd, name)? {
             if st.kind == Found::File {
                 plan::plan_permissions(&Path::new(entry.path).join(name), &want, &st, plan);
@@ -615,7 +614,7 @@ fn warn_pid_leftovers(root: &OwnedFd, queue: &Path) {
     let Ok(Some(fd)) = open_dir_at(root, PID) else {
         return;
     };
-    let _ = observe::for_each_name(&fd, |name| {
+    let _ = dir::for_each_name(&fd, |name| {
         let why = if name.to_string_lossy().starts_with(retire::MARKER_PREFIX) {
             "left by an interrupted queue-fix --retire (rerun it to finish)"
         } else {

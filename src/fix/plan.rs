@@ -2,7 +2,7 @@
 //!
 //! Paths in actions are relative to the queue root.
 
-use super::observe::{Found, Stat};
+use crate::fsx::dir::{Found, Stat};
 pub use crate::fsx::beneath::Expect;
 pub use crate::queue::found::{classify_top, parked, Top, TopSeen, PARKED_SUFFIX};
 use crate::queue::layout::{self, Entry, Kind, Layout, MESS};

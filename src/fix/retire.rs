@@ -26,7 +26,8 @@
 
 use super::apply::{step, RunMode};
 use super::messages::count_messages;
-use super::observe::{io_err, open_dir_at, split_subdirs, stat_at, Found, Stat};
+use crate::fsx::dir::{io_err, open_dir_at, stat_at, Found, Stat};
+use crate::queue::found::split_subdirs;
 use super::plan::want_file;
 use crate::fsx::beneath;
 use super::{fatal, lock, Options, Outcome};
@@ -55,10 +56,10 @@ pub const TEMP_PREFIX: &str = "retire-tmp.";
 /// still serves is not an orphan. The special queues (`nqueue`, `slowq`,
 /// `qmta`: [`crate::queue::special`]) never are, whatever they hold.
 pub fn find_orphans(base: &Path, served: &Range<u32>) -> io::Result<Vec<(u32, u64)>> {
-    let fd = super::observe::open_named_dir(nix::fcntl::AT_FDCWD, base)?
+    let fd = crate::fsx::dir::open_named_dir(nix::fcntl::AT_FDCWD, base)?
         .ok_or_else(|| io::Error::other("not a directory"))?;
     let mut found = Vec::new();
-    super::observe::for_each_name(&fd, |name| {
+    crate::fsx::dir::for_each_name(&fd, |name| {
         let text = name.to_str();
         if text.is_some_and(|t| crate::queue::special::find(t).is_some()) {
             return Ok(());
@@ -72,7 +73,7 @@ pub fn find_orphans(base: &Path, served: &Range<u32>) -> io::Result<Vec<(u32, u6
         if served.contains(&n) {
             return Ok(());
         }
-        if let Some(q) = super::observe::open_named_dir(&fd, name).ok().flatten() {
+        if let Some(q) = crate::fsx::dir::open_named_dir(&fd, name).ok().flatten() {
             let held = count_messages(&q).map_err(|e| {
                 io::Error::new(
                     e.kind(),
@@ -118,7 +119,7 @@ pub fn retire_queue(
     let mut dests = Vec::new();
     for n in range.clone() {
         let path = base.join(format!("queue{n}"));
-        let root = match super::observe::open_named_dir(nix::fcntl::AT_FDCWD, &path) {
+        let root = match crate::fsx::dir::open_named_dir(nix::fcntl::AT_FDCWD, &path) {
             Ok(Some(fd)) => fd,
             Ok(None) => return fatal(&path, "cannot retire into it", "no such queue"),
             Err(e) => return fatal(&path, "cannot open", e),
@@ -160,7 +161,7 @@ pub fn retire_queue(
             );
         }
     }
-    let src = match super::observe::open_named_dir(nix::fcntl::AT_FDCWD, queue) {
+    let src = match crate::fsx::dir::open_named_dir(nix::fcntl::AT_FDCWD, queue) {
         Ok(Some(fd)) => fd,
         Ok(None) => return Outcome::default(),
         Err(e) => return fatal(queue, "cannot open", e),
@@ -310,7 +311,7 @@ fn list_present(src: &OwnedFd, dir: &'static str, sub: u32) -> Option<Vec<u64>> 
         Err(_) => return None,
     };
     let mut found = Vec::new();
-    super::observe::for_each_name(&fd, |name| {
+    crate::fsx::dir::for_each_name(&fd, |name| {
         if let Some(n) = parse_inode(name.as_encoded_bytes()) {
             if found.len() >= PRESENT_HELD {
                 return Err(io::Error::other("too many to hold"));
@@ -353,7 +354,7 @@ fn markers_of(qname: &str, dests: &[Dest]) -> io::Result<std::collections::HashS
         let Some(pid) = open_dir_at(&d.root, PID)? else {
             continue;
         };
-        super::observe::for_each_name(&pid, |n| {
+        crate::fsx::dir::for_each_name(&pid, |n| {
             if let Some(ino) = n
                 .to_str()
                 .and_then(|t| t.strip_prefix(&prefix))
@@ -422,7 +423,7 @@ impl Mover<'_> {
             // Moving names out of the directory being read is safe: an
             // entry not moved is returned exactly once.
             let mut stopped = None;
-            let listed = super::observe::for_each_name(&sfd, |name| {
+            let listed = crate::fsx::dir::for_each_name(&sfd, |name| {
                 self.entry(&sfd, sub, name).map_err(|f| {
                     stopped = Some(f);
                     io::Error::other("stopped")
@@ -949,7 +950,7 @@ pub fn finish_markers(base: &Path, range: &Range<u32>, layout: &Layout) -> io::R
     let mut dests = Vec::new();
     for n in range.clone() {
         if let Some(root) =
-            super::observe::open_named_dir(nix::fcntl::AT_FDCWD, &base.join(format!("queue{n}")))?
+            crate::fsx::dir::open_named_dir(nix::fcntl::AT_FDCWD, &base.join(format!("queue{n}")))?
         {
             dests.push(Dest {
                 n,
@@ -970,7 +971,7 @@ fn clear_finished_markers(base: &Path, dests: &[Dest], layout: &Layout) -> io::R
             continue;
         };
         let mut names = Vec::new();
-        super::observe::for_each_name(&pid, |n| {
+        crate::fsx::dir::for_each_name(&pid, |n| {
             names.push(n.to_owned());
             Ok(())
         })?;

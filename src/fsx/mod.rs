@@ -4,3 +4,4 @@
 pub mod escape;
 pub mod trusted;
 pub mod beneath;
+pub mod dir;

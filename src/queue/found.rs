@@ -3,11 +3,13 @@
 //! `BIGTODO` was merely absent (see [`crate::queue::settings`]). A setting
 //! that is given, and differs from the disk, still changes the layout.
 
-use crate::fix::observe::{for_each_typed, open_dir_at, stat_at, Found};
+use crate::fsx::dir::{for_each_name, for_each_typed, open_dir_at, stat_at, Found};
 use crate::queue::layout::{Layout, INTD, MESS, TODO};
 use crate::queue::name::{parse_inode, parse_subdir, MAX_SPLIT};
+use std::ffi::OsString;
 use std::io;
 use std::os::fd::OwnedFd;
+use std::os::unix::ffi::OsStrExt;
 
 /// Which parts of the layout no setting chose, so each queue keeps what
 /// it has on disk.
@@ -116,6 +118,22 @@ pub fn layout_at(
         Ok(None) => Ok(wanted),
         Err(e) => Err(format!("{}: {e}", crate::fsx::escape::path(queue))),
     }
+}
+
+/// The numeric subdirectories of a split directory, sorted, and every other
+/// entry found at its top level (which does not belong there).
+pub fn split_subdirs(fd: &OwnedFd) -> io::Result<(Vec<u32>, Vec<OsString>)> {
+    let mut subs = Vec::new();
+    let mut other = Vec::new();
+    for_each_name(fd, |name| {
+        match parse_subdir(name.as_bytes()) {
+            Some(n) if stat_at(fd, name)?.is_some_and(|s| s.kind == Found::Dir) => subs.push(n),
+            _ => other.push(name.to_owned()),
+        }
+        Ok(())
+    })?;
+    subs.sort_unstable();
+    Ok((subs, other))
 }
 
 /// What an entry at the top of `todo` or `intd` says about its layout.

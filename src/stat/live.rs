@@ -9,7 +9,7 @@
 //!   OFD lock without taking one (and sees holders in other namespaces).
 
 use crate::fix::lock::write_lock_conflicts;
-use crate::fix::observe::{io_err, stat_at, Found};
+use crate::fsx::dir::{io_err, stat_at, Found};
 use crate::queue::layout::SENDMUTEX;
 use nix::errno::Errno;
 use nix::fcntl::OFlag;

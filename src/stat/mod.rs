@@ -14,7 +14,7 @@ pub mod prom;
 pub mod scan;
 pub mod table;
 
-use crate::fix::observe::open_named_dir;
+use crate::fsx::dir::open_named_dir;
 use crate::fix::retire::find_orphans;
 use crate::multi::config::{queue_path, Base, Config, Target as MultiTarget};
 use crate::multi::dynamic::QueueFigures;

@@ -31,7 +31,7 @@
 //! order (ext4, XFS) the order is as good as any.
 
 use super::model::Counts;
-use crate::fix::observe::{for_each_in, io_err, read_chunk};
+use crate::fsx::dir::{for_each_in, io_err, read_chunk};
 use crate::queue::layout::{Layout, INTD, MESS, TODO};
 use crate::queue::name::parse_subdir;
 use nix::dir::Type;

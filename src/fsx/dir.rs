@@ -1,5 +1,5 @@
-//! Reading a queue: `fstatat` relative to open directory descriptors, one
-//! directory listing at a time. Nothing here changes the queue.
+//! Reading a directory others can write: `fstatat` relative to open
+//! directory descriptors, listings streamed or read in chunks; never writes.
 
 use nix::dir::{Dir, Type};
 use nix::errno::Errno;
@@ -263,20 +263,4 @@ pub fn list_with_stats(fd: &OwnedFd) -> io::Result<Vec<(OsString, Stat)>> {
         Ok(())
     })?;
     Ok(out)
-}
-
-/// The numeric subdirectories of a split directory, sorted, and every other
-/// entry found at its top level (which does not belong there).
-pub fn split_subdirs(fd: &OwnedFd) -> io::Result<(Vec<u32>, Vec<OsString>)> {
-    let mut subs = Vec::new();
-    let mut other = Vec::new();
-    for_each_name(fd, |name| {
-        match crate::queue::name::parse_subdir(name.as_bytes()) {
-            Some(n) if stat_at(fd, name)?.is_some_and(|s| s.kind == Found::Dir) => subs.push(n),
-            _ => other.push(name.to_owned()),
-        }
-        Ok(())
-    })?;
-    subs.sort_unstable();
-    Ok((subs, other))
 }
