@@ -4,10 +4,10 @@
 //! both are probed.
 
 use crate::fsx::dir::io_err;
+use crate::fsx::locks::write_lock_conflicts;
 use crate::queue::layout::SENDMUTEX;
 use nix::errno::Errno;
-use nix::fcntl::{fcntl, FcntlArg, Flock, FlockArg};
-use nix::libc;
+use nix::fcntl::{Flock, FlockArg};
 use std::io;
 use std::os::fd::OwnedFd;
 
@@ -40,19 +40,4 @@ pub fn is_live(root: &OwnedFd) -> io::Result<bool> {
         Err((_, Errno::EWOULDBLOCK)) => Ok(true),
         Err((_, e)) => Err(io_err(e)),
     }
-}
-
-/// Whether a write lock on all of `fd`'s file would conflict with a POSIX
-/// record (or OFD) lock someone else holds. `F_GETLK` only asks: it takes
-/// nothing and never waits, and a read-only descriptor is enough.
-pub fn write_lock_conflicts(fd: &OwnedFd) -> io::Result<bool> {
-    let mut probe = libc::flock {
-        l_type: libc::F_WRLCK as libc::c_short,
-        l_whence: libc::SEEK_SET as libc::c_short,
-        l_start: 0,
-        l_len: 0,
-        l_pid: 0,
-    };
-    fcntl(fd, FcntlArg::F_GETLK(&mut probe)).map_err(io_err)?;
-    Ok(probe.l_type != libc::F_UNLCK as libc::c_short)
 }

@@ -2,6 +2,7 @@
 //! write. They know nothing of queues and import nothing of this crate.
 
 pub mod escape;
+pub mod locks;
 pub mod trusted;
 pub mod beneath;
 pub mod dir;

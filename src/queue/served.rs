@@ -75,8 +75,8 @@ pub fn scheduler_running(qmailhome: &Path) -> bool {
     if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT != SFlag::S_IFREG {
         return false;
     }
-    crate::stat::live::LockTable::read().holds(st.st_dev, st.st_ino)
-        || crate::fix::lock::write_lock_conflicts(&fd).unwrap_or(false)
+    crate::fsx::locks::LockTable::read().holds(st.st_dev, st.st_ino)
+        || crate::fsx::locks::write_lock_conflicts(&fd).unwrap_or(false)
 }
 
 /// qscheduler's count of queues in use for the tools that judge orphans:
