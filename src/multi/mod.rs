@@ -12,7 +12,6 @@ pub mod diag;
 pub mod dynamic;
 pub mod filter;
 pub mod guard;
-pub mod health;
 pub mod select;
 
 use crate::exit::QueueExit;

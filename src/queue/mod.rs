@@ -3,6 +3,7 @@
 pub mod deposit;
 pub mod disable;
 pub mod found;
+pub mod health;
 pub mod layout;
 pub mod name;
 pub mod served;

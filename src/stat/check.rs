@@ -4,7 +4,7 @@
 
 use super::model::{health_is_fault, QueueStat, Snapshot};
 use super::table::{age, bytes};
-use crate::multi::select::Health;
+use crate::queue::health::Health;
 use std::fmt::Write;
 
 /// A status, ordered as monitoring-plugins' `max_state_alt`: OK < UNKNOWN

@@ -18,7 +18,7 @@ use crate::fsx::dir::open_named_dir;
 use crate::fix::retire::find_orphans;
 use crate::multi::config::{queue_path, Base, Config, Target as MultiTarget};
 use crate::multi::dynamic::QueueFigures;
-use crate::multi::select::{FsProbe, Health};
+use crate::queue::health::Health;
 use crate::queue::layout::{parse_big_todo, Layout};
 use crate::queue::name::DEFAULT_SPLIT;
 use crate::queue::served::served_range;
@@ -261,7 +261,7 @@ fn one(
     locks: &live::PendingLocks,
 ) -> QueueStat {
     // qmail-multi's own judgement, so the two never disagree.
-    let health = FsProbe::examine(path, plan.min_free);
+    let health = crate::queue::health::probe(path, plan.min_free);
     let mut q = QueueStat {
         label: label.to_owned(),
         path: path.to_owned(),

@@ -2,7 +2,7 @@
 //! `--check` verdict are pure functions of a [`Snapshot`].
 
 use crate::multi::dynamic::QueueLoad;
-use crate::multi::select::Health;
+use crate::queue::health::Health;
 use std::path::PathBuf;
 
 /// Upper bounds (seconds, inclusive) of the age buckets, qshape's doubling

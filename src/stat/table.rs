@@ -3,7 +3,7 @@
 //! `queueN` rows.
 
 use super::model::{health_word, Counts, QueueStat, Snapshot, AGE_BUCKETS};
-use crate::multi::select::Health;
+use crate::queue::health::Health;
 use std::fmt::Write;
 
 /// The widest line written for `queueN` labels: one short of 80, so no
