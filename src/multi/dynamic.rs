@@ -42,7 +42,7 @@ use std::fmt;
 use std::os::fd::OwnedFd;
 use std::sync::OnceLock;
 
-use super::config::MAX_COUNT;
+use crate::queue::config::MAX_COUNT;
 use super::select::{Choice, Health, NoQueue, Probe, Random, Skipped};
 
 /// Where Linux keeps POSIX shared memory (`shm_open("/x")` is this dir's `x`).

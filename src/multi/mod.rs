@@ -1,13 +1,12 @@
 //! qmail-multi: a drop-in `qmail-queue` that spreads injections over the
 //! queues `QUEUE_BASE/queue<START> .. queue<START+COUNT-1>`.
 //!
-//! One straight line per injection: environment → [`config::Config`] →
+//! One straight line per injection: environment → [`queue::config::Config`] →
 //! (optional [`filter`]) → [`select::choose`] asks the probe about
 //! candidates → `exec` the queue program with `QUEUEDIR` set. Nothing is
 //! ever written to descriptor 1 (the envelope input); descriptor 2 carries
 //! only a filter's exit-88 text unless [`diag::DEBUG_VARIABLE`] is set.
 
-pub mod config;
 pub mod diag;
 pub mod dynamic;
 pub mod filter;
@@ -16,8 +15,8 @@ pub mod select;
 
 use crate::exit::QueueExit;
 use crate::queue;
-pub use config::PASSES_VARIABLE;
-use config::{base_from_control, Base, Config, Target, MAX_PASSES};
+pub use crate::queue::config::PASSES_VARIABLE;
+use crate::queue::config::{Base, Config, Target, MAX_PASSES};
 use select::{FsProbe, SplitMix};
 use std::ffi::{CString, OsString};
 use std::io;
@@ -226,26 +225,9 @@ fn random_count(start: u64, count: u32) -> u32 {
     (served.end - served.start).max(count)
 }
 
-/// `QUEUE_BASE`, or the first line of `control/queue_base`, or
-/// `QMAILHOME/queue`.
+/// [`queue::config::resolve_base`]; a file that cannot be read is fatal.
 pub fn resolve_base(base: &Base) -> Result<PathBuf, Fatal> {
-    match base {
-        Base::Given(path) => Ok(path.clone()),
-        Base::Fallback {
-            controldir,
-            qmailhome,
-        } => {
-            let file = controldir.join("queue_base");
-            match std::fs::read(&file) {
-                Ok(text) => Ok(base_from_control(&text).unwrap_or_else(|| qmailhome.join("queue"))),
-                Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(qmailhome.join("queue")),
-                Err(e) => Err(Fatal::new(
-                    QueueExit::CannotReadConfig,
-                    format!("cannot read {}: {e}", crate::fsx::escape::path(&file)),
-                )),
-            }
-        }
-    }
+    queue::config::resolve_base(base).map_err(|what| Fatal::new(QueueExit::CannotReadConfig, what))
 }
 
 /// Replaces this process by the queue program; returns only on failure.

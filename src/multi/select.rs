@@ -12,7 +12,7 @@ use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
 use std::path::{Path, PathBuf};
 
-use super::config::queue_path;
+use crate::queue::config::queue_path;
 use crate::exit::QueueExit;
 
 pub use crate::queue::health::{judge, FsFigures, Health};

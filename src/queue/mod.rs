@@ -1,5 +1,6 @@
 //! The on-disk qmail queue, shared by both programs and the tests.
 
+pub mod config;
 pub mod deposit;
 pub mod disable;
 pub mod found;

@@ -54,7 +54,7 @@ pub fn scheduler_in_use() -> Option<u32> {
 pub fn qmailhome() -> PathBuf {
     match std::env::var_os("QMAILHOME") {
         Some(h) if !h.is_empty() => PathBuf::from(h),
-        _ => PathBuf::from(crate::multi::config::DEFAULT_QMAILHOME),
+        _ => PathBuf::from(super::config::DEFAULT_QMAILHOME),
     }
 }
 

@@ -481,7 +481,7 @@ where
     };
     if !queue_base_set {
         let control = env("CONTROLDIR").filter(|c| !c.is_empty()).map_or_else(
-            || PathBuf::from(crate::multi::config::DEFAULT_CONTROLDIR),
+            || PathBuf::from(super::config::DEFAULT_CONTROLDIR),
             PathBuf::from,
         );
         let dir = control.join("defaultqueue");

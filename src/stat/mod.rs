@@ -16,7 +16,7 @@ pub mod table;
 
 use crate::fsx::dir::open_named_dir;
 use crate::fix::retire::find_orphans;
-use crate::multi::config::{queue_path, Base, Config, Target as MultiTarget};
+use crate::queue::config::{queue_path, Base, Config, Target as MultiTarget};
 use crate::multi::dynamic::QueueFigures;
 use crate::queue::health::Health;
 use crate::queue::layout::{parse_big_todo, Layout};
@@ -142,7 +142,7 @@ where
         (Target::Range(r), MultiTarget::Fixed(_)) => {
             // The command line chose a range: QUEUEDIR does not apply.
             let controldir = var("CONTROLDIR").filter(|v| !v.is_empty()).map_or_else(
-                || crate::multi::config::DEFAULT_CONTROLDIR.into(),
+                || crate::queue::config::DEFAULT_CONTROLDIR.into(),
                 PathBuf::from,
             );
             let fallback = Base::Fallback {
@@ -151,8 +151,8 @@ where
             };
             (
                 r.base.clone().map_or_else(|| resolve(&fallback), Ok)?,
-                r.start.unwrap_or(crate::multi::config::DEFAULT_START),
-                r.count.unwrap_or(crate::multi::config::DEFAULT_COUNT),
+                r.start.unwrap_or(crate::queue::config::DEFAULT_START),
+                r.count.unwrap_or(crate::queue::config::DEFAULT_COUNT),
             )
         }
     };
@@ -189,7 +189,7 @@ where
 }
 
 fn resolve(base: &Base) -> Result<PathBuf, String> {
-    crate::multi::resolve_base(base).map_err(|f| f.what)
+    crate::queue::config::resolve_base(base)
 }
 
 /// Reads every queue of the plan, the special queues beside them, and
