@@ -131,7 +131,7 @@ fn run(args: Vec<OsString>) -> Result<(), Fatal> {
         } => {
             let mut rng = SplitMix::from_os();
             let least_loaded = if dynamic {
-                match dynamic::read() {
+                match queue::scheduler::read() {
                     Ok(loads) => Some(dynamic::choose(start, &loads, &mut probe, &mut rng)),
                     Err(why) => {
                         crate::diag!(warn, "DYNAMIC_QUEUE: {why}; choosing a queue at random");

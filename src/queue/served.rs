@@ -45,9 +45,9 @@ pub fn served_range(start: u32, count: u32, scheduler_in_use: Option<u32>) -> Ra
 }
 
 /// qscheduler's count of queues in use, when its segment exists and is
-/// trusted (see [`crate::multi::dynamic`]); `None` otherwise.
+/// trusted (see [`super::scheduler`]); `None` otherwise.
 pub fn scheduler_in_use() -> Option<u32> {
-    crate::multi::dynamic::read_in_use().ok()
+    super::scheduler::read_in_use().ok()
 }
 
 /// `QMAILHOME` from the environment (empty is unset), else the default.

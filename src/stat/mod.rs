@@ -17,7 +17,7 @@ pub mod table;
 use crate::fsx::dir::open_named_dir;
 use crate::fix::retire::find_orphans;
 use crate::queue::config::{queue_path, Base, Config, Target as MultiTarget};
-use crate::multi::dynamic::QueueFigures;
+use crate::queue::scheduler::QueueFigures;
 use crate::queue::health::Health;
 use crate::queue::layout::{parse_big_todo, Layout};
 use crate::queue::name::DEFAULT_SPLIT;
@@ -349,10 +349,10 @@ fn orphans(base: &std::path::Path, range: &std::ops::Range<u64>) -> (Vec<Orphan>
 /// qscheduler's segments: empty when there are none (no qscheduler, no
 /// `DYNAMIC_QUEUE`), the reason when they exist but cannot be used.
 fn sched_figures(first: u64) -> Result<Vec<QueueFigures>, String> {
-    use crate::multi::dynamic::{read_queues, Fallback};
+    use crate::queue::scheduler::{read_queues, Fallback};
     match read_queues(first) {
         Ok(figures) => Ok(figures),
-        Err(Fallback::Absent(s)) if s.is_empty() || s == crate::multi::dynamic::SCHEDULER => {
+        Err(Fallback::Absent(s)) if s.is_empty() || s == crate::queue::scheduler::SCHEDULER => {
             Ok(Vec::new())
         }
         Err(e) => Err(e.to_string()),

@@ -1,7 +1,7 @@
 //! What queue-stat found, as plain data: the output formats and the
 //! `--check` verdict are pure functions of a [`Snapshot`].
 
-use crate::multi::dynamic::QueueLoad;
+use crate::queue::scheduler::QueueLoad;
 use crate::queue::health::Health;
 use std::path::PathBuf;
 

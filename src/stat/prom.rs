@@ -3,7 +3,7 @@
 //! queue.
 
 use super::model::{health_word, Counts, QueueStat, Snapshot, AGE_BOUNDS, HEALTH_WORDS};
-use crate::multi::dynamic::QueueLoad;
+use crate::queue::scheduler::QueueLoad;
 use std::fmt::Write;
 
 /// A label value: backslash, double quote and newline escaped.
