@@ -956,21 +956,3 @@ fn plan_one(c: &MessageCheck, index: &RealIndex, mess: &Path) -> Option<MessageM
         _ => None,
     })
 }
-
-/// Number of `mess` files in a queue (every numeric subdirectory), for the
-/// orphan report. Only names are read.
-pub fn count_messages(root: &OwnedFd) -> io::Result<u64> {
-    let Some(fd) = open_dir_at(root, MESS)? else {
-        return Ok(0);
-    };
-    let mut n = 0u64;
-    for sub in split_subdirs(&fd)?.0 {
-        if let Some(sfd) = open_dir_at(&fd, &sub.to_string())? {
-            crate::fsx::dir::for_each_name(&sfd, |_| {
-                n += 1;
-                Ok(())
-            })?;
-        }
-    }
-    Ok(n)
-}

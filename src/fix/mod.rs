@@ -196,7 +196,7 @@ fn fix_base(
             return total;
         }
     };
-    let orphans = match retire::find_orphans(base, &served) {
+    let orphans = match crate::queue::orphans::find_orphans(base, &served) {
         Ok(o) => o,
         Err(e) => return fatal(base, "cannot read", e),
     };

@@ -25,7 +25,6 @@
 //! queue, so the mail is safe there, and retiring must not strand it.
 
 use super::apply::{step, RunMode};
-use super::messages::count_messages;
 use crate::fsx::dir::{io_err, open_dir_at, stat_at, Found, Stat};
 use crate::queue::found::split_subdirs;
 use super::plan::want_file;
@@ -49,46 +48,6 @@ use std::path::{Path, PathBuf};
 pub const MARKER_PREFIX: &str = "retire.";
 /// Temporary copies of a message's other files, in a destination's `pid/`.
 pub const TEMP_PREFIX: &str = "retire-tmp.";
-
-/// Every `queueN` under `base` outside `served` that holds mail, with its
-/// message count, sorted by N. `served` is
-/// [`crate::queue::served::served_range`]: a queue qscheduler grew and
-/// still serves is not an orphan. The special queues (`nqueue`, `slowq`,
-/// `qmta`: [`crate::queue::special`]) never are, whatever they hold.
-pub fn find_orphans(base: &Path, served: &Range<u32>) -> io::Result<Vec<(u32, u64)>> {
-    let fd = crate::fsx::dir::open_named_dir(nix::fcntl::AT_FDCWD, base)?
-        .ok_or_else(|| io::Error::other("not a directory"))?;
-    let mut found = Vec::new();
-    crate::fsx::dir::for_each_name(&fd, |name| {
-        let text = name.to_str();
-        if text.is_some_and(|t| crate::queue::special::find(t).is_some()) {
-            return Ok(());
-        }
-        let Some(n) = text
-            .and_then(|s| s.strip_prefix("queue"))
-            .and_then(|d| crate::queue::name::parse_subdir(d.as_bytes()))
-        else {
-            return Ok(());
-        };
-        if served.contains(&n) {
-            return Ok(());
-        }
-        if let Some(q) = crate::fsx::dir::open_named_dir(&fd, name).ok().flatten() {
-            let held = count_messages(&q).map_err(|e| {
-                io::Error::new(
-                    e.kind(),
-                    format!("{}: {e}", crate::fsx::escape::path(&base.join(name))),
-                )
-            })?;
-            if held > 0 {
-                found.push((n, held));
-            }
-        }
-        Ok(())
-    })?;
-    found.sort_unstable();
-    Ok(found)
-}
 
 /// The other files of a message, in the order they move: `todo` last, as
 /// it is what hands a message to qmail-send.

@@ -7,6 +7,7 @@ pub mod found;
 pub mod health;
 pub mod layout;
 pub mod name;
+pub mod orphans;
 pub mod scheduler;
 pub mod served;
 pub mod settings;

@@ -15,7 +15,7 @@ pub mod scan;
 pub mod table;
 
 use crate::fsx::dir::open_named_dir;
-use crate::fix::retire::find_orphans;
+use crate::queue::orphans::find_orphans;
 use crate::queue::config::{queue_path, Base, Config, Target as MultiTarget};
 use crate::queue::scheduler::QueueFigures;
 use crate::queue::health::Health;
