@@ -53,14 +53,26 @@ fn module_of(src: &Path, file: &Path) -> Module {
 }
 
 /// Lines of code without comments, a multi-line `use` joined into one.
+/// Inside an inline module (`mod tests {`), `super::` is the file itself.
 fn code_lines(text: &str) -> Vec<String> {
     let mut out = Vec::new();
     let mut pending = String::new();
+    let mut inline = false;
     for line in text.lines() {
         let line = line.trim();
         if line.starts_with("//") {
             continue;
         }
+        if line.starts_with("mod ") && line.ends_with('{') {
+            inline = true;
+        }
+        let owned;
+        let line = if inline {
+            owned = line.replace("super::", "self::");
+            owned.as_str()
+        } else {
+            line
+        };
         let line = match line.find(" //") {
             Some(i) => &line[..i],
             None => line,
@@ -147,9 +159,9 @@ fn resolve(
     file: &File,
     path: &[String],
     modules: &BTreeSet<Module>,
-    is_dir: &BTreeSet<Module>,
+    _is_dir: &BTreeSet<Module>,
 ) -> Option<Module> {
-    let mut at: Module = match path[0].as_str() {
+    let at: Module = match path[0].as_str() {
         "crate" | "qmail_multi" => Vec::new(),
         "self" => file.module.clone(),
         "super" => {
@@ -171,9 +183,6 @@ fn resolve(
         }
         _ => return None,
     };
-    if path[0] == "self" && !is_dir.contains(&file.module) {
-        at.pop();
-    }
     // `crate::diag!`: the macro is exported at the root, defined in multi/diag.rs.
     if at.is_empty() && path.get(1).is_some_and(|s| s == "diag") && path.len() == 2 {
         return Some(vec!["multi".into(), "diag".into()]);

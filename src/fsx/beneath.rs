@@ -8,7 +8,7 @@
 //! call is unavailable, one `O_NOFOLLOW` open per component) and acts on
 //! the last name relative to it; the last name itself is never followed.
 
-use crate::fsx::dir::{io_err, Found, Stat};
+use super::entry::{io_err, Found, Stat};
 use nix::errno::Errno;
 use nix::fcntl::{openat, renameat, renameat2, AtFlags, OFlag, RenameFlags};
 use nix::sys::stat::{fchmodat, fstat, mkdirat, mknodat, FchmodatFlags, Mode, SFlag};

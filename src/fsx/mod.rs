@@ -6,3 +6,4 @@ pub mod locks;
 pub mod trusted;
 pub mod beneath;
 pub mod dir;
+pub mod entry;
