@@ -3,7 +3,7 @@
 //! temporary file (the filter writes straight into it, so memory does not
 //! grow with the message), and only its exit status decides what happens.
 
-use super::Fatal;
+use super::fatal::Fatal;
 use crate::exit::QueueExit;
 use nix::sys::signal::{SigSet, Signal};
 use std::ffi::OsStr;
@@ -17,7 +17,7 @@ use std::process::{Command, ExitStatus, Stdio};
 
 /// Variables a filter must not see, so one that re-injects cannot loop.
 /// The pass counter goes too: mail a filter injects is a new injection.
-pub const HIDDEN_FROM_FILTER: [&str; 3] = ["FILTERARGS", "SPAMFILTER", super::PASSES_VARIABLE];
+pub const HIDDEN_FROM_FILTER: [&str; 3] = ["FILTERARGS", "SPAMFILTER", crate::queue::config::PASSES_VARIABLE];
 
 /// What the filter's exit status means for the injection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -9,6 +9,7 @@
 
 pub mod diag;
 pub mod dynamic;
+pub mod fatal;
 pub mod filter;
 pub mod guard;
 pub mod select;
@@ -17,27 +18,12 @@ use crate::exit::QueueExit;
 use crate::queue;
 pub use crate::queue::config::PASSES_VARIABLE;
 use crate::queue::config::{Base, Config, Target, MAX_PASSES};
+pub use fatal::Fatal;
 use select::{FsProbe, SplitMix};
 use std::ffi::{CString, OsString};
 use std::io;
 use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
-
-/// Why an injection stops, with the status its caller sees.
-#[derive(Debug)]
-pub struct Fatal {
-    pub exit: QueueExit,
-    pub what: String,
-}
-
-impl Fatal {
-    pub fn new(exit: QueueExit, what: impl Into<String>) -> Fatal {
-        Fatal {
-            exit,
-            what: what.into(),
-        }
-    }
-}
 
 /// Runs one injection. Returns only on failure or a blackholed message;
 /// on success the queue program has replaced this process.
