@@ -57,17 +57,28 @@ fn module_of(src: &Path, file: &Path) -> Module {
 fn code_lines(text: &str) -> Vec<String> {
     let mut out = Vec::new();
     let mut pending = String::new();
-    let mut inline = false;
+    // Brace depth, and the depths at which inline modules opened.
+    let mut depth = 0usize;
+    let mut inline: Vec<usize> = Vec::new();
     for line in text.lines() {
         let line = line.trim();
         if line.starts_with("//") {
             continue;
         }
-        if line.starts_with("mod ") && line.ends_with('{') {
-            inline = true;
+        let opens = line
+            .strip_prefix("pub ")
+            .unwrap_or(line)
+            .starts_with("mod ");
+        if opens && line.ends_with('{') {
+            inline.push(depth);
+        }
+        depth += line.matches('{').count();
+        depth = depth.saturating_sub(line.matches('}').count());
+        while inline.last().is_some_and(|&d| depth <= d) {
+            inline.pop();
         }
         let owned;
-        let line = if inline {
+        let line = if !inline.is_empty() {
             owned = line.replace("super::", "self::");
             owned.as_str()
         } else {
@@ -271,7 +282,9 @@ fn arrows(files: &BTreeMap<Module, File>) -> Vec<(Module, Module, String)> {
         for line in &file.code {
             for path in paths_in(line) {
                 match resolve(file, &path, &modules, &is_dir) {
-                    Some(to) if to != file.module => out.push((file.module.clone(), to, line.clone())),
+                    Some(to) if to != file.module => {
+                        out.push((file.module.clone(), to, line.clone()))
+                    }
                     _ => {}
                 }
             }
@@ -371,11 +384,15 @@ fn every_arrow_points_down_and_none_comes_back() {
     let arrows = arrows(&files);
     // The test must see the graph, or it proves nothing.
     assert!(
-        arrows.iter().any(|(f, t, _)| f[0] == "fix" && t[0] == "queue"),
+        arrows
+            .iter()
+            .any(|(f, t, _)| f[0] == "fix" && t[0] == "queue"),
         "no arrow fix -> queue found: the parser is broken"
     );
     assert!(
-        arrows.iter().any(|(f, t, _)| f[0] == "queue" && t[0] == "fsx"),
+        arrows
+            .iter()
+            .any(|(f, t, _)| f[0] == "queue" && t[0] == "fsx"),
         "no arrow queue -> fsx found: the parser is broken"
     );
     if std::env::var_os("HOUSE_ARROWS").is_some() {
@@ -438,9 +455,12 @@ fn every_file_says_its_one_job_first() {
                 format!("{}.rs", name(&m))
             }
         };
-        let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(&path))
-            .unwrap();
-        assert!(text.starts_with("//!"), "{path}: does not open with a //! line");
+        let text =
+            std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(&path)).unwrap();
+        assert!(
+            text.starts_with("//!"),
+            "{path}: does not open with a //! line"
+        );
     }
 }
 

@@ -2,8 +2,8 @@
 
 use clap::{value_parser, Arg, ArgAction, ArgGroup, Command};
 use qmail_multi::fix::apply::{arm_crash_hook, RunMode};
-use qmail_multi::queue::found::AsFound;
 use qmail_multi::fix::{run, status, Options, Target};
+use qmail_multi::queue::found::AsFound;
 use qmail_multi::queue::layout::{parse_big_todo, Layout, CLASSIC_SPLIT};
 use qmail_multi::queue::name::{parse_split, DEFAULT_SPLIT};
 use qmail_multi::queue::users::Owners;

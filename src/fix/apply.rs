@@ -2,9 +2,9 @@
 //! otherwise every action runs, relative to the queue's directory
 //! descriptor, in an order that is safe to interrupt.
 
-use crate::fsx::dir::{io_err, stat_at, Found};
 use super::plan::{Action, ActionKind, Expect, MessageMove, Want, MAX_LINKS, TEMP_SUFFIX};
 use crate::fsx::beneath;
+use crate::fsx::dir::{io_err, stat_at, Found};
 use crate::queue::layout::{Kind, QUARANTINE};
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
@@ -311,7 +311,8 @@ impl<'a> Applier<'a> {
         match action {
             Action::CreateDir { path, want } => {
                 step();
-                beneath::mkdir(root, path, want.mode).map_err(at(path, "cannot create directory"))?;
+                beneath::mkdir(root, path, want.mode)
+                    .map_err(at(path, "cannot create directory"))?;
                 own(root, path, want)
             }
             Action::CreateFile { path, want } => create_file(root, path, want),
@@ -818,7 +819,9 @@ fn sync_dir(root: &OwnedFd, d: &Path) -> Result<(), Failure> {
 impl Sync<'_> {
     fn new_name(&self, root: &OwnedFd, to: &Path) -> Result<(), Failure> {
         match self {
-            Sync::Now => beneath::sync_parent(root, to).map_err(|e| (to.to_owned(), "cannot sync", e)),
+            Sync::Now => {
+                beneath::sync_parent(root, to).map_err(|e| (to.to_owned(), "cannot sync", e))
+            }
             Sync::Batched(b) => {
                 b.lock()
                     .unwrap_or_else(|e| e.into_inner())
@@ -847,9 +850,8 @@ impl Sync<'_> {
             Sync::Now => {
                 step();
                 match beneath::unlink(root, old) {
-                    Ok(()) => {
-                        beneath::sync_parent(root, old).map_err(|e| (old.to_owned(), "cannot sync", e))
-                    }
+                    Ok(()) => beneath::sync_parent(root, old)
+                        .map_err(|e| (old.to_owned(), "cannot sync", e)),
                     Err(Errno::ENOENT) => Ok(()),
                     Err(e) => Err((old.to_owned(), "cannot remove the old name", io_err(e))),
                 }

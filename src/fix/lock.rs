@@ -18,14 +18,15 @@ pub fn is_live(root: &OwnedFd) -> io::Result<bool> {
     // there is never opened); anything else is no lock, and the layout
     // check sets it aside. A lock on a file with another name elsewhere
     // changes nothing in that file.
-    let fd = match crate::fsx::beneath::open_regular(root, std::path::Path::new(SENDMUTEX), u64::MAX) {
-        Ok((file, _)) => OwnedFd::from(file),
-        Err(e) if e.raw_os_error().is_none() => return Ok(false),
-        Err(e) => match e.raw_os_error().map(Errno::from_raw) {
-            Some(Errno::ENOENT | Errno::ENOTDIR | Errno::ELOOP) => return Ok(false),
-            _ => return Err(e),
-        },
-    };
+    let fd =
+        match crate::fsx::beneath::open_regular(root, std::path::Path::new(SENDMUTEX), u64::MAX) {
+            Ok((file, _)) => OwnedFd::from(file),
+            Err(e) if e.raw_os_error().is_none() => return Ok(false),
+            Err(e) => match e.raw_os_error().map(Errno::from_raw) {
+                Some(Errno::ENOENT | Errno::ENOTDIR | Errno::ELOOP) => return Ok(false),
+                _ => return Err(e),
+            },
+        };
     // A POSIX record lock held by anyone else shows up here.
     if write_lock_conflicts(&fd)? {
         return Ok(true);

@@ -21,12 +21,12 @@
 //!   with --force) candidates younger than 36 hours are left for qmail-send.
 
 use super::apply::{Applier, RunMode};
-use crate::fsx::dir::{open_dir_at, stat_at, Found};
-use crate::queue::found::split_subdirs;
 use super::plan::{
     classify_top, mismatch_of, plan_bucket, plan_conversion, plan_flat_file, Action, ActionKind,
     Bucket, MessIndex, MessageMove, Mismatch, Plan, StrayCandidate, SubState, Top, TopSeen,
 };
+use crate::fsx::dir::{open_dir_at, stat_at, Found};
+use crate::queue::found::split_subdirs;
 use crate::queue::layout::{is_todo_or_intd, Layout, INTD, MESS, TODO};
 use crate::queue::name::{parse_inode, parse_subdir, split_index};
 use crate::queue::users::Ids;

@@ -2,8 +2,8 @@
 //!
 //! Paths in actions are relative to the queue root.
 
-use crate::fsx::dir::{Found, Stat};
 pub use crate::fsx::beneath::Expect;
+use crate::fsx::dir::{Found, Stat};
 pub use crate::queue::found::{classify_top, parked, Top, TopSeen, PARKED_SUFFIX};
 use crate::queue::layout::{self, Entry, Kind, Layout, MESS};
 use crate::queue::name::{parse_inode, split_index};
@@ -71,6 +71,12 @@ pub struct MessageMove {
     /// being moved, not their targets.
     pub first: Vec<Action>,
 }
+
+/// Names in a destination's `pid/` that belong to an unfinished retirement
+/// (the check reports them; a rerun of `--retire` finishes them).
+pub const RETIRE_MARKER_PREFIX: &str = "retire.";
+/// Temporary copies of a message's other files, in a destination's `pid/`.
+pub const RETIRE_TEMP_PREFIX: &str = "retire-tmp.";
 
 /// Links a message file may have: one, except that qmail-queue links a
 /// message's `intd` file to `todo`, so that pair shares one inode.

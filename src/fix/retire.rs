@@ -25,11 +25,13 @@
 //! queue, so the mail is safe there, and retiring must not strand it.
 
 use super::apply::{step, RunMode};
-use crate::fsx::dir::{io_err, open_dir_at, stat_at, Found, Stat};
-use crate::queue::found::split_subdirs;
+use super::check::fix_queue;
+use super::lock;
+use super::options::{fatal, Options, Outcome};
 use super::plan::want_file;
 use crate::fsx::beneath;
-use super::{fatal, lock, Options, Outcome};
+use crate::fsx::dir::{io_err, open_dir_at, stat_at, Found, Stat};
+use crate::queue::found::split_subdirs;
 use crate::queue::layout::{self, Layout, MESS, PID};
 use crate::queue::name::{parse_inode, split_index};
 use crate::queue::users::Ids;
@@ -44,10 +46,7 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-/// Names in a destination's `pid/` that belong to an unfinished retirement.
-pub const MARKER_PREFIX: &str = "retire.";
-/// Temporary copies of a message's other files, in a destination's `pid/`.
-pub const TEMP_PREFIX: &str = "retire-tmp.";
+pub use super::plan::{RETIRE_MARKER_PREFIX as MARKER_PREFIX, RETIRE_TEMP_PREFIX as TEMP_PREFIX};
 
 /// The other files of a message, in the order they move: `todo` last, as
 /// it is what hands a message to qmail-send.
@@ -131,7 +130,7 @@ pub fn retire_queue(
         Err(e) => return fatal(queue, "cannot probe the lock", e),
     }
     // Canonical names first: the source is repaired like any queue.
-    let mut outcome = super::fix_queue(queue, opts, ids);
+    let mut outcome = fix_queue(queue, opts, ids);
     if outcome.fatal || outcome.live_refused {
         return outcome;
     }
@@ -159,7 +158,10 @@ pub fn retire_queue(
         dirs: Default::default(),
     };
     if let Err((p, what, e)) = mover.all() {
-        eprintln!("queue-fix: fatal: {}: {what}: {e}", crate::fsx::escape::path(&p));
+        eprintln!(
+            "queue-fix: fatal: {}: {what}: {e}",
+            crate::fsx::escape::path(&p)
+        );
         outcome.fatal = true;
     }
     if opts.mode != RunMode::DryRun {
@@ -890,8 +892,8 @@ impl Mover<'_> {
         }
         let flags = OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NONBLOCK;
         step();
-        let out =
-            beneath::open(&d.root, to, flags, 0o600).map_err(at(&dshown.join(to), "cannot create"))?;
+        let out = beneath::open(&d.root, to, flags, 0o600)
+            .map_err(at(&dshown.join(to), "cannot create"))?;
         let (mut input, mut out) = (input, File::from(out));
         let done = (|| -> io::Result<u64> {
             io::copy(&mut input, &mut out)?;

@@ -17,7 +17,11 @@ use std::process::{Command, ExitStatus, Stdio};
 
 /// Variables a filter must not see, so one that re-injects cannot loop.
 /// The pass counter goes too: mail a filter injects is a new injection.
-pub const HIDDEN_FROM_FILTER: [&str; 3] = ["FILTERARGS", "SPAMFILTER", crate::queue::config::PASSES_VARIABLE];
+pub const HIDDEN_FROM_FILTER: [&str; 3] = [
+    "FILTERARGS",
+    "SPAMFILTER",
+    crate::queue::config::PASSES_VARIABLE,
+];
 
 /// What the filter's exit status means for the injection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -12,8 +12,8 @@ use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
 use std::path::{Path, PathBuf};
 
-use crate::queue::config::queue_path;
 use crate::exit::QueueExit;
+use crate::queue::config::queue_path;
 
 pub use crate::queue::health::{judge, FsFigures, Health};
 

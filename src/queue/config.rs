@@ -8,8 +8,8 @@
 
 use std::ffi::{OsStr, OsString};
 use std::fmt;
-use std::os::unix::ffi::OsStrExt;
 use std::io;
+use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 
 /// Build-time defaults (upstream's `auto_qmail`, `controldir`, `qmail-queue`).

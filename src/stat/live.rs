@@ -9,8 +9,8 @@
 //!   OFD lock without taking one (and sees holders in other namespaces).
 
 use crate::fsx::dir::{io_err, stat_at, Found};
-pub use crate::fsx::locks::{LockTable, PendingLocks};
 use crate::fsx::locks::write_lock_conflicts;
+pub use crate::fsx::locks::{LockTable, PendingLocks};
 use crate::queue::layout::SENDMUTEX;
 use nix::errno::Errno;
 use nix::fcntl::OFlag;

@@ -15,12 +15,12 @@ pub mod scan;
 pub mod table;
 
 use crate::fsx::dir::open_named_dir;
-use crate::queue::orphans::find_orphans;
 use crate::queue::config::{queue_path, Base, Config, Target as MultiTarget};
-use crate::queue::scheduler::QueueFigures;
 use crate::queue::health::Health;
 use crate::queue::layout::{parse_big_todo, Layout};
 use crate::queue::name::DEFAULT_SPLIT;
+use crate::queue::orphans::find_orphans;
+use crate::queue::scheduler::QueueFigures;
 use crate::queue::served::served_range;
 use crate::queue::settings::Settings;
 use model::{Orphan, QueueStat, Snapshot, Space};

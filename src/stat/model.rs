@@ -1,8 +1,8 @@
 //! What queue-stat found, as plain data: the output formats and the
 //! `--check` verdict are pure functions of a [`Snapshot`].
 
-use crate::queue::scheduler::QueueLoad;
 use crate::queue::health::Health;
+use crate::queue::scheduler::QueueLoad;
 use std::path::PathBuf;
 
 /// Upper bounds (seconds, inclusive) of the age buckets, qshape's doubling
