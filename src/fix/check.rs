@@ -5,7 +5,7 @@ use super::apply::{Applier, RunMode};
 use super::create::{self, Created};
 use super::options::{fatal, Options, Outcome};
 use super::plan::{self, plan_entry, want_of, wanted, Plan, TEMP_SUFFIX};
-use super::{lock, messages};
+use super::{convert, lock, messages};
 use crate::fsx::dir::{self, open_dir_at, stat_at, Found};
 use crate::queue::found;
 use crate::queue::layout::{Kind, Layout, PID, QUARANTINE};
@@ -67,7 +67,7 @@ pub fn fix_queue(queue: &Path, opts: &Options, ids: &Ids) -> Outcome {
         opts.delete_strays,
         want_of(&QUARANTINE, ids, &opts.layout),
     );
-    let mismatch = match messages::layout_mismatch(&root, &opts.layout) {
+    let mismatch = match convert::layout_mismatch(&root, &opts.layout) {
         Ok(m) => m,
         Err(e) => return fatal(queue, "cannot read", e),
     };

@@ -21,13 +21,12 @@
 //!   with --force) candidates younger than 36 hours are left for qmail-send.
 
 use super::apply::{Applier, RunMode};
-use super::plan::{
-    classify_top, mismatch_of, plan_bucket, plan_conversion, plan_flat_file, Action, ActionKind,
-    Bucket, MessIndex, MessageMove, Mismatch, Plan, StrayCandidate, SubState, Top, TopSeen,
-};
+use super::bucket::{plan_bucket, plan_flat_file, Bucket, MessIndex, StrayCandidate};
+use super::convert::{mismatch_cause, Mismatch};
+use super::plan::{Action, ActionKind, MessageMove, Plan};
 use crate::fsx::dir::{open_dir_at, stat_at, Found};
-use crate::queue::found::split_subdirs;
-use crate::queue::layout::{is_todo_or_intd, Layout, INTD, MESS, TODO};
+use crate::queue::found::{classify_top, split_subdirs, Top};
+use crate::queue::layout::{is_todo_or_intd, Layout, MESS};
 use crate::queue::name::{parse_inode, parse_subdir, split_index};
 use crate::queue::users::Ids;
 use std::ffi::OsStr;
@@ -260,11 +259,11 @@ pub fn check(c: &MessageCheck, applier: &Applier) -> io::Result<usize> {
         problems.fetch_add(1, Ordering::Relaxed);
         let converting = matches!(applier.mode, RunMode::Apply | RunMode::Ask)
             && applier.allowed(ActionKind::Rename);
-        let cause = super::plan::mismatch_cause(c.mismatch, converting);
+        let cause = mismatch_cause(c.mismatch, converting);
         if converting {
             // Said, not left: this run repairs it.
             applier.say(Path::new("."), &cause);
-            convert(c, applier)?;
+            super::convert::convert(c.root, c.layout, c.ids, c.mismatch, applier)?;
         } else {
             applier.warn(Path::new("."), &cause);
         }
@@ -440,7 +439,7 @@ fn check_flat_dir(
     let Some(fd) = open_dir_at(c.root, dir)? else {
         return Ok(());
     };
-    let partner = super::plan::partner(dir);
+    let partner = super::bucket::partner(dir);
     crate::fsx::dir::for_each_name(&fd, |name| {
         let Some(st) = stat_at(&fd, name)? else {
             return Ok(());
@@ -465,133 +464,6 @@ fn check_flat_dir(
     })
 }
 
-/// What `todo` and `intd` hold at their top, against what `BIGTODO` says:
-/// the directories to convert (none in a queue as configured). Reads only
-/// the names and types at the top of the two directories.
-pub fn layout_mismatch(root: &OwnedFd, layout: &Layout) -> io::Result<Vec<Mismatch>> {
-    let mut found = Vec::new();
-    for dir in [TODO, INTD] {
-        let Some(fd) = open_dir_at(root, dir).map_err(|e| named(dir, e))? else {
-            continue;
-        };
-        let mut seen = TopSeen::default();
-        crate::fsx::dir::for_each_typed(&fd, |name, kind| {
-            seen.add(classify_top(name.as_bytes(), kind));
-            Ok(())
-        })
-        .map_err(|e| named(dir, e))?;
-        found.extend(mismatch_of(dir, layout, seen));
-    }
-    Ok(found)
-}
-
-/// Converts the mismatched `todo`/`intd` into the configured layout:
-/// `intd` first and made durable, then `todo` (a todo file is what hands a
-/// message to qmail-send, which then reads its intd file); every move a
-/// rename, so a `todo`/`intd` pair keeps its one inode and an interrupted
-/// conversion leaves each file under exactly one name for the next run to
-/// finish. Numbered subdirectories of a directory made flat go once empty.
-fn convert(c: &MessageCheck, applier: &Applier) -> io::Result<()> {
-    for dir in [INTD, TODO] {
-        let Some(m) = c.mismatch.iter().find(|m| m.dir == dir) else {
-            continue;
-        };
-        let Some(fd) = open_dir_at(c.root, dir).map_err(|e| named(dir, e))? else {
-            continue;
-        };
-        let entry = crate::queue::layout::entry(dir);
-        let sub_want = super::plan::Want {
-            mode: entry.split_mode.unwrap_or(entry.mode),
-            ..super::plan::want_of(entry, c.ids, c.layout)
-        };
-        let top_pass = |fd: &OwnedFd| {
-            // Renames out of the directory being read: an entry is seen
-            // once or, moved already, not at all.
-            crate::fsx::dir::for_each_name(fd, |name| {
-                // Looked at now, not as listed: a file this pass parked
-                // may since have become its subdirectory.
-                let Some(kind) = stat_at(fd, name)?.map(|st| st.kind) else {
-                    return Ok(());
-                };
-                let target = parse_inode(name.as_bytes())
-                    .or_else(|| super::plan::parked(name.as_bytes()))
-                    .filter(|_| c.layout.is_split_dir(dir))
-                    .map(|n| c.layout.message_path(dir, n));
-                let state = match target.as_deref().and_then(Path::parent) {
-                    Some(p) => match stat_at(c.root, p)? {
-                        None => SubState::Missing,
-                        Some(st) if st.kind == Found::File => SubState::File,
-                        Some(_) => SubState::Dir,
-                    },
-                    None => SubState::Dir,
-                };
-                let plan = plan_conversion(dir, None, name, kind, false, state, sub_want, c.layout);
-                for a in &plan {
-                    applier.run(a);
-                }
-                Ok(())
-            })
-            .map_err(|e| named(dir, e))
-        };
-        if m.on_disk_split {
-            let mut subs = Vec::new();
-            crate::fsx::dir::for_each_typed(&fd, |name, kind| {
-                if classify_top(name.as_bytes(), kind) == Top::Subdir {
-                    subs.push(name.to_owned());
-                }
-                Ok(())
-            })
-            .map_err(|e| named(dir, e))?;
-            for sub in &subs {
-                let shown = Path::new(dir).join(sub);
-                // One subdirectory's names at a time.
-                let Some(sfd) = open_dir_at(&fd, sub).map_err(|e| named(dir, e))? else {
-                    continue;
-                };
-                let mut entries = Vec::new();
-                crate::fsx::dir::for_each_typed(&sfd, |name, kind| {
-                    entries.push((name.to_owned(), kind));
-                    Ok(())
-                })
-                .map_err(|e| named(&shown.to_string_lossy(), e))?;
-                for (name, kind) in entries {
-                    let clashes = subs.contains(&name);
-                    let plan = plan_conversion(
-                        dir,
-                        Some(sub),
-                        &name,
-                        kind,
-                        clashes,
-                        SubState::Dir,
-                        sub_want,
-                        c.layout,
-                    );
-                    for a in &plan {
-                        applier.run(a);
-                    }
-                }
-            }
-            // The moves durable before their old directories go.
-            applier.flush();
-            for sub in subs {
-                applier.run(&Action::RemoveEmptyDir {
-                    path: Path::new(dir).join(sub),
-                });
-            }
-            // Parked files take their names.
-            top_pass(&fd)?;
-        } else {
-            top_pass(&fd)?;
-            // A file parked while its subdirectory was made, if the
-            // listing did not show it again.
-            top_pass(&fd)?;
-        }
-        // This directory's new names on disk before the next one's moves.
-        applier.flush();
-    }
-    Ok(())
-}
-
 /// A file seen with more links than allowed, looked at again: its link
 /// count now, and whether its `todo`/`intd` partner shares it now.
 fn still_too_many_links(root: &OwnedFd, s: &StrayCandidate) -> bool {
@@ -604,7 +476,7 @@ fn still_too_many_links(root: &OwnedFd, s: &StrayCandidate) -> bool {
     let mut parts = s.path.iter();
     let allowed = match parts
         .next()
-        .and_then(|d| super::plan::partner(&d.to_string_lossy()))
+        .and_then(|d| super::bucket::partner(&d.to_string_lossy()))
     {
         Some(p) => {
             let other: PathBuf = Path::new(p).join(parts.as_path());

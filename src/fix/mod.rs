@@ -10,7 +10,9 @@
 
 pub mod apply;
 pub mod base;
+pub mod bucket;
 pub mod check;
+pub mod convert;
 pub mod create;
 pub mod lock;
 pub mod messages;

@@ -486,7 +486,7 @@ impl Mover<'_> {
     /// The links a source file may have: 2 for a todo/intd pair sharing
     /// one inode, 1 otherwise.
     fn max_links(&self, dir: &str, ino: u64) -> u64 {
-        let Some(p) = super::plan::partner(dir) else {
+        let Some(p) = super::bucket::partner(dir) else {
             return 1;
         };
         match (
