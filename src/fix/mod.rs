@@ -14,6 +14,7 @@ pub mod bucket;
 pub mod check;
 pub mod convert;
 pub mod create;
+pub mod index;
 pub mod lock;
 pub mod messages;
 pub mod options;
