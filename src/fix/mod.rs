@@ -17,6 +17,7 @@ pub mod create;
 pub mod index;
 pub mod lock;
 pub mod messages;
+pub mod mover;
 pub mod options;
 pub mod plan;
 pub mod retire;
