@@ -18,6 +18,7 @@ pub mod index;
 pub mod lock;
 pub mod messages;
 pub mod mover;
+pub mod ops;
 pub mod options;
 pub mod plan;
 pub mod retire;

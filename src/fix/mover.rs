@@ -1,7 +1,7 @@
 //! Moving one retired queue's messages into the queues of the range: on
 //! one filesystem by links and renames, across filesystems by durable copies.
 
-use super::apply::step;
+use super::ops::step;
 use super::plan::want_file;
 use super::plan::{RETIRE_MARKER_PREFIX as MARKER_PREFIX, RETIRE_TEMP_PREFIX as TEMP_PREFIX};
 use crate::fsx::beneath;
@@ -278,7 +278,7 @@ impl Mover<'_> {
 
     fn set_aside_src(&self, path: &Path, st: &Stat) -> Result<(), Failure> {
         let qwant = super::plan::want_of(&layout::QUARANTINE, self.ids, self.layout);
-        let to = super::apply::set_aside(self.src, path, &qwant)?;
+        let to = super::ops::set_aside(self.src, path, &qwant)?;
         let why = if st.kind == Found::File {
             super::plan::hard_links(st.nlink, 1)
         } else {

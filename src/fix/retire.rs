@@ -24,10 +24,11 @@
 //! queue of the range is disabled: qmail-send still delivers a disabled
 //! queue, so the mail is safe there, and retiring must not strand it.
 
-use super::apply::{step, RunMode};
+use super::apply::RunMode;
 use super::check::fix_queue;
 use super::lock;
 use super::mover::{markers_of, rel, Dest, Mover};
+use super::ops::step;
 use super::options::{fatal, Options, Outcome};
 use crate::fsx::beneath;
 use crate::fsx::dir::{io_err, open_dir_at, stat_at};
