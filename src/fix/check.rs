@@ -2,33 +2,24 @@
 //! layout table, then its messages (observe, plan, apply).
 
 use super::apply::{Applier, RunMode};
+use super::convert::Mismatch;
 use super::create::{self, Created};
 use super::options::{fatal, Options, Outcome};
-use super::plan::{self, plan_entry, want_of, wanted, Plan, TEMP_SUFFIX};
+use super::plan::{self, plan_entry, want_of, wanted, Plan, Want, TEMP_SUFFIX};
 use super::{convert, lock, messages};
 use crate::fsx::dir::{self, open_dir_at, stat_at, Found};
 use crate::queue::found;
-use crate::queue::layout::{Kind, Layout, PID, QUARANTINE};
+use crate::queue::layout::{Kind, Layout, PID, QUARANTINE, SENDMUTEX};
 use crate::queue::users::Ids;
 use std::io;
 use std::os::fd::OwnedFd;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// Creates, checks or repairs one queue.
 pub fn fix_queue(queue: &Path, opts: &Options, ids: &Ids) -> Outcome {
-    let root = match open_queue(queue) {
-        Ok(Some(fd)) => fd,
-        Ok(None) => {
-            return match create::create_root(queue, opts, ids) {
-                Created::Done(o) => o,
-                Created::Root => {
-                    let mut o = fix_queue(queue, opts, ids);
-                    o.problems += 1;
-                    o
-                }
-            }
-        }
-        Err(e) => return fatal(queue, "cannot open the queue", e),
+    let root = match open_or_create(queue, opts, ids) {
+        Ok(fd) => fd,
+        Err(o) => return o,
     };
     let opts = &match queue_layout(&root, queue, opts) {
         Ok(layout) => Options {
@@ -43,13 +34,7 @@ pub fn fix_queue(queue: &Path, opts: &Options, ids: &Ids) -> Outcome {
     }
     let live = match lock::is_live(&root) {
         Ok(l) => l,
-        Err(e) => {
-            return fatal(
-                &queue.join(crate::queue::layout::SENDMUTEX),
-                "cannot probe the lock",
-                e,
-            )
-        }
+        Err(e) => return fatal(&queue.join(SENDMUTEX), "cannot probe the lock", e),
     };
     let refuse = live && !opts.force && opts.mode != RunMode::DryRun;
     // A refused live queue is only counted: the refusal below says what to
@@ -71,83 +56,12 @@ pub fn fix_queue(queue: &Path, opts: &Options, ids: &Ids) -> Outcome {
         Ok(m) => m,
         Err(e) => return fatal(queue, "cannot read", e),
     };
-    let mut plan = Plan::default();
-    // The numbered subdirectories a flat todo/intd lacks are made as part
-    // of its conversion: counted (and, with -N, shown) as its one problem.
-    let mut conversion = Plan::default();
-    for (path, want) in &wants {
-        let converting = path.parent().is_some_and(|p| {
-            mismatch
-                .iter()
-                .any(|m| !m.on_disk_split && p == Path::new(m.dir))
-        });
-        if converting {
-            match stat_at(&root, path) {
-                Ok(None) => {
-                    if matches!(mode, RunMode::Apply | RunMode::Ask) {
-                        plan_entry(path, want, None, false, &mut conversion);
-                    }
-                    continue;
-                }
-                // A flat message file named like the subdirectory (an
-                // inode below the split): the conversion parks it and
-                // makes the directory.
-                Ok(Some(st)) if st.kind == Found::File => continue,
-                _ => {}
-            }
-        }
-        let have = if path == Path::new(".") {
-            match stat_at(&root, ".") {
-                Ok(st) => st,
-                Err(e) => return fatal(queue, "cannot stat", e),
-            }
-        } else {
-            match stat_at(&root, path) {
-                Ok(st) => st,
-                Err(e) => return fatal(&queue.join(path), "cannot stat", e),
-            }
+    let (plan, conversion, bad_quarantine) =
+        match plan_layout(&root, queue, opts, ids, &wants, &mismatch, mode) {
+            Ok(planned) => planned,
+            Err(o) => return o,
         };
-        let leftover = match want.kind {
-            Kind::File { size } if size > 0 => {
-                let mut t = path.as_os_str().to_owned();
-                t.push(TEMP_SUFFIX);
-                matches!(stat_at(&root, &t), Ok(Some(_)))
-            }
-            _ => false,
-        };
-        plan_entry(path, want, have.as_ref(), leftover, &mut plan);
-    }
-    // The quarantine directory, when there is one, is checked too;
-    // anything else under its name would make every set-aside fail.
-    let mut bad_quarantine = false;
-    if let Ok(Some(st)) = stat_at(&root, QUARANTINE.path) {
-        let want = want_of(&QUARANTINE, ids, &opts.layout);
-        if st.kind == Found::Dir {
-            plan::plan_permissions(Path::new(QUARANTINE.path), &want, &st, &mut plan);
-        } else {
-            bad_quarantine = true;
-        }
-    }
-    // Only a regular file is the disabled marker, for every tool.
-    if let Some(cause) = crate::queue::disable::stray_marker(&root) {
-        plan.actions.push(plan::Action::SetAside {
-            path: crate::queue::layout::DISABLED_NAME.into(),
-            cause,
-            keep: true,
-        });
-    }
-    if opts.layout.ratelimit {
-        if let Err(e) = plan_ratelimit_files(&root, ids, &opts.layout, &mut plan) {
-            return fatal(&queue.join("ratelimit"), "cannot read", e);
-        }
-    }
-    for w in &plan.warnings {
-        eprintln!(
-            "queue-fix: {}: {}",
-            crate::fsx::escape::path(&queue.join(&w.path)),
-            w.cause
-        );
-    }
+    warn(queue, &plan.warnings);
     for a in plan.actions.iter().chain(&conversion.actions) {
         applier.run(a);
     }
@@ -168,29 +82,154 @@ pub fn fix_queue(queue: &Path, opts: &Options, ids: &Ids) -> Outcome {
         mismatch: &mismatch,
         part_names: messages::part_names(opts.mode),
     };
-    match messages::check(&check, applier) {
-        Ok(n) => outcome.problems += n as u64,
-        Err(e) => {
-            outcome.add(fatal(queue, "cannot check the messages", e));
-        }
-    }
+    outcome.add(check_messages(&check, queue, applier));
     if applier.errors() > 0 {
         outcome.fatal = true;
     }
     // The layout's own warnings were printed above, not by the applier.
     outcome.left = applier.left() + plan.warnings.len() as u64;
     if refuse && outcome.problems > 0 {
-        eprintln!(
-            "queue-fix: {}: live: {} is locked by another process (qmail-send running); \
-             {} problem{} left unchanged (use --force to change a live queue)",
-            crate::fsx::escape::path(queue),
-            crate::queue::layout::SENDMUTEX,
-            outcome.problems,
-            if outcome.problems == 1 { "" } else { "s" }
-        );
-        outcome.live_refused = true;
+        refused(queue, &mut outcome);
     }
     outcome
+}
+
+/// The layout's own warnings (the applier says the rest).
+fn warn(queue: &Path, warnings: &[plan::Warning]) {
+    for w in warnings {
+        eprintln!(
+            "queue-fix: {}: {}",
+            crate::fsx::escape::path(&queue.join(&w.path)),
+            w.cause
+        );
+    }
+}
+
+/// The queue's directory, opened; created first when it does not exist
+/// (then checked by a run of its own, which finds everything missing).
+fn open_or_create(queue: &Path, opts: &Options, ids: &Ids) -> Result<OwnedFd, Outcome> {
+    match open_queue(queue) {
+        Ok(Some(fd)) => Ok(fd),
+        Ok(None) => Err(match create::create_root(queue, opts, ids) {
+            Created::Done(o) => o,
+            Created::Root => {
+                let mut o = fix_queue(queue, opts, ids);
+                o.problems += 1;
+                o
+            }
+        }),
+        Err(e) => Err(fatal(queue, "cannot open the queue", e)),
+    }
+}
+
+/// The message check's problems, or the error that stopped it.
+fn check_messages(check: &messages::MessageCheck, queue: &Path, applier: &Applier) -> Outcome {
+    let mut outcome = Outcome::default();
+    match messages::check(check, applier) {
+        Ok(n) => outcome.problems += n as u64,
+        Err(e) => {
+            outcome.add(fatal(queue, "cannot check the messages", e));
+        }
+    }
+    outcome
+}
+
+/// Says why a live queue's problems were left, and marks the refusal.
+fn refused(queue: &Path, outcome: &mut Outcome) {
+    eprintln!(
+        "queue-fix: {}: live: {} is locked by another process (qmail-send running); \
+         {} problem{} left unchanged (use --force to change a live queue)",
+        crate::fsx::escape::path(queue),
+        SENDMUTEX,
+        outcome.problems,
+        if outcome.problems == 1 { "" } else { "s" }
+    );
+    outcome.live_refused = true;
+}
+
+/// The plan for the layout's own entries (`plan`), the subdirectories a
+/// conversion makes (`conversion`), and whether the quarantine's name
+/// holds something else than its directory.
+fn plan_layout(
+    root: &OwnedFd,
+    queue: &Path,
+    opts: &Options,
+    ids: &Ids,
+    wants: &[(PathBuf, Want)],
+    mismatch: &[Mismatch],
+    mode: RunMode,
+) -> Result<(Plan, Plan, bool), Outcome> {
+    let mut plan = Plan::default();
+    // The numbered subdirectories a flat todo/intd lacks are made as part
+    // of its conversion: counted (and, with -N, shown) as its one problem.
+    let mut conversion = Plan::default();
+    for (path, want) in wants {
+        let converting = path.parent().is_some_and(|p| {
+            mismatch
+                .iter()
+                .any(|m| !m.on_disk_split && p == Path::new(m.dir))
+        });
+        if converting {
+            match stat_at(root, path) {
+                Ok(None) => {
+                    if matches!(mode, RunMode::Apply | RunMode::Ask) {
+                        plan_entry(path, want, None, false, &mut conversion);
+                    }
+                    continue;
+                }
+                // A flat message file named like the subdirectory (an
+                // inode below the split): the conversion parks it and
+                // makes the directory.
+                Ok(Some(st)) if st.kind == Found::File => continue,
+                _ => {}
+            }
+        }
+        let have = if path == Path::new(".") {
+            match stat_at(root, ".") {
+                Ok(st) => st,
+                Err(e) => return Err(fatal(queue, "cannot stat", e)),
+            }
+        } else {
+            match stat_at(root, path) {
+                Ok(st) => st,
+                Err(e) => return Err(fatal(&queue.join(path), "cannot stat", e)),
+            }
+        };
+        let leftover = match want.kind {
+            Kind::File { size } if size > 0 => {
+                let mut t = path.as_os_str().to_owned();
+                t.push(TEMP_SUFFIX);
+                matches!(stat_at(root, &t), Ok(Some(_)))
+            }
+            _ => false,
+        };
+        plan_entry(path, want, have.as_ref(), leftover, &mut plan);
+    }
+    // The quarantine directory, when there is one, is checked too;
+    // anything else under its name would make every set-aside fail.
+    let mut bad_quarantine = false;
+    if let Ok(Some(st)) = stat_at(root, QUARANTINE.path) {
+        let want = want_of(&QUARANTINE, ids, &opts.layout);
+        if st.kind == Found::Dir {
+            plan::plan_permissions(Path::new(QUARANTINE.path), &want, &st, &mut plan);
+        } else {
+            bad_quarantine = true;
+        }
+    }
+    // Only a regular file is the disabled marker, for every tool.
+    if let Some(cause) = crate::queue::disable::stray_marker(root) {
+        plan.actions.push(plan::Action::SetAside {
+            path: crate::queue::layout::DISABLED_NAME.into(),
+            cause,
+            keep: true,
+        });
+    }
+    if opts.layout.ratelimit {
+        if let Err(e) = plan_ratelimit_files(root, ids, &opts.layout, &mut plan) {
+            return Err(fatal(&queue.join("ratelimit"), "cannot read", e));
+        }
+    }
+    Ok((plan, conversion, bad_quarantine))
 }
 
 /// The layout this queue is checked in: the options', with what no setting
