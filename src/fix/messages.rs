@@ -77,111 +77,17 @@ impl MessageCheck<'_> {
 /// problems found, or the first error that stopped reading.
 pub fn check(c: &MessageCheck, applier: &Applier) -> io::Result<usize> {
     let problems = AtomicUsize::new(0);
-    if !c.mismatch.is_empty() {
-        problems.fetch_add(1, Ordering::Relaxed);
-        let converting = matches!(applier.mode, RunMode::Apply | RunMode::Ask)
-            && applier.allowed(ActionKind::Rename);
-        let cause = mismatch_cause(c.mismatch, converting);
-        if converting {
-            // Said, not left: this run repairs it.
-            applier.say(Path::new("."), &cause);
-            super::convert::convert(c.root, c.layout, c.ids, c.mismatch, applier)?;
-        } else {
-            applier.warn(Path::new("."), &cause);
-        }
-    }
-    // Entries at the top of a split directory, held for the second look.
-    let mut top = Vec::<StrayCandidate>::new();
+    problems.fetch_add(convert_first(c, applier)?, Ordering::Relaxed);
+    let (dir_fds, buckets, top) = open_split_dirs(c)?;
     // The buckets' stray candidates, held up to STRAYS_HELD; beyond, the
     // flag says they are found again by a second pass.
     let strays = Mutex::new((Vec::<StrayCandidate>::new(), false));
-    let mut dir_fds: Vec<(&'static str, OwnedFd)> = Vec::new();
-    let mut buckets: Vec<u32> = Vec::new();
-    for dir in c.layout.split_message_dirs() {
-        let Some(fd) = open_dir_at(c.root, dir).map_err(|e| named(dir, e))? else {
-            continue;
-        };
-        let (subs, others) = split_subdirs(&fd).map_err(|e| named(dir, e))?;
-        for name in others {
-            // Wrong-typed subdirectories below the split are the layout's.
-            if parse_subdir(name.as_bytes()).is_some_and(|n| n < c.layout.split) {
-                continue;
-            }
-            if let Some(st) = stat_at(&fd, &name).map_err(|e| named(dir, e))? {
-                // A flat todo/intd message file is the conversion's (done
-                // above, or reported as the one mismatch): never a stray.
-                if is_todo_or_intd(dir)
-                    && matches!(
-                        classify_top(name.as_bytes(), st.kind),
-                        Top::MessageFile | Top::Parked
-                    )
-                {
-                    continue;
-                }
-                top.push(StrayCandidate {
-                    path: Path::new(dir).join(&name),
-                    name: None,
-                    stat: st,
-                    cause: "does not belong at the top of a split directory".into(),
-                    regardless: true,
-                    linked: false,
-                });
-            }
-        }
-        buckets.extend(subs);
-        dir_fds.push((dir, fd));
-    }
-    buckets.sort_unstable();
-    buckets.dedup();
     let index = RealIndex::open(c.root, c.layout).map_err(|e| named(MESS, e))?;
-    let first_error = Mutex::new(None::<io::Error>);
-    let threads = if applier.mode == RunMode::Ask {
-        1
-    } else {
-        c.threads.max(1)
-    };
-    std::thread::scope(|scope| {
-        for worker in 0..threads {
-            let (buckets, dir_fds, index, problems, strays, first_error) =
-                (&buckets, &dir_fds, &index, &problems, &strays, &first_error);
-            scope.spawn(move || {
-                for &sub in buckets.iter().skip(worker).step_by(threads) {
-                    let result = check_bucket(c, dir_fds, index, sub, &mut |plan, mut found| {
-                        for w in &plan.warnings {
-                            applier.warn(&w.path, &w.cause);
-                        }
-                        for a in &plan.actions {
-                            applier.run(a);
-                        }
-                        problems.fetch_add(plan.problems(), Ordering::Relaxed);
-                        if !found.is_empty() {
-                            let mut held = strays.lock().unwrap();
-                            let (list, over) = &mut *held;
-                            if *over || list.len() + found.len() > STRAYS_HELD {
-                                // Memory stays bounded: every stray is
-                                // found again by a second pass.
-                                *list = Vec::new();
-                                *over = true;
-                            } else {
-                                list.append(&mut found);
-                            }
-                        }
-                    });
-                    match result {
-                        Ok(()) => {}
-                        Err(e) => {
-                            first_error.lock().unwrap().get_or_insert(e);
-                            return;
-                        }
-                    }
-                }
-            });
-        }
-    });
+    let first_error = check_buckets(c, applier, &dir_fds, &buckets, &index, &problems, &strays);
     // The parallel pass's moves made durable and their old names removed
     // before anything looks at the queue again.
     applier.flush();
-    if let Some(e) = first_error.into_inner().unwrap() {
+    if let Some(e) = first_error {
         return Err(e);
     }
     let (held, overflowed) = strays.into_inner().unwrap();
@@ -246,6 +152,131 @@ pub fn check(c: &MessageCheck, applier: &Applier) -> io::Result<usize> {
         applier.run(a);
     }
     Ok(problems.into_inner() + plan.problems() + again)
+}
+
+/// The conversion of a `todo`/`intd` in the other layout, first: one
+/// problem, repaired now or reported.
+fn convert_first(c: &MessageCheck, applier: &Applier) -> io::Result<usize> {
+    if c.mismatch.is_empty() {
+        return Ok(0);
+    }
+    let converting = matches!(applier.mode, RunMode::Apply | RunMode::Ask)
+        && applier.allowed(ActionKind::Rename);
+    let cause = mismatch_cause(c.mismatch, converting);
+    if converting {
+        // Said, not left: this run repairs it.
+        applier.say(Path::new("."), &cause);
+        super::convert::convert(c.root, c.layout, c.ids, c.mismatch, applier)?;
+    } else {
+        applier.warn(Path::new("."), &cause);
+    }
+    Ok(1)
+}
+
+/// The split message directories opened, the bucket numbers found in any
+/// of them, and what sits at their tops that does not belong there.
+#[allow(clippy::type_complexity)]
+fn open_split_dirs(
+    c: &MessageCheck,
+) -> io::Result<(Vec<(&'static str, OwnedFd)>, Vec<u32>, Vec<StrayCandidate>)> {
+    // Entries at the top of a split directory, held for the second look.
+    let mut top = Vec::<StrayCandidate>::new();
+    let mut dir_fds: Vec<(&'static str, OwnedFd)> = Vec::new();
+    let mut buckets: Vec<u32> = Vec::new();
+    for dir in c.layout.split_message_dirs() {
+        let Some(fd) = open_dir_at(c.root, dir).map_err(|e| named(dir, e))? else {
+            continue;
+        };
+        let (subs, others) = split_subdirs(&fd).map_err(|e| named(dir, e))?;
+        for name in others {
+            // Wrong-typed subdirectories below the split are the layout's.
+            if parse_subdir(name.as_bytes()).is_some_and(|n| n < c.layout.split) {
+                continue;
+            }
+            if let Some(st) = stat_at(&fd, &name).map_err(|e| named(dir, e))? {
+                // A flat todo/intd message file is the conversion's (done
+                // above, or reported as the one mismatch): never a stray.
+                if is_todo_or_intd(dir)
+                    && matches!(
+                        classify_top(name.as_bytes(), st.kind),
+                        Top::MessageFile | Top::Parked
+                    )
+                {
+                    continue;
+                }
+                top.push(StrayCandidate {
+                    path: Path::new(dir).join(&name),
+                    name: None,
+                    stat: st,
+                    cause: "does not belong at the top of a split directory".into(),
+                    regardless: true,
+                    linked: false,
+                });
+            }
+        }
+        buckets.extend(subs);
+        dir_fds.push((dir, fd));
+    }
+    buckets.sort_unstable();
+    buckets.dedup();
+    Ok((dir_fds, buckets, top))
+}
+
+/// Every bucket checked, split between worker threads; the first error
+/// that stopped a worker.
+fn check_buckets(
+    c: &MessageCheck,
+    applier: &Applier,
+    dir_fds: &[(&'static str, OwnedFd)],
+    buckets: &[u32],
+    index: &RealIndex,
+    problems: &AtomicUsize,
+    strays: &Mutex<(Vec<StrayCandidate>, bool)>,
+) -> Option<io::Error> {
+    let first_error = Mutex::new(None::<io::Error>);
+    let threads = if applier.mode == RunMode::Ask {
+        1
+    } else {
+        c.threads.max(1)
+    };
+    std::thread::scope(|scope| {
+        for worker in 0..threads {
+            let first_error = &first_error;
+            scope.spawn(move || {
+                for &sub in buckets.iter().skip(worker).step_by(threads) {
+                    let result = check_bucket(c, dir_fds, index, sub, &mut |plan, mut found| {
+                        for w in &plan.warnings {
+                            applier.warn(&w.path, &w.cause);
+                        }
+                        for a in &plan.actions {
+                            applier.run(a);
+                        }
+                        problems.fetch_add(plan.problems(), Ordering::Relaxed);
+                        if !found.is_empty() {
+                            let mut held = strays.lock().unwrap();
+                            let (list, over) = &mut *held;
+                            if *over || list.len() + found.len() > STRAYS_HELD {
+                                // Memory stays bounded: every stray is
+                                // found again by a second pass.
+                                *list = Vec::new();
+                                *over = true;
+                            } else {
+                                list.append(&mut found);
+                            }
+                        }
+                    });
+                    match result {
+                        Ok(()) => {}
+                        Err(e) => {
+                            first_error.lock().unwrap().get_or_insert(e);
+                            return;
+                        }
+                    }
+                }
+            });
+        }
+    });
+    first_error.into_inner().unwrap()
 }
 
 /// Every file of a flat message directory (`bounce`; `todo` and `intd`
