@@ -108,11 +108,52 @@ pub fn plan_bucket(
     plan: &mut Plan,
     strays: &mut Vec<StrayCandidate>,
 ) {
+    let mut messages: HashMap<&OsStr, MessState> = HashMap::new();
+    // The other directories' files by name, built only when a message
+    // moves or a file has a second link (a quiet queue never pays for it).
+    let mut by_name: Option<ByName> = None;
+    plan_mess_files(
+        bucket,
+        layout,
+        ids,
+        index,
+        plan,
+        strays,
+        &mut messages,
+        &mut by_name,
+    );
+    plan_other_files(
+        bucket,
+        layout,
+        ids,
+        index,
+        plan,
+        strays,
+        &messages,
+        &mut by_name,
+    );
+}
+
+/// `dir/sub/name`.
+fn at(dir: &str, sub: &str, name: &OsStr) -> PathBuf {
+    Path::new(dir).join(sub).join(name)
+}
+
+/// The bucket's `mess` files: each healthy, or a message that moves to its
+/// inode's name with its other files.
+#[allow(clippy::too_many_arguments)]
+fn plan_mess_files<'b>(
+    bucket: &'b Bucket,
+    layout: &Layout,
+    ids: &Ids,
+    index: &dyn MessIndex,
+    plan: &mut Plan,
+    strays: &mut Vec<StrayCandidate>,
+    messages: &mut HashMap<&'b OsStr, MessState>,
+    by_name: &mut Option<ByName<'b>>,
+) {
     let s = bucket.sub;
     let sub = s.to_string();
-    let at =
-        |dir: &str, sub: &str, name: &OsStr| -> PathBuf { Path::new(dir).join(sub).join(name) };
-    let mut messages: HashMap<&OsStr, MessState> = HashMap::new();
     let split = layout.split;
     let mess_want = want_file(layout::entry(MESS), ids, layout);
     let no_mess: &[(OsString, Stat)] = &[];
@@ -121,9 +162,6 @@ pub fn plan_bucket(
         .iter()
         .find(|(d, _)| *d == MESS)
         .map_or(no_mess, |(_, v)| v.as_slice());
-    // The other directories' files by name, built only when a message
-    // moves or a file has a second link (a quiet queue never pays for it).
-    let mut by_name: Option<ByName> = None;
     for (name, st) in mess_files {
         let path = at(MESS, &sub, name);
         if st.kind != Found::File {
@@ -185,6 +223,24 @@ pub fn plan_bucket(
             first: first.actions,
         }));
     }
+}
+
+/// The bucket's other files: each belonging to a known message (right,
+/// or moved to its split directory), or a stray candidate.
+#[allow(clippy::too_many_arguments)]
+fn plan_other_files<'b>(
+    bucket: &'b Bucket,
+    layout: &Layout,
+    ids: &Ids,
+    index: &dyn MessIndex,
+    plan: &mut Plan,
+    strays: &mut Vec<StrayCandidate>,
+    messages: &HashMap<&'b OsStr, MessState>,
+    by_name: &mut Option<ByName<'b>>,
+) {
+    let s = bucket.sub;
+    let sub = s.to_string();
+    let split = layout.split;
     for (dir, files) in bucket.dirs.iter().filter(|(d, _)| *d != MESS) {
         let want = want_file(layout::entry(dir), ids, layout);
         for (name, st) in files {
