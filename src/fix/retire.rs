@@ -52,51 +52,12 @@ pub fn retire_queue(
 ) -> Outcome {
     let qname = queue.file_name().map(OsString::from).unwrap_or_default();
     let qname = qname.to_string_lossy().into_owned();
-    let mut dests = Vec::new();
-    for n in range.clone() {
-        let path = base.join(format!("queue{n}"));
-        let root = match crate::fsx::dir::open_named_dir(nix::fcntl::AT_FDCWD, &path) {
-            Ok(Some(fd)) => fd,
-            Ok(None) => return fatal(&path, "cannot retire into it", "no such queue"),
-            Err(e) => return fatal(&path, "cannot open", e),
-        };
-        match lock::is_live(&root) {
-            Ok(true) if !opts.force && opts.mode != RunMode::DryRun => return refuse(&path, queue),
-            Ok(_) => {}
-            Err(e) => return fatal(&path, "cannot probe the lock", e),
-        }
-        let dev = match stat_at(&root, MESS) {
-            Ok(Some(st)) => st.dev,
-            _ => return fatal(&path.join(MESS), "cannot retire into it", "missing"),
-        };
-        let disabled = matches!(crate::queue::disable::marker_at(&root), Ok(Some(true)));
-        dests.push(Dest {
-            n,
-            root,
-            dev,
-            disabled,
-        });
-    }
+    let dests = match open_dests(queue, base, range, opts) {
+        Ok(d) => d,
+        Err(o) => return o,
+    };
     let targets = targets(&dests);
-    if dests.iter().any(|d| d.disabled) {
-        let shown = crate::fsx::escape::path(queue);
-        if targets.iter().all(|&i| dests[i].disabled) {
-            println!(
-                "{shown}: every queue of the range is disabled: retiring into them anyway \
-                 (qmail-send still delivers a disabled queue)"
-            );
-        } else {
-            let skipped: Vec<String> = dests
-                .iter()
-                .filter(|d| d.disabled)
-                .map(|d| format!("queue{}", d.n))
-                .collect();
-            println!(
-                "{shown}: retiring into enabled queues only, not into disabled {}",
-                skipped.join(" ")
-            );
-        }
-    }
+    say_disabled(queue, &dests, &targets);
     let src = match crate::fsx::dir::open_named_dir(nix::fcntl::AT_FDCWD, queue) {
         Ok(Some(fd)) => fd,
         Ok(None) => return Outcome::default(),
@@ -148,6 +109,68 @@ pub fn retire_queue(
         }
     }
     outcome
+}
+
+/// The queues of the range, open, each to retire into; refused when one
+/// is live (without `--force`) or missing.
+fn open_dests(
+    queue: &Path,
+    base: &Path,
+    range: &Range<u32>,
+    opts: &Options,
+) -> Result<Vec<Dest>, Outcome> {
+    let mut dests = Vec::new();
+    for n in range.clone() {
+        let path = base.join(format!("queue{n}"));
+        let root = match crate::fsx::dir::open_named_dir(nix::fcntl::AT_FDCWD, &path) {
+            Ok(Some(fd)) => fd,
+            Ok(None) => return Err(fatal(&path, "cannot retire into it", "no such queue")),
+            Err(e) => return Err(fatal(&path, "cannot open", e)),
+        };
+        match lock::is_live(&root) {
+            Ok(true) if !opts.force && opts.mode != RunMode::DryRun => {
+                return Err(refuse(&path, queue))
+            }
+            Ok(_) => {}
+            Err(e) => return Err(fatal(&path, "cannot probe the lock", e)),
+        }
+        let dev = match stat_at(&root, MESS) {
+            Ok(Some(st)) => st.dev,
+            _ => return Err(fatal(&path.join(MESS), "cannot retire into it", "missing")),
+        };
+        let disabled = matches!(crate::queue::disable::marker_at(&root), Ok(Some(true)));
+        dests.push(Dest {
+            n,
+            root,
+            dev,
+            disabled,
+        });
+    }
+    Ok(dests)
+}
+
+/// Says where mail goes when some queues of the range are disabled.
+fn say_disabled(queue: &Path, dests: &[Dest], targets: &[usize]) {
+    if !dests.iter().any(|d| d.disabled) {
+        return;
+    }
+    let shown = crate::fsx::escape::path(queue);
+    if targets.iter().all(|&i| dests[i].disabled) {
+        println!(
+            "{shown}: every queue of the range is disabled: retiring into them anyway \
+             (qmail-send still delivers a disabled queue)"
+        );
+    } else {
+        let skipped: Vec<String> = dests
+            .iter()
+            .filter(|d| d.disabled)
+            .map(|d| format!("queue{}", d.n))
+            .collect();
+        println!(
+            "{shown}: retiring into enabled queues only, not into disabled {}",
+            skipped.join(" ")
+        );
+    }
 }
 
 /// The indexes of the destinations new mail goes to: the enabled ones, or
