@@ -260,50 +260,7 @@ pub fn convert(
             .map_err(|e| named(dir, e))
         };
         if m.on_disk_split {
-            let mut subs = Vec::new();
-            crate::fsx::dir::for_each_typed(&fd, |name, kind| {
-                if classify_top(name.as_bytes(), kind) == Top::Subdir {
-                    subs.push(name.to_owned());
-                }
-                Ok(())
-            })
-            .map_err(|e| named(dir, e))?;
-            for sub in &subs {
-                let shown = Path::new(dir).join(sub);
-                // One subdirectory's names at a time.
-                let Some(sfd) = open_dir_at(&fd, sub).map_err(|e| named(dir, e))? else {
-                    continue;
-                };
-                let mut entries = Vec::new();
-                crate::fsx::dir::for_each_typed(&sfd, |name, kind| {
-                    entries.push((name.to_owned(), kind));
-                    Ok(())
-                })
-                .map_err(|e| named(&shown.to_string_lossy(), e))?;
-                for (name, kind) in entries {
-                    let clashes = subs.contains(&name);
-                    let plan = plan_conversion(
-                        dir,
-                        Some(sub),
-                        &name,
-                        kind,
-                        clashes,
-                        SubState::Dir,
-                        sub_want,
-                        layout,
-                    );
-                    for a in &plan {
-                        applier.run(a);
-                    }
-                }
-            }
-            // The moves durable before their old directories go.
-            applier.flush();
-            for sub in subs {
-                applier.run(&Action::RemoveEmptyDir {
-                    path: Path::new(dir).join(sub),
-                });
-            }
+            flatten_subdirs(&fd, dir, sub_want, layout, applier)?;
             // Parked files take their names.
             top_pass(&fd)?;
         } else {
@@ -314,6 +271,63 @@ pub fn convert(
         }
         // This directory's new names on disk before the next one's moves.
         applier.flush();
+    }
+    Ok(())
+}
+
+/// The files of every numbered subdirectory of `dir` moved to its top
+/// (one subdirectory's names at a time), made durable, and the emptied
+/// subdirectories removed.
+fn flatten_subdirs(
+    fd: &OwnedFd,
+    dir: &'static str,
+    sub_want: Want,
+    layout: &Layout,
+    applier: &Applier,
+) -> io::Result<()> {
+    let mut subs = Vec::new();
+    crate::fsx::dir::for_each_typed(fd, |name, kind| {
+        if classify_top(name.as_bytes(), kind) == Top::Subdir {
+            subs.push(name.to_owned());
+        }
+        Ok(())
+    })
+    .map_err(|e| named(dir, e))?;
+    for sub in &subs {
+        let shown = Path::new(dir).join(sub);
+        // One subdirectory's names at a time.
+        let Some(sfd) = open_dir_at(fd, sub).map_err(|e| named(dir, e))? else {
+            continue;
+        };
+        let mut entries = Vec::new();
+        crate::fsx::dir::for_each_typed(&sfd, |name, kind| {
+            entries.push((name.to_owned(), kind));
+            Ok(())
+        })
+        .map_err(|e| named(&shown.to_string_lossy(), e))?;
+        for (name, kind) in entries {
+            let clashes = subs.contains(&name);
+            let plan = plan_conversion(
+                dir,
+                Some(sub),
+                &name,
+                kind,
+                clashes,
+                SubState::Dir,
+                sub_want,
+                layout,
+            );
+            for a in &plan {
+                applier.run(a);
+            }
+        }
+    }
+    // The moves durable before their old directories go.
+    applier.flush();
+    for sub in subs {
+        applier.run(&Action::RemoveEmptyDir {
+            path: Path::new(dir).join(sub),
+        });
     }
     Ok(())
 }
