@@ -395,16 +395,8 @@ impl Mover<'_> {
     fn move_same_fs(&self, d: &Dest, ino: u64) -> Result<(), Failure> {
         let mess = rel(MESS, ino, self.layout);
         let name = std::ffi::OsString::from(ino.to_string());
-        // Both directories of one name, or the errno of the missing one
-        // (ENOENT, as the name's own call would give).
-        let dirs = |p: &Path| -> Result<_, Errno> {
-            match (self.dir_for(None, p)?, self.dir_for(Some(d), p)?) {
-                (Some(f), Some(t)) => Ok((f, t)),
-                _ => Err(Errno::ENOENT),
-            }
-        };
         step();
-        let linked = dirs(&mess).and_then(|(f, t)| {
+        let linked = self.both_dirs(d, &mess).and_then(|(f, t)| {
             linkat(
                 f.as_fd(),
                 name.as_os_str(),
@@ -431,68 +423,92 @@ impl Mover<'_> {
                 continue;
             }
             let p = rel(dir, ino, self.layout);
-            step();
-            let (f, t) = match dirs(&p) {
-                Ok(both) => both,
-                // A directory missing on one side: nothing to move unless
-                // the source has the file, which is then never left behind
-                // silently.
-                Err(Errno::ENOENT) => {
-                    let has = match self.dir_for(None, &p) {
-                        Ok(Some(sdir)) => !matches!(stat_at(&sdir, name.as_os_str()), Ok(None)),
-                        _ => false,
-                    };
-                    if !has {
-                        continue;
-                    }
-                    return Err(
-                        at(&self.shown.join(&p), "cannot move into the destination")(Errno::ENOENT),
-                    );
-                }
-                Err(e) => {
-                    return Err(at(&self.shown.join(&p), "cannot move into the destination")(e))
-                }
-            };
-            let (f, t) = (f.as_fd(), t.as_fd());
-            let moved = renameat2(
-                f,
-                name.as_os_str(),
-                t,
-                name.as_os_str(),
-                RenameFlags::RENAME_NOREPLACE,
-            );
-            match moved {
-                Ok(()) => {
-                    pending.dest_dirs.insert((d.n, dir_of(&p)));
-                    pending.src_dirs.insert(dir_of(&p));
-                }
-                Err(Errno::ENOENT) => {}
-                Err(Errno::EEXIST) if same_file(self.src, &p, &d.root, &p) => {
-                    // A rename leaves one name: the same inode at both means
-                    // the source name is a leftover; it goes with the batch.
-                    pending.dest_dirs.insert((d.n, dir_of(&p)));
-                    pending.old.push(p);
-                }
-                Err(Errno::EEXIST) => {
-                    // Another file under this message's name in the
-                    // destination: its own message (this inode number's
-                    // earlier owner) is gone, so it is a stray; ours wins.
-                    step();
-                    renameat(f, name.as_os_str(), t, name.as_os_str())
-                        .map_err(at(&self.shown.join(&p), "cannot move into the destination"))?;
-                    pending.dest_dirs.insert((d.n, dir_of(&p)));
-                    pending.src_dirs.insert(dir_of(&p));
-                }
-                Err(e) => {
-                    return Err(at(&self.shown.join(&p), "cannot move into the destination")(e))
-                }
-            }
+            self.move_other(d, &p, &name, &mut pending)?;
         }
         pending.old.push(mess);
         let full = pending.old.len() >= BATCH;
         drop(pending);
         if full {
             self.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Both directories of one name, or the errno of the missing one
+    /// (ENOENT, as the name's own call would give).
+    fn both_dirs(
+        &self,
+        d: &Dest,
+        p: &Path,
+    ) -> Result<(std::rc::Rc<OwnedFd>, std::rc::Rc<OwnedFd>), Errno> {
+        match (self.dir_for(None, p)?, self.dir_for(Some(d), p)?) {
+            (Some(f), Some(t)) => Ok((f, t)),
+            _ => Err(Errno::ENOENT),
+        }
+    }
+
+    /// One of a message's other files (`p`, named `name`) renamed into
+    /// the destination `d` on the same filesystem.
+    fn move_other(
+        &self,
+        d: &Dest,
+        p: &Path,
+        name: &std::ffi::OsStr,
+        pending: &mut Pending,
+    ) -> Result<(), Failure> {
+        step();
+        let (f, t) = match self.both_dirs(d, p) {
+            Ok(both) => both,
+            // A directory missing on one side: nothing to move unless
+            // the source has the file, which is then never left behind
+            // silently.
+            Err(Errno::ENOENT) => {
+                let has = match self.dir_for(None, p) {
+                    Ok(Some(sdir)) => !matches!(stat_at(&sdir, name), Ok(None)),
+                    _ => false,
+                };
+                if !has {
+                    return Ok(());
+                }
+                return Err(at(&self.shown.join(p), "cannot move into the destination")(
+                    Errno::ENOENT,
+                ));
+            }
+            Err(e) => {
+                return Err(at(&self.shown.join(p), "cannot move into the destination")(
+                    e,
+                ))
+            }
+        };
+        let (f, t) = (f.as_fd(), t.as_fd());
+        let moved = renameat2(f, name, t, name, RenameFlags::RENAME_NOREPLACE);
+        match moved {
+            Ok(()) => {
+                pending.dest_dirs.insert((d.n, dir_of(p)));
+                pending.src_dirs.insert(dir_of(p));
+            }
+            Err(Errno::ENOENT) => {}
+            Err(Errno::EEXIST) if same_file(self.src, p, &d.root, p) => {
+                // A rename leaves one name: the same inode at both means
+                // the source name is a leftover; it goes with the batch.
+                pending.dest_dirs.insert((d.n, dir_of(p)));
+                pending.old.push(p.to_owned());
+            }
+            Err(Errno::EEXIST) => {
+                // Another file under this message's name in the
+                // destination: its own message (this inode number's
+                // earlier owner) is gone, so it is a stray; ours wins.
+                step();
+                renameat(f, name, t, name)
+                    .map_err(at(&self.shown.join(p), "cannot move into the destination"))?;
+                pending.dest_dirs.insert((d.n, dir_of(p)));
+                pending.src_dirs.insert(dir_of(p));
+            }
+            Err(e) => {
+                return Err(at(&self.shown.join(p), "cannot move into the destination")(
+                    e,
+                ))
+            }
         }
         Ok(())
     }
