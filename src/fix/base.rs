@@ -85,18 +85,7 @@ fn fix_base(
     for (n, held) in &orphans {
         let q = base.join(format!("queue{n}"));
         if !(retire && opts.mode != RunMode::DryRun) {
-            eprintln!(
-                "queue-fix: {}: orphan: holds {held} message{} outside queue{}..queue{}{}",
-                crate::fsx::escape::path(&q),
-                if *held == 1 { "" } else { "s" },
-                served.start,
-                served.end.saturating_sub(1),
-                if retire {
-                    ""
-                } else {
-                    " (move them with --retire)"
-                }
-            );
+            report_orphan(&q, *held, &served, retire);
         }
         if retire {
             // With -N: the plan of the retirement, nothing moved. Mail
@@ -116,6 +105,22 @@ fn fix_base(
         }
     }
     total
+}
+
+/// One orphan and what it holds (with `--retire` only under `-N`).
+fn report_orphan(q: &Path, held: u64, served: &std::ops::Range<u32>, retire: bool) {
+    eprintln!(
+        "queue-fix: {}: orphan: holds {held} message{} outside queue{}..queue{}{}",
+        crate::fsx::escape::path(q),
+        if held == 1 { "" } else { "s" },
+        served.start,
+        served.end.saturating_sub(1),
+        if retire {
+            ""
+        } else {
+            " (move them with --retire)"
+        }
+    );
 }
 
 /// The queues beyond the configured range that qscheduler says it has in
