@@ -166,18 +166,13 @@ fn group_at(chars: &[char], mut i: usize, prefix: Vec<String>) -> (Vec<Vec<Strin
 }
 
 /// The module file a path from `file` names, if it names one of ours.
-fn resolve(
-    file: &File,
-    path: &[String],
-    modules: &BTreeSet<Module>,
-    _is_dir: &BTreeSet<Module>,
-) -> Option<Module> {
+fn resolve(file: &File, path: &[String], modules: &BTreeSet<Module>) -> Option<Module> {
     let at: Module = match path[0].as_str() {
         "crate" | "qmail_multi" => Vec::new(),
         "self" => file.module.clone(),
         "super" => {
             let mut m = file.module.clone();
-            let mut rest = &path[..];
+            let mut rest = path;
             while rest.first().is_some_and(|s| s == "super") {
                 m.pop();
                 rest = &rest[1..];
@@ -248,11 +243,10 @@ fn read_sources() -> BTreeMap<Module, File> {
         files.insert(module, file);
     }
     let modules: BTreeSet<Module> = files.keys().cloned().collect();
-    let is_dir = dirs(&files);
     for file in files.values_mut() {
         for line in file.code.iter().filter(|l| l.contains("use ")) {
             for path in paths_in(line) {
-                match resolve(file, &path, &modules, &is_dir) {
+                match resolve(file, &path, &modules) {
                     Some(m) if m.last() == path.last() => {
                         file.aliases.insert(m.last().unwrap().clone(), m);
                     }
@@ -264,24 +258,15 @@ fn read_sources() -> BTreeMap<Module, File> {
     files
 }
 
-fn dirs(files: &BTreeMap<Module, File>) -> BTreeSet<Module> {
-    files
-        .values()
-        .filter(|f| !f.children.is_empty())
-        .map(|f| f.module.clone())
-        .collect()
-}
-
 /// Every arrow between two files: (from, to, the line that makes it).
 fn arrows(files: &BTreeMap<Module, File>) -> Vec<(Module, Module, String)> {
     let modules: BTreeSet<Module> = files.keys().cloned().collect();
-    let is_dir = dirs(files);
     let mut out = Vec::new();
     // The crate root only declares the modules (and re-exports one path).
     for file in files.values().filter(|f| !f.module.is_empty()) {
         for line in &file.code {
             for path in paths_in(line) {
-                match resolve(file, &path, &modules, &is_dir) {
+                match resolve(file, &path, &modules) {
                     Some(to) if to != file.module => {
                         out.push((file.module.clone(), to, line.clone()))
                     }
