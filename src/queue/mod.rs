@@ -1,4 +1,5 @@
-//! The on-disk qmail queue, shared by both programs and the tests.
+//! The second floor: what a queue is (layout, names, users, markers, the
+//! special queues) and which queues are in service; imports only [`crate::fsx`].
 
 pub mod config;
 pub mod deposit;
