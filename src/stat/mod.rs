@@ -25,7 +25,7 @@ use crate::queue::served::served_range;
 use crate::queue::settings::Settings;
 use model::{Orphan, QueueStat, Snapshot, Space};
 use std::ffi::OsString;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// Exit statuses outside `--check` (also in `queue-stat --help`).
 pub mod status {
@@ -139,23 +139,56 @@ where
             r.start.unwrap_or(*start),
             r.count.unwrap_or(*count),
         ),
-        (Target::Range(r), MultiTarget::Fixed(_)) => {
-            // The command line chose a range: QUEUEDIR does not apply.
-            let controldir = var("CONTROLDIR").filter(|v| !v.is_empty()).map_or_else(
-                || crate::queue::config::DEFAULT_CONTROLDIR.into(),
-                PathBuf::from,
-            );
-            let fallback = Base::Fallback {
-                controldir,
-                qmailhome: config.qmail_home.clone(),
-            };
-            (
-                r.base.clone().map_or_else(|| resolve(&fallback), Ok)?,
-                r.start.unwrap_or(crate::queue::config::DEFAULT_START),
-                r.count.unwrap_or(crate::queue::config::DEFAULT_COUNT),
-            )
-        }
+        // The command line chose a range: QUEUEDIR does not apply.
+        (Target::Range(r), MultiTarget::Fixed(_)) => range_over_queuedir(r, &var, &config)?,
     };
+    range_plan(
+        &base,
+        start,
+        count,
+        in_use,
+        config.min_free,
+        layout,
+        big_todo_set,
+    )
+}
+
+/// The range the command line chose where `QUEUEDIR` is set: the base from
+/// the control files, the defaults for what the command line left out.
+fn range_over_queuedir<F>(
+    r: &Range,
+    var: &F,
+    config: &Config,
+) -> Result<(PathBuf, u64, u32), String>
+where
+    F: Fn(&str) -> Option<OsString>,
+{
+    let controldir = var("CONTROLDIR").filter(|v| !v.is_empty()).map_or_else(
+        || crate::queue::config::DEFAULT_CONTROLDIR.into(),
+        PathBuf::from,
+    );
+    let fallback = Base::Fallback {
+        controldir,
+        qmailhome: config.qmail_home.clone(),
+    };
+    Ok((
+        r.base.clone().map_or_else(|| resolve(&fallback), Ok)?,
+        r.start.unwrap_or(crate::queue::config::DEFAULT_START),
+        r.count.unwrap_or(crate::queue::config::DEFAULT_COUNT),
+    ))
+}
+
+/// The plan for `count` queues from `start` under `base`, extended to
+/// what qscheduler serves.
+fn range_plan(
+    base: &Path,
+    start: u64,
+    count: u32,
+    in_use: Option<u32>,
+    min_free: Option<u64>,
+    layout: Layout,
+    big_todo_set: bool,
+) -> Result<Plan, String> {
     let end = start
         .checked_add(u64::from(count))
         .ok_or_else(|| format!("queue{start} + {count} queues is past the largest queue number"))?;
@@ -166,7 +199,7 @@ where
     };
     let mut title = format!(
         "{}: queue{start}..queue{}",
-        crate::fsx::escape::path(&base),
+        crate::fsx::escape::path(base),
         end - 1
     );
     if served_end > end {
@@ -178,11 +211,11 @@ where
     Ok(Plan {
         title,
         queues: (start..served_end)
-            .map(|n| (format!("queue{n}"), queue_path(&base, n)))
+            .map(|n| (format!("queue{n}"), queue_path(base, n)))
             .collect(),
-        orphans_of: Some((base, start..served_end)),
+        orphans_of: Some((base.to_owned(), start..served_end)),
         first: Some(start),
-        min_free: config.min_free,
+        min_free,
         layout,
         big_todo_set,
     })
