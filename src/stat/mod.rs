@@ -409,15 +409,7 @@ pub fn run(opts: &Options) -> i32 {
     } else {
         match Settings::of_host(&[]) {
             Ok(s) => Some(s),
-            Err(e) => {
-                let e = format!("reading the queue settings: {e}");
-                if checking {
-                    println!("QMAIL-QUEUE UNKNOWN - {}", check::no_pipe(&e));
-                    return check::Status::Unknown.code();
-                }
-                eprintln!("queue-stat: fatal: {e}");
-                return status::FATAL;
-            }
+            Err(e) => return fatal(checking, &format!("reading the queue settings: {e}")),
         }
     };
     let var = |v: &str| match (&settings, v) {
@@ -432,14 +424,7 @@ pub fn run(opts: &Options) -> i32 {
             ..p
         },
         Ok(p) => p,
-        Err(e) => {
-            if checking {
-                println!("QMAIL-QUEUE UNKNOWN - {}", check::no_pipe(&e));
-                return check::Status::Unknown.code();
-            }
-            eprintln!("queue-stat: fatal: {e}");
-            return status::FATAL;
-        }
+        Err(e) => return fatal(checking, &e),
     };
     let sched = match plan.first {
         Some(first) => sched_figures(first),
@@ -472,19 +457,35 @@ pub fn run(opts: &Options) -> i32 {
         return status::FATAL;
     }
     if snap.incomplete() {
-        for q in snap.queues.iter().filter(|q| q.error.is_some()) {
-            eprintln!(
-                "queue-stat: {}: cannot read: {}",
-                crate::fsx::escape::path(&q.path),
-                q.error.as_deref().unwrap_or_default()
-            );
-        }
-        if let Some(e) = &snap.orphan_error {
-            eprintln!("queue-stat: orphans: cannot search: {e}");
-        }
+        report_incomplete(&snap);
         return status::FATAL;
     }
     0
+}
+
+/// A failure before anything was read: for `--check` the UNKNOWN line a
+/// monitoring system reads, else a fatal message.
+fn fatal(checking: bool, e: &str) -> i32 {
+    if checking {
+        println!("QMAIL-QUEUE UNKNOWN - {}", check::no_pipe(e));
+        return check::Status::Unknown.code();
+    }
+    eprintln!("queue-stat: fatal: {e}");
+    status::FATAL
+}
+
+/// What could not be read, after the output.
+fn report_incomplete(snap: &Snapshot) {
+    for q in snap.queues.iter().filter(|q| q.error.is_some()) {
+        eprintln!(
+            "queue-stat: {}: cannot read: {}",
+            crate::fsx::escape::path(&q.path),
+            q.error.as_deref().unwrap_or_default()
+        );
+    }
+    if let Some(e) = &snap.orphan_error {
+        eprintln!("queue-stat: orphans: cannot search: {e}");
+    }
 }
 
 /// Which BIGTODO and split this run reads with, and where each came from;
