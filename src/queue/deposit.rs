@@ -115,6 +115,33 @@ fn format_error(what: &str) -> DepositError {
 
 static SEQUENCE: AtomicU32 = AtomicU32::new(0);
 
+/// The message into its `mess` file, after qmail-queue's `Received:` line
+/// when asked, synced when asked.
+fn write_message(
+    mess: &mut File,
+    message: &mut impl Read,
+    opts: &DepositOptions,
+    pid: u32,
+    now: u64,
+) -> io::Result<()> {
+    let mut out = io::BufWriter::with_capacity(64 * 1024, &mut *mess);
+    if opts.received_line {
+        writeln!(
+            out,
+            "Received: (qmail {pid} invoked by uid {}); {}",
+            nix::unistd::getuid(),
+            rfc2822_date(now)
+        )?;
+    }
+    io::copy(message, &mut out)?;
+    out.flush()?;
+    drop(out);
+    if opts.sync {
+        mess.sync_all()?;
+    }
+    Ok(())
+}
+
 /// Writes one message into `queue`, returning its inode number (its name).
 pub fn deposit(
     queue: &Path,
@@ -153,24 +180,7 @@ pub fn deposit(
     // The pid file goes whether or not the link worked: it names nothing.
     let _ = fs::remove_file(&pid_path);
     linked?;
-    let written = (|| -> io::Result<()> {
-        let mut out = io::BufWriter::with_capacity(64 * 1024, &mut mess);
-        if opts.received_line {
-            writeln!(
-                out,
-                "Received: (qmail {pid} invoked by uid {}); {}",
-                nix::unistd::getuid(),
-                rfc2822_date(now)
-            )?;
-        }
-        io::copy(message, &mut out)?;
-        out.flush()?;
-        drop(out);
-        if opts.sync {
-            mess.sync_all()?;
-        }
-        Ok(())
-    })();
+    let written = write_message(&mut mess, message, &opts, pid, now);
     if let Err(e) = written {
         let _ = fs::remove_file(&mess_path);
         return Err(fail(
