@@ -89,85 +89,18 @@ fn run(args: Vec<OsString>) -> Result<(), Fatal> {
         },
     };
     if let Some(command) = &config.filter {
-        match filter::run(command, config.make_seekable, &config.tmpdir)? {
-            filter::Verdict::Pass => {}
-            filter::Verdict::Blackhole => {
-                queue::deposit::read_envelope_from_fd1().map_err(|e| Fatal::new(e.exit, e.what))?;
-                crate::diag!(
-                    info,
-                    "the filter {command:?} dropped the message (status 2 or 99)"
-                );
-                return Ok(());
-            }
-            filter::Verdict::Refuse(exit) => {
-                return Err(Fatal::new(
-                    exit,
-                    format!("the filter {command:?} refused the message"),
-                ))
-            }
+        if !run_filter(command, &config)? {
+            return Ok(());
         }
     }
     let queue = match destination {
         Destination::Fixed(dir) => dir,
         Destination::Select {
-            mut probe,
+            probe,
             start,
             count,
             dynamic,
-        } => {
-            let mut rng = SplitMix::from_os();
-            let least_loaded = if dynamic {
-                match queue::scheduler::read() {
-                    Ok(loads) => Some(dynamic::choose(start, &loads, &mut probe, &mut rng)),
-                    Err(why) => {
-                        crate::diag!(warn, "DYNAMIC_QUEUE: {why}; choosing a queue at random");
-                        None
-                    }
-                }
-            } else {
-                None
-            };
-            let choice = least_loaded
-                .unwrap_or_else(|| {
-                    let count = if dynamic {
-                        random_count(start, count)
-                    } else {
-                        count
-                    };
-                    select::choose(start, count, &mut probe, &mut rng)
-                })
-                .map_err(|none| {
-                    let why: Vec<String> = none
-                        .skipped
-                        .iter()
-                        .map(|s| format!("{} {}", crate::fsx::escape::path(&probe.path(s.queue)), s.health))
-                        .collect();
-                    let all_disabled = none
-                        .skipped
-                        .iter()
-                        .all(|s| s.health == select::Health::Disabled);
-                    Fatal::new(
-                        none.exit(),
-                        if all_disabled {
-                            format!(
-                                "no usable queue: every queue is disabled (queue-fix --enable QUEUE, or qscheduler): {}",
-                                why.join("; ")
-                            )
-                        } else {
-                            format!("no usable queue: {}", why.join("; "))
-                        },
-                    )
-                })?;
-            for s in &choice.skipped {
-                crate::diag!(
-                    warn,
-                    "skipped {}: {}",
-                    crate::fsx::escape::path(&probe.path(s.queue)),
-                    s.health
-                );
-            }
-            probe.path(choice.queue)
-        }
+        } => select_queue(probe, start, count, dynamic)?,
     };
     if diag::on_stderr() {
         crate::diag!(
@@ -178,6 +111,97 @@ fn run(args: Vec<OsString>) -> Result<(), Fatal> {
         );
     }
     Err(exec_queue(&program, args, &queue, config.passes + 1))
+}
+
+/// Runs the filter; `false` when it dropped the message (then the
+/// injection succeeds with nothing queued).
+fn run_filter(command: &std::ffi::OsStr, config: &Config) -> Result<bool, Fatal> {
+    match filter::run(command, config.make_seekable, &config.tmpdir)? {
+        filter::Verdict::Pass => Ok(true),
+        filter::Verdict::Blackhole => {
+            queue::deposit::read_envelope_from_fd1().map_err(|e| Fatal::new(e.exit, e.what))?;
+            crate::diag!(
+                info,
+                "the filter {command:?} dropped the message (status 2 or 99)"
+            );
+            Ok(false)
+        }
+        filter::Verdict::Refuse(exit) => Err(Fatal::new(
+            exit,
+            format!("the filter {command:?} refused the message"),
+        )),
+    }
+}
+
+/// The queue for this injection: least loaded by qscheduler's figures
+/// (`DYNAMIC_QUEUE`), else at random, the health probe having the last word.
+fn select_queue(
+    mut probe: FsProbe,
+    start: u64,
+    count: u32,
+    dynamic: bool,
+) -> Result<PathBuf, Fatal> {
+    let mut rng = SplitMix::from_os();
+    let least_loaded = if dynamic {
+        match queue::scheduler::read() {
+            Ok(loads) => Some(dynamic::choose(start, &loads, &mut probe, &mut rng)),
+            Err(why) => {
+                crate::diag!(warn, "DYNAMIC_QUEUE: {why}; choosing a queue at random");
+                None
+            }
+        }
+    } else {
+        None
+    };
+    let choice = least_loaded
+        .unwrap_or_else(|| {
+            let count = if dynamic {
+                random_count(start, count)
+            } else {
+                count
+            };
+            select::choose(start, count, &mut probe, &mut rng)
+        })
+        .map_err(|none| no_queue(&none, &probe))?;
+    for s in &choice.skipped {
+        crate::diag!(
+            warn,
+            "skipped {}: {}",
+            crate::fsx::escape::path(&probe.path(s.queue)),
+            s.health
+        );
+    }
+    Ok(probe.path(choice.queue))
+}
+
+/// Why no queue would do, naming each one skipped.
+fn no_queue(none: &select::NoQueue, probe: &FsProbe) -> Fatal {
+    let why: Vec<String> = none
+        .skipped
+        .iter()
+        .map(|s| {
+            format!(
+                "{} {}",
+                crate::fsx::escape::path(&probe.path(s.queue)),
+                s.health
+            )
+        })
+        .collect();
+    let all_disabled = none
+        .skipped
+        .iter()
+        .all(|s| s.health == select::Health::Disabled);
+    Fatal::new(
+        none.exit(),
+        if all_disabled {
+            format!(
+                "no usable queue: every queue is disabled (queue-fix --enable QUEUE, or qscheduler): {}",
+                why.join("; ")
+            )
+        } else {
+            format!("no usable queue: {}", why.join("; "))
+        },
+    )
 }
 
 /// Changes into `QMAILHOME` when it exists, else into `/`, as upstream's
