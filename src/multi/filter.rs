@@ -98,28 +98,34 @@ pub fn drain_stdin() -> Result<(), Fatal> {
         })
 }
 
+/// `MAKE_SEEKABLE`: the message copied into a temporary file, rewound,
+/// as the filter's input.
+fn spooled_input(tmpdir: &Path) -> Result<Stdio, Fatal> {
+    let mut spool = temp_file(tmpdir)?;
+    io::copy(&mut *stdin_file(), &mut spool).map_err(|e| {
+        Fatal::new(
+            QueueExit::CannotReadInput,
+            format!(
+                "spooling the message to {}: {e}",
+                crate::fsx::escape::path(tmpdir)
+            ),
+        )
+    })?;
+    spool.seek(SeekFrom::Start(0)).map_err(|e| {
+        Fatal::new(
+            QueueExit::TempFileFailed,
+            format!("rewinding the spooled message: {e}"),
+        )
+    })?;
+    Ok(Stdio::from(spool))
+}
+
 /// Runs the filter on descriptor 0. On [`Verdict::Pass`] descriptor 0 is
 /// the filter's output, rewound; otherwise the caller's message has been
 /// read to its end.
 pub fn run(command: &OsStr, make_seekable: bool, tmpdir: &Path) -> Result<Verdict, Fatal> {
     let input = if make_seekable {
-        let mut spool = temp_file(tmpdir)?;
-        io::copy(&mut *stdin_file(), &mut spool).map_err(|e| {
-            Fatal::new(
-                QueueExit::CannotReadInput,
-                format!(
-                    "spooling the message to {}: {e}",
-                    crate::fsx::escape::path(tmpdir)
-                ),
-            )
-        })?;
-        spool.seek(SeekFrom::Start(0)).map_err(|e| {
-            Fatal::new(
-                QueueExit::TempFileFailed,
-                format!("rewinding the spooled message: {e}"),
-            )
-        })?;
-        Stdio::from(spool)
+        spooled_input(tmpdir)?
     } else {
         Stdio::inherit()
     };
