@@ -58,7 +58,7 @@ fn fix_base(
     total.add(fix_served_beyond(base, &range, &served, in_use, opts, ids));
     total.add(fix_special(base, opts, ids));
     // A retirement moves mail between queues in one layout: with a setting
-    // unset, the range's first queue's (fix::found).
+    // unset, the range's first queue's (queue::found).
     let found_opts;
     let opts = match found::layout_at(
         &base.join(format!("queue{start}")),

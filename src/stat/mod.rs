@@ -84,7 +84,7 @@ pub struct Plan {
     /// The shape of the queues (`BIGTODO`; the split is found on disk).
     pub layout: Layout,
     /// `BIGTODO` was set: otherwise each queue's todo is read as it is
-    /// laid out (fix::found), as queue-fix then keeps it.
+    /// laid out (queue::found), as queue-fix then keeps it.
     pub big_todo_set: bool,
 }
 
