@@ -57,7 +57,8 @@ pub struct MessageCheck<'a> {
     /// The queue is live (and forced): young strays are left alone.
     pub live: bool,
     /// `todo`/`intd` in the other layout than `BIGTODO` says, from
-    /// [`layout_mismatch`]: converted first, counted as one problem.
+    /// [`super::convert::layout_mismatch`]: converted first, counted as
+    /// one problem.
     pub mismatch: &'a [Mismatch],
     /// Names of one directory of a bucket planned at once: [`part_names`].
     pub part_names: usize,
