@@ -304,6 +304,7 @@ fn startup(count: usize, trivial: &Path, ours: &Path, cref: &Path, base: &Path, 
 /// `base`, against one whole injection through qmail-multi.
 fn dynamic_cost(n: u32, base: &Path, injection_us: f64) {
     use qmail_multi::multi::dynamic;
+    use qmail_multi::queue::scheduler;
     let mut probe = FsProbe {
         base: base.into(),
         min_free: None,
@@ -312,7 +313,7 @@ fn dynamic_cost(n: u32, base: &Path, injection_us: f64) {
     let rounds = 2000;
     let t = Instant::now();
     for _ in 0..rounds {
-        let loads = dynamic::read().expect("the bench made the segments");
+        let loads = scheduler::read().expect("the bench made the segments");
         assert_eq!(loads.len(), n as usize);
         dynamic::choose(1, &loads, &mut probe, &mut rng).expect("a usable queue");
     }

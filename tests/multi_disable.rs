@@ -185,7 +185,7 @@ fn a_queue_without_inodes_for_a_whole_message_is_skipped() {
     make_queue(&queues[0]);
     let filler = queues[0].join("filler");
     fs::create_dir(&filler).unwrap();
-    let needed = qmail_multi::multi::health::MIN_FREE_INODES;
+    let needed = qmail_multi::queue::health::MIN_FREE_INODES;
     let mut n = 0;
     while free_inodes(&mount.dir) > needed - 1 {
         fs::write(filler.join(n.to_string()), "").unwrap();

@@ -126,7 +126,7 @@ fn least_loaded_choice_disabled_flag_growth_health_and_every_fallback() {
     ];
     shm.set(4, &state);
     // The public reader (queue-stat's): each segment with its queue number.
-    let figures = qmail_multi::multi::dynamic::read_queues(3).unwrap();
+    let figures = qmail_multi::queue::scheduler::read_queues(3).unwrap();
     let seen: Vec<(u64, u32, i32, i32)> = figures
         .iter()
         .map(|f| (f.queue, f.segment, f.load.remote_max, f.load.disabled))

@@ -2,8 +2,8 @@
 
 use clap::Command;
 use qmail_multi::fix::apply::{arm_crash_hook, RunMode};
-use qmail_multi::fix::found::AsFound;
 use qmail_multi::fix::{run, status, Options, Target};
+use qmail_multi::queue::found::AsFound;
 use qmail_multi::queue::layout::{parse_big_todo, Layout, CLASSIC_SPLIT};
 use qmail_multi::queue::name::{parse_split, DEFAULT_SPLIT};
 use qmail_multi::queue::users::Owners;
@@ -52,7 +52,7 @@ fn main() {
         host_settings(&m)
     };
     // Unset anywhere: each queue keeps the split and todo layout it has
-    // (fix::found); a new queue gets the defaults.
+    // (queue::found); a new queue gets the defaults.
     let split = host.split.unwrap_or(DEFAULT_SPLIT);
     let big_todo = host.big_todo.unwrap_or(true);
     let target = match m.get_one::<PathBuf>("base") {
@@ -83,7 +83,7 @@ fn main() {
         verbose: on("verbose"),
         // trash/ only with -t, as IndiMail 3.x's queue-fix (revision 1.35,
         // flag_trash) makes and checks it; one that exists is checked
-        // anyway (fix::found). -S sets lock/tcpto's size (3.x's -S).
+        // anyway (queue::found). -S sets lock/tcpto's size (3.x's -S).
         layout: Layout {
             big_todo,
             qmta: on("qmta"),

@@ -3,11 +3,11 @@
 //! `fcntl`/`lockf` on others, and the two kinds do not see each other, so
 //! both are probed.
 
-use super::observe::io_err;
+use crate::fsx::dir::io_err;
+use crate::fsx::locks::write_lock_conflicts;
 use crate::queue::layout::SENDMUTEX;
 use nix::errno::Errno;
-use nix::fcntl::{fcntl, FcntlArg, Flock, FlockArg};
-use nix::libc;
+use nix::fcntl::{Flock, FlockArg};
 use std::io;
 use std::os::fd::OwnedFd;
 
@@ -18,14 +18,15 @@ pub fn is_live(root: &OwnedFd) -> io::Result<bool> {
     // there is never opened); anything else is no lock, and the layout
     // check sets it aside. A lock on a file with another name elsewhere
     // changes nothing in that file.
-    let fd = match super::safe::open_regular(root, std::path::Path::new(SENDMUTEX), u64::MAX) {
-        Ok((file, _)) => OwnedFd::from(file),
-        Err(e) if e.raw_os_error().is_none() => return Ok(false),
-        Err(e) => match e.raw_os_error().map(Errno::from_raw) {
-            Some(Errno::ENOENT | Errno::ENOTDIR | Errno::ELOOP) => return Ok(false),
-            _ => return Err(e),
-        },
-    };
+    let fd =
+        match crate::fsx::beneath::open_regular(root, std::path::Path::new(SENDMUTEX), u64::MAX) {
+            Ok((file, _)) => OwnedFd::from(file),
+            Err(e) if e.raw_os_error().is_none() => return Ok(false),
+            Err(e) => match e.raw_os_error().map(Errno::from_raw) {
+                Some(Errno::ENOENT | Errno::ENOTDIR | Errno::ELOOP) => return Ok(false),
+                _ => return Err(e),
+            },
+        };
     // A POSIX record lock held by anyone else shows up here.
     if write_lock_conflicts(&fd)? {
         return Ok(true);
@@ -40,19 +41,4 @@ pub fn is_live(root: &OwnedFd) -> io::Result<bool> {
         Err((_, Errno::EWOULDBLOCK)) => Ok(true),
         Err((_, e)) => Err(io_err(e)),
     }
-}
-
-/// Whether a write lock on all of `fd`'s file would conflict with a POSIX
-/// record (or OFD) lock someone else holds. `F_GETLK` only asks: it takes
-/// nothing and never waits, and a read-only descriptor is enough.
-pub fn write_lock_conflicts(fd: &OwnedFd) -> io::Result<bool> {
-    let mut probe = libc::flock {
-        l_type: libc::F_WRLCK as libc::c_short,
-        l_whence: libc::SEEK_SET as libc::c_short,
-        l_start: 0,
-        l_len: 0,
-        l_pid: 0,
-    };
-    fcntl(fd, FcntlArg::F_GETLK(&mut probe)).map_err(io_err)?;
-    Ok(probe.l_type != libc::F_UNLCK as libc::c_short)
 }

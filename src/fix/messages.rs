@@ -21,13 +21,14 @@
 //!   with --force) candidates younger than 36 hours are left for qmail-send.
 
 use super::apply::{Applier, RunMode};
-use super::observe::{open_dir_at, split_subdirs, stat_at, Found};
-use super::plan::{
-    classify_top, mismatch_of, plan_bucket, plan_conversion, plan_flat_file, Action, ActionKind,
-    Bucket, MessIndex, MessageMove, Mismatch, Plan, StrayCandidate, SubState, Top, TopSeen,
-};
-use crate::queue::layout::{is_todo_or_intd, Layout, INTD, MESS, TODO};
-use crate::queue::name::{parse_inode, parse_subdir, split_index};
+use super::bucket::{plan_bucket, plan_flat_file, Bucket, MessIndex, StrayCandidate};
+use super::convert::{mismatch_cause, Mismatch};
+use super::index::RealIndex;
+use super::plan::{Action, ActionKind, MessageMove, Plan};
+use crate::fsx::dir::{open_dir_at, stat_at};
+use crate::queue::found::{classify_top, split_subdirs, Top};
+use crate::queue::layout::{is_todo_or_intd, Layout, MESS};
+use crate::queue::name::parse_subdir;
 use crate::queue::users::Ids;
 use std::ffi::OsStr;
 use std::hash::BuildHasher;
@@ -47,185 +48,6 @@ pub const OSSIFIED_SECS: i64 = 36 * 3600;
 /// Stray candidates held for the second look; beyond, found again.
 const STRAYS_HELD: usize = 4096;
 
-/// Looks `mess` files up by name through open subdirectory descriptors:
-/// one `fstatat` in the subdirectory the name implies; the few `mess`
-/// files that sit elsewhere (misplaced, or above a lowered split) are
-/// found through a list of them, made by one pass over the names of `mess`
-/// the first time a lookup misses (never in a queue without strays).
-pub struct RealIndex {
-    split: u32,
-    /// Sorted by subdirectory number.
-    mess: Vec<(u32, OwnedFd)>,
-    /// The flat message directories (`bounce`; `todo`, `intd` without
-    /// `BIGTODO`).
-    flat: Vec<(&'static str, OwnedFd)>,
-    /// Numeric names found outside their subdirectory, and where: a
-    /// Bloom filter of `(name, index into mess)`, of a fixed size whatever
-    /// the number of such names (a queue of misplaced messages may hold
-    /// them all). A hit is confirmed by `fstatat`, so a false one costs a
-    /// lookup, never a wrong answer.
-    elsewhere: OnceLock<Bloom>,
-}
-
-/// A fixed-size Bloom filter of `(name, subdirectory index)` pairs.
-struct Bloom {
-    bits: Vec<u64>,
-    /// Subdirectories whose listing failed: always looked in.
-    unlisted: Vec<bool>,
-    /// Nothing inserted and every listing read: no lookup needed (a queue
-    /// whose strays have no message anywhere).
-    empty: bool,
-}
-
-impl Bloom {
-    /// 2^23 bits (1 MiB): with 1,000,000 names in it about one
-    /// subdirectory in 30 is looked in for nothing, far fewer in any real
-    /// queue.
-    const BITS: u64 = 1 << 23;
-    const HASHES: u64 = 3;
-
-    fn new(subdirs: usize) -> Bloom {
-        Bloom {
-            bits: vec![0; (Self::BITS / 64) as usize],
-            unlisted: vec![false; subdirs],
-            empty: true,
-        }
-    }
-
-    /// Bit positions by double hashing of one 64-bit mix of the pair.
-    fn positions(name: u64, i: usize) -> impl Iterator<Item = u64> {
-        let mix = |mut x: u64| {
-            // splitmix64's finaliser: every input bit moves every output bit.
-            x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-            x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-            x ^ (x >> 31)
-        };
-        let h = mix(name ^ mix(i as u64 + 1));
-        let (a, b) = (h, (h >> 32) | 1);
-        (0..Self::HASHES).map(move |k| a.wrapping_add(k.wrapping_mul(b)) % Self::BITS)
-    }
-
-    fn insert(&mut self, name: u64, i: usize) {
-        self.empty = false;
-        for p in Self::positions(name, i) {
-            self.bits[(p / 64) as usize] |= 1 << (p % 64);
-        }
-    }
-
-    fn may_hold(&self, name: u64, i: usize) -> bool {
-        self.unlisted[i]
-            || Self::positions(name, i).all(|p| self.bits[(p / 64) as usize] & (1 << (p % 64)) != 0)
-    }
-}
-
-impl RealIndex {
-    pub fn open(root: &OwnedFd, layout: &Layout) -> io::Result<RealIndex> {
-        let mut mess = Vec::new();
-        if let Some(fd) = open_dir_at(root, MESS)? {
-            for sub in split_subdirs(&fd)?.0 {
-                if let Some(sfd) = open_dir_at(&fd, &sub.to_string())? {
-                    mess.push((sub, sfd));
-                }
-            }
-        }
-        let mut flat = Vec::new();
-        for dir in layout.flat_message_dirs() {
-            if let Some(fd) = open_dir_at(root, dir)? {
-                flat.push((dir, fd));
-            }
-        }
-        Ok(RealIndex {
-            split: layout.split,
-            mess,
-            flat,
-            elsewhere: OnceLock::new(),
-        })
-    }
-
-    fn elsewhere(&self) -> &Bloom {
-        self.elsewhere.get_or_init(|| {
-            let mut bloom = Bloom::new(self.mess.len());
-            for (i, (sub, fd)) in self.mess.iter().enumerate() {
-                // A subdirectory whose listing fails is looked in for every
-                // name instead.
-                let listed = super::observe::for_each_name(fd, |name| {
-                    if let Some(n) = crate::queue::name::parse_inode(name.as_bytes()) {
-                        if split_index(n, self.split) != *sub {
-                            bloom.insert(n, i);
-                        }
-                    }
-                    Ok(())
-                });
-                if listed.is_err() {
-                    bloom.unlisted[i] = true;
-                    bloom.empty = false;
-                }
-            }
-            bloom
-        })
-    }
-}
-
-impl RealIndex {
-    /// Calls `each` with `mess/S/N` for every regular `mess` file not named
-    /// by its inode in its subdirectory: the blocked moves found again when
-    /// there were too many to remember. A listing that fails is skipped
-    /// (the next run finds what it held).
-    fn each_misnamed(&self, each: &mut dyn FnMut(&Path)) {
-        for (sub, fd) in &self.mess {
-            let _ = super::observe::for_each_name(fd, |name| {
-                if let Ok(Some(st)) = stat_at(fd, name) {
-                    let healthy = parse_inode(name.as_bytes()) == Some(st.ino)
-                        && split_index(st.ino, self.split) == *sub;
-                    if st.kind == Found::File && !healthy {
-                        each(&Path::new(MESS).join(sub.to_string()).join(name));
-                    }
-                }
-                Ok(())
-            });
-        }
-    }
-}
-
-impl MessIndex for RealIndex {
-    fn has_mess(&self, name: u64) -> bool {
-        let text = name.to_string();
-        let expected = split_index(name, self.split);
-        // An error looking is taken as "there": a file is called a stray
-        // only when its message is certainly gone.
-        let found = |fd: &OwnedFd| match stat_at(fd, text.as_str()) {
-            Ok(Some(st)) => st.kind == Found::File,
-            Ok(None) => false,
-            Err(_) => true,
-        };
-        if let Ok(i) = self.mess.binary_search_by_key(&expected, |(s, _)| *s) {
-            if found(&self.mess[i].1) {
-                return true;
-            }
-        }
-        let bloom = self.elsewhere();
-        !bloom.empty
-            && self
-                .mess
-                .iter()
-                .enumerate()
-                .any(|(i, (sub, fd))| *sub != expected && bloom.may_hold(name, i) && found(fd))
-    }
-
-    fn has_flat(&self, dir: &str, name: &OsStr) -> bool {
-        // A numbered subdirectory of a flat todo is the conversion's, not
-        // a message's file.
-        self.flat.iter().any(|(d, fd)| {
-            *d == dir
-                && match stat_at(fd, name) {
-                    Ok(Some(st)) => st.kind != Found::Dir || !is_todo_or_intd(dir),
-                    Ok(None) => false,
-                    Err(_) => true,
-                }
-        })
-    }
-}
-
 /// What the message check needs to know.
 pub struct MessageCheck<'a> {
     pub root: &'a OwnedFd,
@@ -235,7 +57,8 @@ pub struct MessageCheck<'a> {
     /// The queue is live (and forced): young strays are left alone.
     pub live: bool,
     /// `todo`/`intd` in the other layout than `BIGTODO` says, from
-    /// [`layout_mismatch`]: converted first, counted as one problem.
+    /// [`super::convert::layout_mismatch`]: converted first, counted as
+    /// one problem.
     pub mismatch: &'a [Mismatch],
     /// Names of one directory of a bucket planned at once: [`part_names`].
     pub part_names: usize,
@@ -255,111 +78,17 @@ impl MessageCheck<'_> {
 /// problems found, or the first error that stopped reading.
 pub fn check(c: &MessageCheck, applier: &Applier) -> io::Result<usize> {
     let problems = AtomicUsize::new(0);
-    if !c.mismatch.is_empty() {
-        problems.fetch_add(1, Ordering::Relaxed);
-        let converting = matches!(applier.mode, RunMode::Apply | RunMode::Ask)
-            && applier.allowed(ActionKind::Rename);
-        let cause = super::plan::mismatch_cause(c.mismatch, converting);
-        if converting {
-            // Said, not left: this run repairs it.
-            applier.say(Path::new("."), &cause);
-            convert(c, applier)?;
-        } else {
-            applier.warn(Path::new("."), &cause);
-        }
-    }
-    // Entries at the top of a split directory, held for the second look.
-    let mut top = Vec::<StrayCandidate>::new();
+    problems.fetch_add(convert_first(c, applier)?, Ordering::Relaxed);
+    let (dir_fds, buckets, top) = open_split_dirs(c)?;
     // The buckets' stray candidates, held up to STRAYS_HELD; beyond, the
     // flag says they are found again by a second pass.
     let strays = Mutex::new((Vec::<StrayCandidate>::new(), false));
-    let mut dir_fds: Vec<(&'static str, OwnedFd)> = Vec::new();
-    let mut buckets: Vec<u32> = Vec::new();
-    for dir in c.layout.split_message_dirs() {
-        let Some(fd) = open_dir_at(c.root, dir).map_err(|e| named(dir, e))? else {
-            continue;
-        };
-        let (subs, others) = split_subdirs(&fd).map_err(|e| named(dir, e))?;
-        for name in others {
-            // Wrong-typed subdirectories below the split are the layout's.
-            if parse_subdir(name.as_bytes()).is_some_and(|n| n < c.layout.split) {
-                continue;
-            }
-            if let Some(st) = stat_at(&fd, &name).map_err(|e| named(dir, e))? {
-                // A flat todo/intd message file is the conversion's (done
-                // above, or reported as the one mismatch): never a stray.
-                if is_todo_or_intd(dir)
-                    && matches!(
-                        classify_top(name.as_bytes(), st.kind),
-                        Top::MessageFile | Top::Parked
-                    )
-                {
-                    continue;
-                }
-                top.push(StrayCandidate {
-                    path: Path::new(dir).join(&name),
-                    name: None,
-                    stat: st,
-                    cause: "does not belong at the top of a split directory".into(),
-                    regardless: true,
-                    linked: false,
-                });
-            }
-        }
-        buckets.extend(subs);
-        dir_fds.push((dir, fd));
-    }
-    buckets.sort_unstable();
-    buckets.dedup();
     let index = RealIndex::open(c.root, c.layout).map_err(|e| named(MESS, e))?;
-    let first_error = Mutex::new(None::<io::Error>);
-    let threads = if applier.mode == RunMode::Ask {
-        1
-    } else {
-        c.threads.max(1)
-    };
-    std::thread::scope(|scope| {
-        for worker in 0..threads {
-            let (buckets, dir_fds, index, problems, strays, first_error) =
-                (&buckets, &dir_fds, &index, &problems, &strays, &first_error);
-            scope.spawn(move || {
-                for &sub in buckets.iter().skip(worker).step_by(threads) {
-                    let result = check_bucket(c, dir_fds, index, sub, &mut |plan, mut found| {
-                        for w in &plan.warnings {
-                            applier.warn(&w.path, &w.cause);
-                        }
-                        for a in &plan.actions {
-                            applier.run(a);
-                        }
-                        problems.fetch_add(plan.problems(), Ordering::Relaxed);
-                        if !found.is_empty() {
-                            let mut held = strays.lock().unwrap();
-                            let (list, over) = &mut *held;
-                            if *over || list.len() + found.len() > STRAYS_HELD {
-                                // Memory stays bounded: every stray is
-                                // found again by a second pass.
-                                *list = Vec::new();
-                                *over = true;
-                            } else {
-                                list.append(&mut found);
-                            }
-                        }
-                    });
-                    match result {
-                        Ok(()) => {}
-                        Err(e) => {
-                            first_error.lock().unwrap().get_or_insert(e);
-                            return;
-                        }
-                    }
-                }
-            });
-        }
-    });
+    let first_error = check_buckets(c, applier, &dir_fds, &buckets, &index, &problems, &strays);
     // The parallel pass's moves made durable and their old names removed
     // before anything looks at the queue again.
     applier.flush();
-    if let Some(e) = first_error.into_inner().unwrap() {
+    if let Some(e) = first_error {
         return Err(e);
     }
     let (held, overflowed) = strays.into_inner().unwrap();
@@ -426,6 +155,131 @@ pub fn check(c: &MessageCheck, applier: &Applier) -> io::Result<usize> {
     Ok(problems.into_inner() + plan.problems() + again)
 }
 
+/// The conversion of a `todo`/`intd` in the other layout, first: one
+/// problem, repaired now or reported.
+fn convert_first(c: &MessageCheck, applier: &Applier) -> io::Result<usize> {
+    if c.mismatch.is_empty() {
+        return Ok(0);
+    }
+    let converting = matches!(applier.mode, RunMode::Apply | RunMode::Ask)
+        && applier.allowed(ActionKind::Rename);
+    let cause = mismatch_cause(c.mismatch, converting);
+    if converting {
+        // Said, not left: this run repairs it.
+        applier.say(Path::new("."), &cause);
+        super::convert::convert(c.root, c.layout, c.ids, c.mismatch, applier)?;
+    } else {
+        applier.warn(Path::new("."), &cause);
+    }
+    Ok(1)
+}
+
+/// The split message directories opened, the bucket numbers found in any
+/// of them, and what sits at their tops that does not belong there.
+#[allow(clippy::type_complexity)]
+fn open_split_dirs(
+    c: &MessageCheck,
+) -> io::Result<(Vec<(&'static str, OwnedFd)>, Vec<u32>, Vec<StrayCandidate>)> {
+    // Entries at the top of a split directory, held for the second look.
+    let mut top = Vec::<StrayCandidate>::new();
+    let mut dir_fds: Vec<(&'static str, OwnedFd)> = Vec::new();
+    let mut buckets: Vec<u32> = Vec::new();
+    for dir in c.layout.split_message_dirs() {
+        let Some(fd) = open_dir_at(c.root, dir).map_err(|e| named(dir, e))? else {
+            continue;
+        };
+        let (subs, others) = split_subdirs(&fd).map_err(|e| named(dir, e))?;
+        for name in others {
+            // Wrong-typed subdirectories below the split are the layout's.
+            if parse_subdir(name.as_bytes()).is_some_and(|n| n < c.layout.split) {
+                continue;
+            }
+            if let Some(st) = stat_at(&fd, &name).map_err(|e| named(dir, e))? {
+                // A flat todo/intd message file is the conversion's (done
+                // above, or reported as the one mismatch): never a stray.
+                if is_todo_or_intd(dir)
+                    && matches!(
+                        classify_top(name.as_bytes(), st.kind),
+                        Top::MessageFile | Top::Parked
+                    )
+                {
+                    continue;
+                }
+                top.push(StrayCandidate {
+                    path: Path::new(dir).join(&name),
+                    name: None,
+                    stat: st,
+                    cause: "does not belong at the top of a split directory".into(),
+                    regardless: true,
+                    linked: false,
+                });
+            }
+        }
+        buckets.extend(subs);
+        dir_fds.push((dir, fd));
+    }
+    buckets.sort_unstable();
+    buckets.dedup();
+    Ok((dir_fds, buckets, top))
+}
+
+/// Every bucket checked, split between worker threads; the first error
+/// that stopped a worker.
+fn check_buckets(
+    c: &MessageCheck,
+    applier: &Applier,
+    dir_fds: &[(&'static str, OwnedFd)],
+    buckets: &[u32],
+    index: &RealIndex,
+    problems: &AtomicUsize,
+    strays: &Mutex<(Vec<StrayCandidate>, bool)>,
+) -> Option<io::Error> {
+    let first_error = Mutex::new(None::<io::Error>);
+    let threads = if applier.mode == RunMode::Ask {
+        1
+    } else {
+        c.threads.max(1)
+    };
+    std::thread::scope(|scope| {
+        for worker in 0..threads {
+            let first_error = &first_error;
+            scope.spawn(move || {
+                for &sub in buckets.iter().skip(worker).step_by(threads) {
+                    let result = check_bucket(c, dir_fds, index, sub, &mut |plan, mut found| {
+                        for w in &plan.warnings {
+                            applier.warn(&w.path, &w.cause);
+                        }
+                        for a in &plan.actions {
+                            applier.run(a);
+                        }
+                        problems.fetch_add(plan.problems(), Ordering::Relaxed);
+                        if !found.is_empty() {
+                            let mut held = strays.lock().unwrap();
+                            let (list, over) = &mut *held;
+                            if *over || list.len() + found.len() > STRAYS_HELD {
+                                // Memory stays bounded: every stray is
+                                // found again by a second pass.
+                                *list = Vec::new();
+                                *over = true;
+                            } else {
+                                list.append(&mut found);
+                            }
+                        }
+                    });
+                    match result {
+                        Ok(()) => {}
+                        Err(e) => {
+                            first_error.lock().unwrap().get_or_insert(e);
+                            return;
+                        }
+                    }
+                }
+            });
+        }
+    });
+    first_error.into_inner().unwrap()
+}
+
 /// Every file of a flat message directory (`bounce`; `todo` and `intd`
 /// without `BIGTODO`), streamed: a flat `todo` file whose `mess` exists is
 /// a message waiting for qmail-send, never a stray.
@@ -439,8 +293,8 @@ fn check_flat_dir(
     let Some(fd) = open_dir_at(c.root, dir)? else {
         return Ok(());
     };
-    let partner = super::plan::partner(dir);
-    super::observe::for_each_name(&fd, |name| {
+    let partner = super::bucket::partner(dir);
+    crate::fsx::dir::for_each_name(&fd, |name| {
         let Some(st) = stat_at(&fd, name)? else {
             return Ok(());
         };
@@ -464,133 +318,6 @@ fn check_flat_dir(
     })
 }
 
-/// What `todo` and `intd` hold at their top, against what `BIGTODO` says:
-/// the directories to convert (none in a queue as configured). Reads only
-/// the names and types at the top of the two directories.
-pub fn layout_mismatch(root: &OwnedFd, layout: &Layout) -> io::Result<Vec<Mismatch>> {
-    let mut found = Vec::new();
-    for dir in [TODO, INTD] {
-        let Some(fd) = open_dir_at(root, dir).map_err(|e| named(dir, e))? else {
-            continue;
-        };
-        let mut seen = TopSeen::default();
-        super::observe::for_each_typed(&fd, |name, kind| {
-            seen.add(classify_top(name.as_bytes(), kind));
-            Ok(())
-        })
-        .map_err(|e| named(dir, e))?;
-        found.extend(mismatch_of(dir, layout, seen));
-    }
-    Ok(found)
-}
-
-/// Converts the mismatched `todo`/`intd` into the configured layout:
-/// `intd` first and made durable, then `todo` (a todo file is what hands a
-/// message to qmail-send, which then reads its intd file); every move a
-/// rename, so a `todo`/`intd` pair keeps its one inode and an interrupted
-/// conversion leaves each file under exactly one name for the next run to
-/// finish. Numbered subdirectories of a directory made flat go once empty.
-fn convert(c: &MessageCheck, applier: &Applier) -> io::Result<()> {
-    for dir in [INTD, TODO] {
-        let Some(m) = c.mismatch.iter().find(|m| m.dir == dir) else {
-            continue;
-        };
-        let Some(fd) = open_dir_at(c.root, dir).map_err(|e| named(dir, e))? else {
-            continue;
-        };
-        let entry = crate::queue::layout::entry(dir);
-        let sub_want = super::plan::Want {
-            mode: entry.split_mode.unwrap_or(entry.mode),
-            ..super::plan::want_of(entry, c.ids, c.layout)
-        };
-        let top_pass = |fd: &OwnedFd| {
-            // Renames out of the directory being read: an entry is seen
-            // once or, moved already, not at all.
-            super::observe::for_each_name(fd, |name| {
-                // Looked at now, not as listed: a file this pass parked
-                // may since have become its subdirectory.
-                let Some(kind) = stat_at(fd, name)?.map(|st| st.kind) else {
-                    return Ok(());
-                };
-                let target = parse_inode(name.as_bytes())
-                    .or_else(|| super::plan::parked(name.as_bytes()))
-                    .filter(|_| c.layout.is_split_dir(dir))
-                    .map(|n| c.layout.message_path(dir, n));
-                let state = match target.as_deref().and_then(Path::parent) {
-                    Some(p) => match stat_at(c.root, p)? {
-                        None => SubState::Missing,
-                        Some(st) if st.kind == Found::File => SubState::File,
-                        Some(_) => SubState::Dir,
-                    },
-                    None => SubState::Dir,
-                };
-                let plan = plan_conversion(dir, None, name, kind, false, state, sub_want, c.layout);
-                for a in &plan {
-                    applier.run(a);
-                }
-                Ok(())
-            })
-            .map_err(|e| named(dir, e))
-        };
-        if m.on_disk_split {
-            let mut subs = Vec::new();
-            super::observe::for_each_typed(&fd, |name, kind| {
-                if classify_top(name.as_bytes(), kind) == Top::Subdir {
-                    subs.push(name.to_owned());
-                }
-                Ok(())
-            })
-            .map_err(|e| named(dir, e))?;
-            for sub in &subs {
-                let shown = Path::new(dir).join(sub);
-                // One subdirectory's names at a time.
-                let Some(sfd) = open_dir_at(&fd, sub).map_err(|e| named(dir, e))? else {
-                    continue;
-                };
-                let mut entries = Vec::new();
-                super::observe::for_each_typed(&sfd, |name, kind| {
-                    entries.push((name.to_owned(), kind));
-                    Ok(())
-                })
-                .map_err(|e| named(&shown.to_string_lossy(), e))?;
-                for (name, kind) in entries {
-                    let clashes = subs.contains(&name);
-                    let plan = plan_conversion(
-                        dir,
-                        Some(sub),
-                        &name,
-                        kind,
-                        clashes,
-                        SubState::Dir,
-                        sub_want,
-                        c.layout,
-                    );
-                    for a in &plan {
-                        applier.run(a);
-                    }
-                }
-            }
-            // The moves durable before their old directories go.
-            applier.flush();
-            for sub in subs {
-                applier.run(&Action::RemoveEmptyDir {
-                    path: Path::new(dir).join(sub),
-                });
-            }
-            // Parked files take their names.
-            top_pass(&fd)?;
-        } else {
-            top_pass(&fd)?;
-            // A file parked while its subdirectory was made, if the
-            // listing did not show it again.
-            top_pass(&fd)?;
-        }
-        // This directory's new names on disk before the next one's moves.
-        applier.flush();
-    }
-    Ok(())
-}
-
 /// A file seen with more links than allowed, looked at again: its link
 /// count now, and whether its `todo`/`intd` partner shares it now.
 fn still_too_many_links(root: &OwnedFd, s: &StrayCandidate) -> bool {
@@ -603,7 +330,7 @@ fn still_too_many_links(root: &OwnedFd, s: &StrayCandidate) -> bool {
     let mut parts = s.path.iter();
     let allowed = match parts
         .next()
-        .and_then(|d| super::plan::partner(&d.to_string_lossy()))
+        .and_then(|d| super::bucket::partner(&d.to_string_lossy()))
     {
         Some(p) => {
             let other: PathBuf = Path::new(p).join(parts.as_path());
@@ -708,7 +435,7 @@ impl Packed {
 }
 
 /// One directory's entries with their stats, as the plan reads them.
-type Listing = Vec<(std::ffi::OsString, super::observe::Stat)>;
+type Listing = Vec<(std::ffi::OsString, crate::fsx::dir::Stat)>;
 
 /// Reads the names of `fd` once into a [`Packed`] (or says it is too big
 /// to keep), and stats the names `first` picks as the listing gives them
@@ -722,7 +449,7 @@ fn read_names(
 ) -> io::Result<(Names, Option<Listing>)> {
     let mut packed = Some(Packed::default());
     let mut listing = Some(Vec::new());
-    super::observe::for_each_name(fd, |name| {
+    crate::fsx::dir::for_each_name(fd, |name| {
         if let Some(l) = &mut listing {
             if first(name) {
                 if l.len() >= 2 * part {
@@ -911,10 +638,10 @@ fn reread_part(
     mine: &dyn Fn(&OsStr) -> bool,
     part: usize,
 ) -> io::Result<Option<Vec<std::ffi::OsString>>> {
-    nix::unistd::lseek(fd, 0, nix::unistd::Whence::SeekSet).map_err(super::observe::io_err)?;
+    nix::unistd::lseek(fd, 0, nix::unistd::Whence::SeekSet).map_err(crate::fsx::dir::io_err)?;
     let mut names = Vec::new();
     let mut over = false;
-    let listed = super::observe::for_each_name(fd, |name| {
+    let listed = crate::fsx::dir::for_each_name(fd, |name| {
         if mine(name) {
             if names.len() >= 2 * part {
                 over = true;
@@ -954,22 +681,4 @@ fn plan_one(c: &MessageCheck, index: &RealIndex, mess: &Path) -> Option<MessageM
         Action::MoveMessage(m) if m.from == mess => Some(m),
         _ => None,
     })
-}
-
-/// Number of `mess` files in a queue (every numeric subdirectory), for the
-/// orphan report. Only names are read.
-pub fn count_messages(root: &OwnedFd) -> io::Result<u64> {
-    let Some(fd) = open_dir_at(root, MESS)? else {
-        return Ok(0);
-    };
-    let mut n = 0u64;
-    for sub in split_subdirs(&fd)?.0 {
-        if let Some(sfd) = open_dir_at(&fd, &sub.to_string())? {
-            super::observe::for_each_name(&sfd, |_| {
-                n += 1;
-                Ok(())
-            })?;
-        }
-    }
-    Ok(n)
 }

@@ -24,86 +24,23 @@
 //! queue of the range is disabled: qmail-send still delivers a disabled
 //! queue, so the mail is safe there, and retiring must not strand it.
 
-use super::apply::{step, RunMode};
-use super::messages::count_messages;
-use super::observe::{io_err, open_dir_at, split_subdirs, stat_at, Found, Stat};
-use super::plan::want_file;
-use super::safe;
-use super::{fatal, lock, Options, Outcome};
+use super::apply::RunMode;
+use super::check::fix_queue;
+use super::lock;
+use super::mover::{markers_of, rel, Dest, Mover};
+use super::ops::step;
+use super::options::{fatal, Options, Outcome};
+use crate::fsx::beneath;
+use crate::fsx::dir::{io_err, open_dir_at, stat_at};
 use crate::queue::layout::{self, Layout, MESS, PID};
-use crate::queue::name::{parse_inode, split_index};
 use crate::queue::users::Ids;
 use nix::errno::Errno;
-use nix::fcntl::{renameat, renameat2, AtFlags, OFlag, RenameFlags};
-use nix::unistd::linkat;
 use std::ffi::OsString;
-use std::fs::File;
 use std::io;
 use std::ops::Range;
-use std::os::fd::{AsFd, OwnedFd};
-use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-/// Names in a destination's `pid/` that belong to an unfinished retirement.
-pub const MARKER_PREFIX: &str = "retire.";
-/// Temporary copies of a message's other files, in a destination's `pid/`.
-pub const TEMP_PREFIX: &str = "retire-tmp.";
-
-/// Every `queueN` under `base` outside `served` that holds mail, with its
-/// message count, sorted by N. `served` is
-/// [`crate::queue::served::served_range`]: a queue qscheduler grew and
-/// still serves is not an orphan. The special queues (`nqueue`, `slowq`,
-/// `qmta`: [`crate::queue::special`]) never are, whatever they hold.
-pub fn find_orphans(base: &Path, served: &Range<u32>) -> io::Result<Vec<(u32, u64)>> {
-    let fd = super::observe::open_named_dir(nix::fcntl::AT_FDCWD, base)?
-        .ok_or_else(|| io::Error::other("not a directory"))?;
-    let mut found = Vec::new();
-    super::observe::for_each_name(&fd, |name| {
-        let text = name.to_str();
-        if text.is_some_and(|t| crate::queue::special::find(t).is_some()) {
-            return Ok(());
-        }
-        let Some(n) = text
-            .and_then(|s| s.strip_prefix("queue"))
-            .and_then(|d| crate::queue::name::parse_subdir(d.as_bytes()))
-        else {
-            return Ok(());
-        };
-        if served.contains(&n) {
-            return Ok(());
-        }
-        if let Some(q) = super::observe::open_named_dir(&fd, name).ok().flatten() {
-            let held = count_messages(&q).map_err(|e| {
-                io::Error::new(
-                    e.kind(),
-                    format!("{}: {e}", crate::escape::path(&base.join(name))),
-                )
-            })?;
-            if held > 0 {
-                found.push((n, held));
-            }
-        }
-        Ok(())
-    })?;
-    found.sort_unstable();
-    Ok(found)
-}
-
-/// The other files of a message, in the order they move: `todo` last, as
-/// it is what hands a message to qmail-send.
-const OTHERS: [&str; 6] = ["info", "local", "remote", "intd", "bounce", "todo"];
-
-struct Dest {
-    n: u32,
-    root: OwnedFd,
-    dev: u64,
-    /// `queue-fix --disable`d: new mail goes elsewhere when it can.
-    disabled: bool,
-}
-
-fn rel(dir: &str, ino: u64, layout: &Layout) -> PathBuf {
-    layout.message_path(dir, ino)
-}
+pub use super::plan::{RETIRE_MARKER_PREFIX as MARKER_PREFIX, RETIRE_TEMP_PREFIX as TEMP_PREFIX};
 
 /// Moves every message of `queue` into the queues of `range`.
 pub fn retire_queue(
@@ -115,52 +52,13 @@ pub fn retire_queue(
 ) -> Outcome {
     let qname = queue.file_name().map(OsString::from).unwrap_or_default();
     let qname = qname.to_string_lossy().into_owned();
-    let mut dests = Vec::new();
-    for n in range.clone() {
-        let path = base.join(format!("queue{n}"));
-        let root = match super::observe::open_named_dir(nix::fcntl::AT_FDCWD, &path) {
-            Ok(Some(fd)) => fd,
-            Ok(None) => return fatal(&path, "cannot retire into it", "no such queue"),
-            Err(e) => return fatal(&path, "cannot open", e),
-        };
-        match lock::is_live(&root) {
-            Ok(true) if !opts.force && opts.mode != RunMode::DryRun => return refuse(&path, queue),
-            Ok(_) => {}
-            Err(e) => return fatal(&path, "cannot probe the lock", e),
-        }
-        let dev = match stat_at(&root, MESS) {
-            Ok(Some(st)) => st.dev,
-            _ => return fatal(&path.join(MESS), "cannot retire into it", "missing"),
-        };
-        let disabled = matches!(crate::queue::disable::marker_at(&root), Ok(Some(true)));
-        dests.push(Dest {
-            n,
-            root,
-            dev,
-            disabled,
-        });
-    }
+    let dests = match open_dests(queue, base, range, opts) {
+        Ok(d) => d,
+        Err(o) => return o,
+    };
     let targets = targets(&dests);
-    if dests.iter().any(|d| d.disabled) {
-        let shown = crate::escape::path(queue);
-        if targets.iter().all(|&i| dests[i].disabled) {
-            println!(
-                "{shown}: every queue of the range is disabled: retiring into them anyway \
-                 (qmail-send still delivers a disabled queue)"
-            );
-        } else {
-            let skipped: Vec<String> = dests
-                .iter()
-                .filter(|d| d.disabled)
-                .map(|d| format!("queue{}", d.n))
-                .collect();
-            println!(
-                "{shown}: retiring into enabled queues only, not into disabled {}",
-                skipped.join(" ")
-            );
-        }
-    }
-    let src = match super::observe::open_named_dir(nix::fcntl::AT_FDCWD, queue) {
+    say_disabled(queue, &dests, &targets);
+    let src = match crate::fsx::dir::open_named_dir(nix::fcntl::AT_FDCWD, queue) {
         Ok(Some(fd)) => fd,
         Ok(None) => return Outcome::default(),
         Err(e) => return fatal(queue, "cannot open", e),
@@ -171,7 +69,7 @@ pub fn retire_queue(
         Err(e) => return fatal(queue, "cannot probe the lock", e),
     }
     // Canonical names first: the source is repaired like any queue.
-    let mut outcome = super::fix_queue(queue, opts, ids);
+    let mut outcome = fix_queue(queue, opts, ids);
     if outcome.fatal || outcome.live_refused {
         return outcome;
     }
@@ -199,7 +97,10 @@ pub fn retire_queue(
         dirs: Default::default(),
     };
     if let Err((p, what, e)) = mover.all() {
-        eprintln!("queue-fix: fatal: {}: {what}: {e}", crate::escape::path(&p));
+        eprintln!(
+            "queue-fix: fatal: {}: {what}: {e}",
+            crate::fsx::escape::path(&p)
+        );
         outcome.fatal = true;
     }
     if opts.mode != RunMode::DryRun {
@@ -208,6 +109,68 @@ pub fn retire_queue(
         }
     }
     outcome
+}
+
+/// The queues of the range, open, each to retire into; refused when one
+/// is live (without `--force`) or missing.
+fn open_dests(
+    queue: &Path,
+    base: &Path,
+    range: &Range<u32>,
+    opts: &Options,
+) -> Result<Vec<Dest>, Outcome> {
+    let mut dests = Vec::new();
+    for n in range.clone() {
+        let path = base.join(format!("queue{n}"));
+        let root = match crate::fsx::dir::open_named_dir(nix::fcntl::AT_FDCWD, &path) {
+            Ok(Some(fd)) => fd,
+            Ok(None) => return Err(fatal(&path, "cannot retire into it", "no such queue")),
+            Err(e) => return Err(fatal(&path, "cannot open", e)),
+        };
+        match lock::is_live(&root) {
+            Ok(true) if !opts.force && opts.mode != RunMode::DryRun => {
+                return Err(refuse(&path, queue))
+            }
+            Ok(_) => {}
+            Err(e) => return Err(fatal(&path, "cannot probe the lock", e)),
+        }
+        let dev = match stat_at(&root, MESS) {
+            Ok(Some(st)) => st.dev,
+            _ => return Err(fatal(&path.join(MESS), "cannot retire into it", "missing")),
+        };
+        let disabled = matches!(crate::queue::disable::marker_at(&root), Ok(Some(true)));
+        dests.push(Dest {
+            n,
+            root,
+            dev,
+            disabled,
+        });
+    }
+    Ok(dests)
+}
+
+/// Says where mail goes when some queues of the range are disabled.
+fn say_disabled(queue: &Path, dests: &[Dest], targets: &[usize]) {
+    if !dests.iter().any(|d| d.disabled) {
+        return;
+    }
+    let shown = crate::fsx::escape::path(queue);
+    if targets.iter().all(|&i| dests[i].disabled) {
+        println!(
+            "{shown}: every queue of the range is disabled: retiring into them anyway \
+             (qmail-send still delivers a disabled queue)"
+        );
+    } else {
+        let skipped: Vec<String> = dests
+            .iter()
+            .filter(|d| d.disabled)
+            .map(|d| format!("queue{}", d.n))
+            .collect();
+        println!(
+            "{shown}: retiring into enabled queues only, not into disabled {}",
+            skipped.join(" ")
+        );
+    }
 }
 
 /// The indexes of the destinations new mail goes to: the enabled ones, or
@@ -221,22 +184,13 @@ fn targets(dests: &[Dest]) -> Vec<usize> {
     }
 }
 
-/// Which of `n` destinations a message goes to. Not `ino % n`: a
-/// filesystem hands out inodes in strides (every message takes the same
-/// number of them), and a stride sharing a factor with `n` would send all
-/// mail to some queues only. Fibonacci hashing mixes the inode first; the
-/// choice still depends on the inode alone, so `-N` shows what a run does.
-fn spread(ino: u64, n: usize) -> usize {
-    ((ino.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 32) % n as u64) as usize
-}
-
 fn refuse(live: &Path, queue: &Path) -> Outcome {
     eprintln!(
         "queue-fix: {}: live: {} is locked by another process (qmail-send running); \
          not retiring {} (use --force)",
-        crate::escape::path(live),
+        crate::fsx::escape::path(live),
         layout::SENDMUTEX,
-        crate::escape::path(queue)
+        crate::fsx::escape::path(queue)
     );
     Outcome {
         live_refused: true,
@@ -245,711 +199,12 @@ fn refuse(live: &Path, queue: &Path) -> Outcome {
     }
 }
 
-type Failure = (PathBuf, &'static str, io::Error);
-
-fn at(p: &Path, what: &'static str) -> impl FnOnce(Errno) -> Failure {
-    let p = p.to_owned();
-    move |e| (p, what, io_err(e))
-}
-
-struct Mover<'a> {
-    src: &'a OwnedFd,
-    /// (destination queue number, source inode) of every marker an
-    /// interrupted run left for this queue: read once, not looked up per
-    /// message in every destination.
-    markers: std::collections::HashSet<(u32, u64)>,
-    qname: &'a str,
-    dests: &'a [Dest],
-    /// Indexes into `dests` that a message not yet moved may go to.
-    targets: &'a [usize],
-    layout: &'a Layout,
-    ids: &'a Ids,
-    verbose: bool,
-    /// `-N`: say where each message would go, move nothing.
-    dry: bool,
-    shown: &'a Path,
-    base: &'a Path,
-    pending: std::cell::RefCell<Pending>,
-    dirs: std::cell::RefCell<BucketDirs>,
-}
-
-/// The directories the messages of one `mess/<sub>` move between (the
-/// source's and each destination's `info/<sub>`, `remote/<sub>`, ...,
-/// `bounce`), each resolved once per bucket as [`safe::beneath`] resolves
-/// a path (no symlink followed, nothing outside the queue), then acted
-/// through by name. Resolving every path anew cost an `openat2` and a
-/// `close` per name (a `struct file` made and freed each time), the
-/// work that grew most with the queue. A directory an attacker renames
-/// meanwhile is still the one checked.
-#[derive(Default)]
-struct BucketDirs {
-    /// `(destination queue number or None for the source, directory
-    /// path)`; `None`: that directory is missing. Emptied with each
-    /// bucket, so memory stays the same whatever the queue's size.
-    open: std::collections::HashMap<(Option<u32>, PathBuf), Option<std::rc::Rc<OwnedFd>>>,
-    /// The message files in the source's split directories of this
-    /// bucket other than `mess`, by their listing (sorted inodes), so a
-    /// message's absent files are not looked for one by one: a name
-    /// looked up and not found costs the kernel a dentry made and freed,
-    /// four per message of a queue sending mail out. `None`: not listed
-    /// (too many, or the listing failed): every name is tried.
-    present: Vec<(&'static str, Option<Vec<u64>>)>,
-}
-
-/// Names of one directory of a bucket kept in [`BucketDirs::present`]
-/// at most (512 KiB); a bigger directory's names are tried one by one.
-const PRESENT_HELD: usize = 1 << 16;
-
-/// The message files of `dir` (a split directory of the bucket `sub`):
-/// sorted inodes of the names that are numbers, `None` when more than
-/// [`PRESENT_HELD`] or unreadable. A missing directory holds none.
-fn list_present(src: &OwnedFd, dir: &'static str, sub: u32) -> Option<Vec<u64>> {
-    let fd = match open_dir_at(src, &format!("{dir}/{sub}")) {
-        Ok(Some(fd)) => fd,
-        Ok(None) => return Some(Vec::new()),
-        Err(_) => return None,
-    };
-    let mut found = Vec::new();
-    super::observe::for_each_name(&fd, |name| {
-        if let Some(n) = parse_inode(name.as_encoded_bytes()) {
-            if found.len() >= PRESENT_HELD {
-                return Err(io::Error::other("too many to hold"));
-            }
-            found.push(n);
-        }
-        Ok(())
-    })
-    .ok()?;
-    found.sort_unstable();
-    Some(found)
-}
-
-/// Moves and copies waiting for their new names to be made durable.
-#[derive(Default)]
-struct Pending {
-    /// `(destination queue number, directory)` that got new names.
-    dest_dirs: std::collections::HashSet<(u32, PathBuf)>,
-    /// Source names to remove once those are synced, `mess` last per message.
-    old: Vec<PathBuf>,
-    /// Source directories that lost names (by rename).
-    src_dirs: std::collections::HashSet<PathBuf>,
-    /// Destinations (queue numbers) holding copies not yet synced.
-    copied_into: std::collections::HashSet<u32>,
-    /// Markers to remove once the sources of their copies are gone.
-    markers: Vec<(u32, PathBuf)>,
-}
-
-/// Old names held back before a batch is flushed: bounds memory.
-const BATCH: usize = 1024;
-/// The same for copies across filesystems, whose flush costs a `syncfs`
-/// (a journal commit and a cache flush) however few files it covers.
-const COPY_BATCH: usize = 8192;
-
-/// The markers left in the destinations' `pid/` for source queue `qname`.
-fn markers_of(qname: &str, dests: &[Dest]) -> io::Result<std::collections::HashSet<(u32, u64)>> {
-    let prefix = format!("{MARKER_PREFIX}{qname}.");
-    let mut found = std::collections::HashSet::new();
-    for d in dests {
-        let Some(pid) = open_dir_at(&d.root, PID)? else {
-            continue;
-        };
-        super::observe::for_each_name(&pid, |n| {
-            if let Some(ino) = n
-                .to_str()
-                .and_then(|t| t.strip_prefix(&prefix))
-                .and_then(|i| i.parse::<u64>().ok())
-            {
-                found.insert((d.n, ino));
-            }
-            Ok(())
-        })?;
-    }
-    Ok(found)
-}
-
-/// `syncfs(2)` of the filesystem holding `fd`: every copy written there
-/// since is on disk. One call for a whole batch instead of an fsync per
-/// file, each of which waits for its own journal commit.
-fn sync_fs(fd: &OwnedFd) -> io::Result<()> {
-    if !safe::durable() {
-        return Ok(());
-    }
-    use std::os::fd::AsRawFd;
-    // SAFETY: a plain system call on a descriptor we own.
-    if unsafe { nix::libc::syncfs(fd.as_raw_fd()) } == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
-}
-
-fn dir_of(p: &Path) -> PathBuf {
-    p.parent().unwrap_or(Path::new("")).to_owned()
-}
-
-impl Mover<'_> {
-    fn all(&self) -> Result<(), Failure> {
-        let mess = open_dir_at(self.src, MESS)
-            .map_err(|e| (self.shown.join(MESS), "cannot open", e))?
-            .ok_or_else(|| {
-                (
-                    self.shown.join(MESS),
-                    "cannot open",
-                    io::Error::other("missing"),
-                )
-            })?;
-        let subs = split_subdirs(&mess)
-            .map_err(|e| (self.shown.join(MESS), "cannot read", e))?
-            .0;
-        for sub in subs {
-            let sfd = open_dir_at(&mess, &sub.to_string())
-                .map_err(|e| (self.shown.join(MESS), "cannot open", e))?;
-            let Some(sfd) = sfd else { continue };
-            // A name's absence is taken from the listing only for a queue
-            // nothing writes to: retire never runs on a live one, and the
-            // provisioning disables the queues it retires before moving.
-            let present = OTHERS
-                .iter()
-                .filter(|dir| self.layout.is_split_dir(dir))
-                .map(|&dir| (dir, list_present(self.src, dir, sub)))
-                .collect();
-            *self.dirs.borrow_mut() = BucketDirs {
-                present,
-                ..BucketDirs::default()
-            };
-            // Each name handled as the listing gives it (nothing held per
-            // message: memory stays the same whatever the queue's size).
-            // Moving names out of the directory being read is safe: an
-            // entry not moved is returned exactly once.
-            let mut stopped = None;
-            let listed = super::observe::for_each_name(&sfd, |name| {
-                self.entry(&sfd, sub, name).map_err(|f| {
-                    stopped = Some(f);
-                    io::Error::other("stopped")
-                })
-            });
-            if let Some(f) = stopped {
-                return Err(f);
-            }
-            listed.map_err(|e| {
-                (
-                    self.shown.join(MESS).join(sub.to_string()),
-                    "cannot read",
-                    e,
-                )
-            })?;
-        }
-        self.flush()
-    }
-
-    /// One name of `mess/<sub>`: retired, set aside, or refused.
-    fn entry(&self, sfd: &OwnedFd, sub: u32, name: &std::ffi::OsStr) -> Result<(), Failure> {
-        let Some(st) = stat_at(sfd, name).map_err(|e| (self.shown.join(name), "cannot stat", e))?
-        else {
-            return Ok(());
-        };
-        let healthy = st.kind == Found::File
-            && parse_inode(name.as_encoded_bytes()) == Some(st.ino)
-            && split_index(st.ino, self.layout.split) == sub;
-        if !healthy && self.dry {
-            return Ok(()); // the repair plan above lists its rename
-        }
-        let path = Path::new(MESS).join(sub.to_string()).join(name);
-        if st.kind != Found::File {
-            // Planted since the repair above (a FIFO, a directory,
-            // a symlink): never opened nor moved, set aside in the
-            // queue being retired. (A second link is normal here
-            // after an interrupted move on one file system; a copy
-            // across checks the link count itself.)
-            self.set_aside_src(&path, &st)?;
-            return Ok(());
-        }
-        if !healthy {
-            return Err((
-                self.shown.join(MESS).join(sub.to_string()).join(name),
-                "cannot retire",
-                io::Error::other("not a well-named message (repair failed)"),
-            ));
-        }
-        self.one(&st)
-    }
-
-    fn set_aside_src(&self, path: &Path, st: &Stat) -> Result<(), Failure> {
-        let qwant = super::plan::want_of(&layout::QUARANTINE, self.ids, self.layout);
-        let to = super::apply::set_aside(self.src, path, &qwant)?;
-        let why = if st.kind == Found::File {
-            super::plan::hard_links(st.nlink, 1)
-        } else {
-            format!("{} where a message file belongs", st.kind.word())
-        };
-        eprintln!(
-            "queue-fix: {}: {why}; set aside as {} instead of retiring it",
-            crate::escape::path(&self.shown.join(path)),
-            crate::escape::path(&self.shown.join(to))
-        );
-        Ok(())
-    }
-
-    /// The directory holding `path` in the destination `dest` (the
-    /// source when `None`), opened once per bucket; `Ok(None)` when it is
-    /// missing.
-    fn dir_for(
-        &self,
-        dest: Option<&Dest>,
-        path: &Path,
-    ) -> Result<Option<std::rc::Rc<OwnedFd>>, Errno> {
-        let mut dirs = self.dirs.borrow_mut();
-        let slot = match dirs.open.entry((dest.map(|d| d.n), dir_of(path))) {
-            std::collections::hash_map::Entry::Occupied(known) => return Ok(known.get().clone()),
-            std::collections::hash_map::Entry::Vacant(slot) => slot,
-        };
-        let root = dest.map_or(self.src, |d| &d.root);
-        let fd = match safe::parent_dir(root, path) {
-            Ok(Some(fd)) => Some(std::rc::Rc::new(fd)),
-            Ok(None) => return Err(Errno::EINVAL),
-            Err(Errno::ENOENT) => None,
-            Err(e) => return Err(e),
-        };
-        Ok(slot.insert(fd).clone())
-    }
-
-    /// Whether the source may hold message `ino`'s file in `dir`: false
-    /// only when this bucket's listing of `dir` says it does not.
-    fn may_have(&self, dir: &str, ino: u64) -> bool {
-        let dirs = self.dirs.borrow();
-        let listed = dirs.present.iter().find(|(d, _)| *d == dir);
-        !matches!(listed, Some((_, Some(inodes))) if inodes.binary_search(&ino).is_err())
-    }
-
-    /// The links a source file may have: 2 for a todo/intd pair sharing
-    /// one inode, 1 otherwise.
-    fn max_links(&self, dir: &str, ino: u64) -> u64 {
-        let Some(p) = super::plan::partner(dir) else {
-            return 1;
-        };
-        match (
-            stat_at(self.src, &rel(dir, ino, self.layout)),
-            stat_at(self.src, &rel(p, ino, self.layout)),
-        ) {
-            (Ok(Some(a)), Ok(Some(b))) if (a.dev, a.ino) == (b.dev, b.ino) => 2,
-            _ => 1,
-        }
-    }
-
-    fn marker(&self, ino: u64) -> PathBuf {
-        Path::new(PID).join(format!("{MARKER_PREFIX}{}.{ino}", self.qname))
-    }
-
-    fn say(&self, d: &Dest, from: u64, to: Option<u64>) {
-        if self.verbose || self.dry {
-            let dest = self.base.join(format!("queue{}", d.n));
-            let target = match to {
-                Some(to) => crate::escape::path(&dest.join(rel(MESS, to, self.layout))),
-                None => format!(
-                    "{} (copied: a new inode there)",
-                    crate::escape::path(&dest.join(MESS))
-                ),
-            };
-            println!(
-                "retire {} -> {target}",
-                crate::escape::path(&self.shown.join(rel(MESS, from, self.layout))),
-            );
-        }
-    }
-
-    fn one(&self, st: &Stat) -> Result<(), Failure> {
-        let ino = st.ino;
-        let mess = rel(MESS, ino, self.layout);
-        // Where it already went (a resumed run, even into a queue disabled
-        // since: finishing there never copies twice), else by inode. A
-        // link made on one filesystem shows in the link count, so a
-        // message with one link has not gone anywhere yet.
-        let same_fs = |d: &Dest| {
-            st.nlink > 1
-                && d.dev == st.dev
-                && matches!(stat_at(&d.root, &mess), Ok(Some(x)) if x.ino == ino && x.dev == st.dev)
-        };
-        let marked = |d: &Dest| d.dev != st.dev && self.markers.contains(&(d.n, ino));
-        let d = self
-            .dests
-            .iter()
-            .find(|d| same_fs(d) || marked(d))
-            .unwrap_or_else(|| &self.dests[self.targets[spread(ino, self.targets.len())]]);
-        if self.dry {
-            self.say(d, ino, (d.dev == st.dev).then_some(ino));
-            Ok(())
-        } else if d.dev == st.dev {
-            self.say(d, ino, Some(ino));
-            self.move_same_fs(d, ino)
-        } else {
-            self.copy_across(d, ino)
-        }
-    }
-
-    /// Link `mess` into the destination and rename the other files there;
-    /// the old `mess` name goes in [`Mover::flush`], once the directories
-    /// of the new names are synced (in batches: one fsync per directory for
-    /// many messages, not several per message).
-    fn move_same_fs(&self, d: &Dest, ino: u64) -> Result<(), Failure> {
-        let mess = rel(MESS, ino, self.layout);
-        let name = std::ffi::OsString::from(ino.to_string());
-        // Both directories of one name, or the errno of the missing one
-        // (ENOENT, as the name's own call would give).
-        let dirs = |p: &Path| -> Result<_, Errno> {
-            match (self.dir_for(None, p)?, self.dir_for(Some(d), p)?) {
-                (Some(f), Some(t)) => Ok((f, t)),
-                _ => Err(Errno::ENOENT),
-            }
-        };
-        step();
-        let linked = dirs(&mess).and_then(|(f, t)| {
-            linkat(
-                f.as_fd(),
-                name.as_os_str(),
-                t.as_fd(),
-                name.as_os_str(),
-                AtFlags::empty(),
-            )
-        });
-        match linked {
-            Ok(()) => {}
-            Err(Errno::EEXIST) if matches!(stat_at(&d.root, &mess), Ok(Some(x)) if x.ino == ino && x.dev == d.dev) =>
-                {}
-            Err(e) => {
-                return Err(at(
-                    &self.shown.join(&mess),
-                    "cannot link into the destination",
-                )(e))
-            }
-        }
-        let mut pending = self.pending.borrow_mut();
-        pending.dest_dirs.insert((d.n, dir_of(&mess)));
-        for dir in OTHERS {
-            if !self.may_have(dir, ino) {
-                continue;
-            }
-            let p = rel(dir, ino, self.layout);
-            step();
-            let (f, t) = match dirs(&p) {
-                Ok(both) => both,
-                // A directory missing on one side: nothing to move unless
-                // the source has the file, which is then never left behind
-                // silently.
-                Err(Errno::ENOENT) => {
-                    let has = match self.dir_for(None, &p) {
-                        Ok(Some(sdir)) => !matches!(stat_at(&sdir, name.as_os_str()), Ok(None)),
-                        _ => false,
-                    };
-                    if !has {
-                        continue;
-                    }
-                    return Err(
-                        at(&self.shown.join(&p), "cannot move into the destination")(Errno::ENOENT),
-                    );
-                }
-                Err(e) => {
-                    return Err(at(&self.shown.join(&p), "cannot move into the destination")(e))
-                }
-            };
-            let (f, t) = (f.as_fd(), t.as_fd());
-            let moved = renameat2(
-                f,
-                name.as_os_str(),
-                t,
-                name.as_os_str(),
-                RenameFlags::RENAME_NOREPLACE,
-            );
-            match moved {
-                Ok(()) => {
-                    pending.dest_dirs.insert((d.n, dir_of(&p)));
-                    pending.src_dirs.insert(dir_of(&p));
-                }
-                Err(Errno::ENOENT) => {}
-                Err(Errno::EEXIST) if same_file(self.src, &p, &d.root, &p) => {
-                    // A rename leaves one name: the same inode at both means
-                    // the source name is a leftover; it goes with the batch.
-                    pending.dest_dirs.insert((d.n, dir_of(&p)));
-                    pending.old.push(p);
-                }
-                Err(Errno::EEXIST) => {
-                    // Another file under this message's name in the
-                    // destination: its own message (this inode number's
-                    // earlier owner) is gone, so it is a stray; ours wins.
-                    step();
-                    renameat(f, name.as_os_str(), t, name.as_os_str())
-                        .map_err(at(&self.shown.join(&p), "cannot move into the destination"))?;
-                    pending.dest_dirs.insert((d.n, dir_of(&p)));
-                    pending.src_dirs.insert(dir_of(&p));
-                }
-                Err(e) => {
-                    return Err(at(&self.shown.join(&p), "cannot move into the destination")(e))
-                }
-            }
-        }
-        pending.old.push(mess);
-        let full = pending.old.len() >= BATCH;
-        drop(pending);
-        if full {
-            self.flush()?;
-        }
-        Ok(())
-    }
-
-    /// Makes the batch durable, then lets the old names go: the copies'
-    /// filesystems synced (`syncfs` after every copy, link and rename of
-    /// the batch: their data, inodes and directory entries all at once),
-    /// then every other destination directory that got a new name; then
-    /// the old names in the source are removed and the source's
-    /// directories synced; last the markers of the copies are cleared.
-    fn flush(&self) -> Result<(), Failure> {
-        let Pending {
-            dest_dirs,
-            old,
-            mut src_dirs,
-            copied_into,
-            markers,
-        } = std::mem::take(&mut *self.pending.borrow_mut());
-        let mut synced_devs = Vec::new();
-        for n in copied_into {
-            let Some(d) = self.dests.iter().find(|d| d.n == n) else {
-                continue;
-            };
-            if synced_devs.contains(&d.dev) {
-                continue;
-            }
-            sync_fs(&d.root)
-                .map_err(|e| (self.base.join(format!("queue{n}")), "cannot sync", e))?;
-            synced_devs.push(d.dev);
-        }
-        for (n, dir) in dest_dirs {
-            let Some(d) = self.dests.iter().find(|d| d.n == n) else {
-                continue;
-            };
-            // syncfs, made after every name of the batch, already put
-            // this directory on disk: its fsync would only wait again.
-            if synced_devs.contains(&d.dev) {
-                continue;
-            }
-            let dshown = self.base.join(format!("queue{n}"));
-            safe::sync_parent(&d.root, &dir.join("x"))
-                .map_err(|e| (dshown.join(&dir), "cannot sync", e))?;
-        }
-        for p in old {
-            step();
-            match safe::unlink(self.src, &p) {
-                Ok(()) => {
-                    src_dirs.insert(dir_of(&p));
-                }
-                Err(Errno::ENOENT) => {}
-                Err(e) => return Err(at(&self.shown.join(&p), "cannot remove")(e)),
-            }
-        }
-        for dir in src_dirs {
-            safe::sync_parent(self.src, &dir.join("x"))
-                .map_err(|e| (self.shown.join(&dir), "cannot sync", e))?;
-        }
-        // A marker whose source is gone is finished; one left by a crash
-        // here is cleared by the next run.
-        for (n, marker) in markers {
-            let Some(d) = self.dests.iter().find(|d| d.n == n) else {
-                continue;
-            };
-            step();
-            match safe::unlink(&d.root, &marker) {
-                Ok(()) | Err(Errno::ENOENT) => {}
-                Err(e) => {
-                    let shown = self.base.join(format!("queue{n}")).join(&marker);
-                    return Err(at(&shown, "cannot remove")(e));
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// Copies the message into `d` under a new inode; its source names
-    /// go in [`Mover::flush`], once the batch is on disk.
-    fn copy_across(&self, d: &Dest, ino: u64) -> Result<(), Failure> {
-        let marker = self.marker(ino);
-        let dshown = self.base.join(format!("queue{}", d.n));
-        let src_mess = rel(MESS, ino, self.layout);
-        let want = want_file(layout::entry(MESS), self.ids, self.layout);
-        // A marker whose new mess is linked is the copy of an earlier run,
-        // perhaps cut short before its batch was synced: its content is
-        // written again (same inode, so the new name stays). One whose new
-        // mess is not linked is an unfinished copy.
-        let mut new_ino = None;
-        if self.markers.contains(&(d.n, ino)) {
-            match stat_at(&d.root, &marker) {
-                Ok(Some(m)) if matches!(stat_at(&d.root, &rel(MESS, m.ino, self.layout)), Ok(Some(x)) if x.ino == m.ino) =>
-                {
-                    if self.rewrite(&src_mess, d, &marker, m.ino, &want)?.is_none() {
-                        return Ok(());
-                    }
-                    new_ino = Some(m.ino);
-                }
-                Ok(Some(_)) => {
-                    step();
-                    safe::unlink(&d.root, &marker)
-                        .map_err(at(&dshown.join(&marker), "cannot remove"))?;
-                }
-                _ => {}
-            }
-        }
-        let mut pending = self.pending.borrow_mut();
-        let j = match new_ino {
-            Some(j) => j,
-            None => {
-                let Some(j) = self.copy_file(&src_mess, d, &marker, &want, false, 1)? else {
-                    return Ok(());
-                };
-                pending.dest_dirs.insert((d.n, dir_of(&marker)));
-                step();
-                let to = rel(MESS, j, self.layout);
-                safe::link(&d.root, &marker, &d.root, &to)
-                    .map_err(at(&dshown.join(&to), "cannot link the new message"))?;
-                pending.dest_dirs.insert((d.n, dir_of(&to)));
-                j
-            }
-        };
-        pending.copied_into.insert(d.n);
-        self.say(d, ino, Some(j));
-        for dir in OTHERS {
-            let from = rel(dir, ino, self.layout);
-            let want = want_file(layout::entry(dir), self.ids, self.layout);
-            let temp = Path::new(PID).join(format!("{TEMP_PREFIX}{}.{ino}.{dir}", self.qname));
-            if stat_at(self.src, &from)
-                .map_err(|e| (self.shown.join(&from), "cannot stat", e))?
-                .is_none()
-            {
-                continue;
-            }
-            let max = self.max_links(dir, ino);
-            if self.copy_file(&from, d, &temp, &want, true, max)?.is_none() {
-                continue;
-            }
-            let to = rel(dir, j, self.layout);
-            step();
-            safe::rename(&d.root, &temp, &d.root, &to)
-                .map_err(at(&dshown.join(&to), "cannot rename into place"))?;
-            pending.dest_dirs.insert((d.n, dir_of(&to)));
-            pending.old.push(from);
-        }
-        // The old names go once the batch is on disk, mess last.
-        pending.old.push(src_mess);
-        pending.markers.push((d.n, marker));
-        let full = pending.old.len() >= COPY_BATCH;
-        drop(pending);
-        if full {
-            self.flush()?;
-        }
-        Ok(())
-    }
-
-    /// Writes the source's content again into the copy `to` (inode
-    /// `ino`) of an earlier run; `None` when the source was set aside.
-    fn rewrite(
-        &self,
-        from: &Path,
-        d: &Dest,
-        to: &Path,
-        ino: u64,
-        want: &super::plan::Want,
-    ) -> Result<Option<()>, Failure> {
-        let dshown = self.base.join(format!("queue{}", d.n));
-        let Some(input) = self.open_source(from, 1)? else {
-            return Ok(None);
-        };
-        step();
-        let out = safe::open(&d.root, to, OFlag::O_WRONLY | OFlag::O_NONBLOCK, 0)
-            .map_err(at(&dshown.join(to), "cannot open"))?;
-        let (mut input, mut out) = (input, File::from(out));
-        let done = (|| -> io::Result<()> {
-            let st = out.metadata()?;
-            // Only the copy itself: a regular file, the marker and its
-            // link in mess/, nothing planted under the marker's name since.
-            if !st.is_file() || std::os::unix::fs::MetadataExt::ino(&st) != ino {
-                return Err(io::Error::other("not the copy an earlier run made"));
-            }
-            out.set_len(0)?;
-            io::copy(&mut input, &mut out)?;
-            std::os::unix::fs::fchown(&out, Some(want.uid), want.gid)?;
-            out.set_permissions(std::fs::Permissions::from_mode(want.mode))?;
-            Ok(())
-        })();
-        done.map(Some)
-            .map_err(|e| (dshown.join(to), "cannot write", e))
-    }
-
-    /// A source file opened for copying, or `None` once set aside: one
-    /// that is not a regular file or has more than `max_links` links is
-    /// never opened (see [`Mover::copy_file`]).
-    fn open_source(&self, from: &Path, max_links: u64) -> Result<Option<File>, Failure> {
-        match safe::open_regular(self.src, from, max_links) {
-            Ok((f, _)) => Ok(Some(f)),
-            Err(e) if e.raw_os_error().is_none() => {
-                let st = stat_at(self.src, from)
-                    .map_err(|e| (self.shown.join(from), "cannot stat", e))?;
-                if let Some(st) = st {
-                    self.set_aside_src(from, &st)?;
-                }
-                Ok(None)
-            }
-            Err(e) => Err((self.shown.join(from), "cannot open", e)),
-        }
-    }
-
-    /// Copies a source file to `to` in the destination (created fresh,
-    /// an old one removed first when `replace`), owned and moded per
-    /// `want`, not yet synced (its batch is, in [`Mover::flush`]); returns
-    /// the new inode. A source that is not a regular file, or has
-    /// more than `max_links` links, is never opened nor copied (a FIFO
-    /// would block, a hard link would bring an outside file's content into
-    /// the queue): it is set aside in the source queue and `None` returned.
-    fn copy_file(
-        &self,
-        from: &Path,
-        d: &Dest,
-        to: &Path,
-        want: &super::plan::Want,
-        replace: bool,
-        max_links: u64,
-    ) -> Result<Option<u64>, Failure> {
-        let dshown = self.base.join(format!("queue{}", d.n));
-        let Some(input) = self.open_source(from, max_links)? else {
-            return Ok(None);
-        };
-        if replace {
-            // A leftover temporary (or anything planted under its name in
-            // pid/, which qmailq can write) goes first: the new file is
-            // always created, never an existing FIFO or device opened.
-            step();
-            match safe::unlink(&d.root, to) {
-                Ok(()) | Err(Errno::ENOENT) => {}
-                Err(e) => return Err(at(&dshown.join(to), "cannot remove")(e)),
-            }
-        }
-        let flags = OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NONBLOCK;
-        step();
-        let out =
-            safe::open(&d.root, to, flags, 0o600).map_err(at(&dshown.join(to), "cannot create"))?;
-        let (mut input, mut out) = (input, File::from(out));
-        let done = (|| -> io::Result<u64> {
-            io::copy(&mut input, &mut out)?;
-            std::os::unix::fs::fchown(&out, Some(want.uid), want.gid)?;
-            out.set_permissions(std::fs::Permissions::from_mode(want.mode))?;
-            Ok(std::os::unix::fs::MetadataExt::ino(&out.metadata()?))
-        })();
-        done.map(Some)
-            .map_err(|e| (dshown.join(to), "cannot write", e))
-    }
-}
-
 /// Clears finished markers in every queue of the range.
 pub fn finish_markers(base: &Path, range: &Range<u32>, layout: &Layout) -> io::Result<()> {
     let mut dests = Vec::new();
     for n in range.clone() {
         if let Some(root) =
-            super::observe::open_named_dir(nix::fcntl::AT_FDCWD, &base.join(format!("queue{n}")))?
+            crate::fsx::dir::open_named_dir(nix::fcntl::AT_FDCWD, &base.join(format!("queue{n}")))?
         {
             dests.push(Dest {
                 n,
@@ -970,7 +225,7 @@ fn clear_finished_markers(base: &Path, dests: &[Dest], layout: &Layout) -> io::R
             continue;
         };
         let mut names = Vec::new();
-        super::observe::for_each_name(&pid, |n| {
+        crate::fsx::dir::for_each_name(&pid, |n| {
             names.push(n.to_owned());
             Ok(())
         })?;
@@ -991,7 +246,7 @@ fn clear_finished_markers(base: &Path, dests: &[Dest], layout: &Layout) -> io::R
             };
             if finished {
                 step();
-                match safe::unlink(&pid, Path::new(&name)) {
+                match beneath::unlink(&pid, Path::new(&name)) {
                     Ok(()) | Err(Errno::ENOENT) => {}
                     Err(e) => return Err(io_err(e)),
                 }
@@ -999,31 +254,4 @@ fn clear_finished_markers(base: &Path, dests: &[Dest], layout: &Layout) -> io::R
         }
     }
     Ok(())
-}
-
-fn same_file(a_root: &OwnedFd, a: &Path, b_root: &OwnedFd, b: &Path) -> bool {
-    match (stat_at(a_root, a), stat_at(b_root, b)) {
-        (Ok(Some(x)), Ok(Some(y))) => (x.dev, x.ino) == (y.dev, y.ino),
-        _ => false,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn inodes_in_strides_spread_over_every_destination() {
-        for n in 1..=10 {
-            for stride in 1..=8 {
-                let mut got = vec![0u32; n];
-                for k in 0..1000 {
-                    got[super::spread(5_000_000 + k * stride, n)] += 1;
-                }
-                let fair = 1000 / n as u32;
-                assert!(
-                    got.iter().all(|&c| c > fair * 2 / 3 && c < fair * 4 / 3),
-                    "n {n}, stride {stride}: {got:?}"
-                );
-            }
-        }
-    }
 }

@@ -3,7 +3,7 @@
 //! temporary file (the filter writes straight into it, so memory does not
 //! grow with the message), and only its exit status decides what happens.
 
-use super::Fatal;
+use super::fatal::Fatal;
 use crate::exit::QueueExit;
 use nix::sys::signal::{SigSet, Signal};
 use std::ffi::OsStr;
@@ -17,7 +17,11 @@ use std::process::{Command, ExitStatus, Stdio};
 
 /// Variables a filter must not see, so one that re-injects cannot loop.
 /// The pass counter goes too: mail a filter injects is a new injection.
-pub const HIDDEN_FROM_FILTER: [&str; 3] = ["FILTERARGS", "SPAMFILTER", super::PASSES_VARIABLE];
+pub const HIDDEN_FROM_FILTER: [&str; 3] = [
+    "FILTERARGS",
+    "SPAMFILTER",
+    crate::queue::config::PASSES_VARIABLE,
+];
 
 /// What the filter's exit status means for the injection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -58,7 +62,7 @@ fn temp_file(tmpdir: &Path) -> Result<File, Fatal> {
             QueueExit::TempFileFailed,
             format!(
                 "creating a temporary file {}: {}",
-                crate::escape::path(&template),
+                crate::fsx::escape::path(&template),
                 e.desc()
             ),
         )
@@ -74,7 +78,7 @@ fn temp_file(tmpdir: &Path) -> Result<File, Fatal> {
             QueueExit::TempFileFailed,
             format!(
                 "unlinking the temporary file {}: {e}",
-                crate::escape::path(&path)
+                crate::fsx::escape::path(&path)
             ),
         )
     })?;
@@ -94,28 +98,34 @@ pub fn drain_stdin() -> Result<(), Fatal> {
         })
 }
 
+/// `MAKE_SEEKABLE`: the message copied into a temporary file, rewound,
+/// as the filter's input.
+fn spooled_input(tmpdir: &Path) -> Result<Stdio, Fatal> {
+    let mut spool = temp_file(tmpdir)?;
+    io::copy(&mut *stdin_file(), &mut spool).map_err(|e| {
+        Fatal::new(
+            QueueExit::CannotReadInput,
+            format!(
+                "spooling the message to {}: {e}",
+                crate::fsx::escape::path(tmpdir)
+            ),
+        )
+    })?;
+    spool.seek(SeekFrom::Start(0)).map_err(|e| {
+        Fatal::new(
+            QueueExit::TempFileFailed,
+            format!("rewinding the spooled message: {e}"),
+        )
+    })?;
+    Ok(Stdio::from(spool))
+}
+
 /// Runs the filter on descriptor 0. On [`Verdict::Pass`] descriptor 0 is
 /// the filter's output, rewound; otherwise the caller's message has been
 /// read to its end.
 pub fn run(command: &OsStr, make_seekable: bool, tmpdir: &Path) -> Result<Verdict, Fatal> {
     let input = if make_seekable {
-        let mut spool = temp_file(tmpdir)?;
-        io::copy(&mut *stdin_file(), &mut spool).map_err(|e| {
-            Fatal::new(
-                QueueExit::CannotReadInput,
-                format!(
-                    "spooling the message to {}: {e}",
-                    crate::escape::path(tmpdir)
-                ),
-            )
-        })?;
-        spool.seek(SeekFrom::Start(0)).map_err(|e| {
-            Fatal::new(
-                QueueExit::TempFileFailed,
-                format!("rewinding the spooled message: {e}"),
-            )
-        })?;
-        Stdio::from(spool)
+        spooled_input(tmpdir)?
     } else {
         Stdio::inherit()
     };

@@ -1,45 +1,29 @@
 //! qmail-multi: a drop-in `qmail-queue` that spreads injections over the
 //! queues `QUEUE_BASE/queue<START> .. queue<START+COUNT-1>`.
 //!
-//! One straight line per injection: environment → [`config::Config`] →
+//! One straight line per injection: environment → [`queue::config::Config`] →
 //! (optional [`filter`]) → [`select::choose`] asks the probe about
 //! candidates → `exec` the queue program with `QUEUEDIR` set. Nothing is
 //! ever written to descriptor 1 (the envelope input); descriptor 2 carries
 //! only a filter's exit-88 text unless [`diag::DEBUG_VARIABLE`] is set.
 
-pub mod config;
 pub mod diag;
 pub mod dynamic;
+pub mod fatal;
 pub mod filter;
 pub mod guard;
-pub mod health;
 pub mod select;
 
 use crate::exit::QueueExit;
 use crate::queue;
-pub use config::PASSES_VARIABLE;
-use config::{base_from_control, Base, Config, Target, MAX_PASSES};
+pub use crate::queue::config::PASSES_VARIABLE;
+use crate::queue::config::{Base, Config, Target, MAX_PASSES};
+pub use fatal::Fatal;
 use select::{FsProbe, SplitMix};
 use std::ffi::{CString, OsString};
 use std::io;
 use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
-
-/// Why an injection stops, with the status its caller sees.
-#[derive(Debug)]
-pub struct Fatal {
-    pub exit: QueueExit,
-    pub what: String,
-}
-
-impl Fatal {
-    pub fn new(exit: QueueExit, what: impl Into<String>) -> Fatal {
-        Fatal {
-            exit,
-            what: what.into(),
-        }
-    }
-}
 
 /// Runs one injection. Returns only on failure or a blackholed message;
 /// on success the queue program has replaced this process.
@@ -86,7 +70,7 @@ fn run(args: Vec<OsString>) -> Result<(), Fatal> {
                 "loop: this injection has passed through qmail-multi {} times \
                  ({PASSES_VARIABLE}); the queue program {} leads back to qmail-multi",
                 config.passes,
-                crate::escape::path(&program)
+                crate::fsx::escape::path(&program)
             ),
         ));
     }
@@ -105,95 +89,119 @@ fn run(args: Vec<OsString>) -> Result<(), Fatal> {
         },
     };
     if let Some(command) = &config.filter {
-        match filter::run(command, config.make_seekable, &config.tmpdir)? {
-            filter::Verdict::Pass => {}
-            filter::Verdict::Blackhole => {
-                queue::deposit::read_envelope_from_fd1().map_err(|e| Fatal::new(e.exit, e.what))?;
-                crate::diag!(
-                    info,
-                    "the filter {command:?} dropped the message (status 2 or 99)"
-                );
-                return Ok(());
-            }
-            filter::Verdict::Refuse(exit) => {
-                return Err(Fatal::new(
-                    exit,
-                    format!("the filter {command:?} refused the message"),
-                ))
-            }
+        if !run_filter(command, &config)? {
+            return Ok(());
         }
     }
     let queue = match destination {
         Destination::Fixed(dir) => dir,
         Destination::Select {
-            mut probe,
+            probe,
             start,
             count,
             dynamic,
-        } => {
-            let mut rng = SplitMix::from_os();
-            let least_loaded = if dynamic {
-                match dynamic::read() {
-                    Ok(loads) => Some(dynamic::choose(start, &loads, &mut probe, &mut rng)),
-                    Err(why) => {
-                        crate::diag!(warn, "DYNAMIC_QUEUE: {why}; choosing a queue at random");
-                        None
-                    }
-                }
-            } else {
-                None
-            };
-            let choice = least_loaded
-                .unwrap_or_else(|| {
-                    let count = if dynamic {
-                        random_count(start, count)
-                    } else {
-                        count
-                    };
-                    select::choose(start, count, &mut probe, &mut rng)
-                })
-                .map_err(|none| {
-                    let why: Vec<String> = none
-                        .skipped
-                        .iter()
-                        .map(|s| format!("{} {}", crate::escape::path(&probe.path(s.queue)), s.health))
-                        .collect();
-                    let all_disabled = none
-                        .skipped
-                        .iter()
-                        .all(|s| s.health == select::Health::Disabled);
-                    Fatal::new(
-                        none.exit(),
-                        if all_disabled {
-                            format!(
-                                "no usable queue: every queue is disabled (queue-fix --enable QUEUE, or qscheduler): {}",
-                                why.join("; ")
-                            )
-                        } else {
-                            format!("no usable queue: {}", why.join("; "))
-                        },
-                    )
-                })?;
-            for s in &choice.skipped {
-                crate::diag!(
-                    warn,
-                    "skipped {}: {}",
-                    crate::escape::path(&probe.path(s.queue)),
-                    s.health
-                );
-            }
-            probe.path(choice.queue)
-        }
+        } => select_queue(probe, start, count, dynamic)?,
     };
     if diag::on_stderr() {
         crate::diag!(
             debug,
             "queue {} via {}",
-            crate::escape::path(&queue),
-            crate::escape::path(&program)
+            crate::fsx::escape::path(&queue),
+            crate::fsx::escape::path(&program)
         );
     }
     Err(exec_queue(&program, args, &queue, config.passes + 1))
+}
+
+/// Runs the filter; `false` when it dropped the message (then the
+/// injection succeeds with nothing queued).
+fn run_filter(command: &std::ffi::OsStr, config: &Config) -> Result<bool, Fatal> {
+    match filter::run(command, config.make_seekable, &config.tmpdir)? {
+        filter::Verdict::Pass => Ok(true),
+        filter::Verdict::Blackhole => {
+            queue::deposit::read_envelope_from_fd1().map_err(|e| Fatal::new(e.exit, e.what))?;
+            crate::diag!(
+                info,
+                "the filter {command:?} dropped the message (status 2 or 99)"
+            );
+            Ok(false)
+        }
+        filter::Verdict::Refuse(exit) => Err(Fatal::new(
+            exit,
+            format!("the filter {command:?} refused the message"),
+        )),
+    }
+}
+
+/// The queue for this injection: least loaded by qscheduler's figures
+/// (`DYNAMIC_QUEUE`), else at random, the health probe having the last word.
+fn select_queue(
+    mut probe: FsProbe,
+    start: u64,
+    count: u32,
+    dynamic: bool,
+) -> Result<PathBuf, Fatal> {
+    let mut rng = SplitMix::from_os();
+    let least_loaded = if dynamic {
+        match queue::scheduler::read() {
+            Ok(loads) => Some(dynamic::choose(start, &loads, &mut probe, &mut rng)),
+            Err(why) => {
+                crate::diag!(warn, "DYNAMIC_QUEUE: {why}; choosing a queue at random");
+                None
+            }
+        }
+    } else {
+        None
+    };
+    let choice = least_loaded
+        .unwrap_or_else(|| {
+            let count = if dynamic {
+                random_count(start, count)
+            } else {
+                count
+            };
+            select::choose(start, count, &mut probe, &mut rng)
+        })
+        .map_err(|none| no_queue(&none, &probe))?;
+    for s in &choice.skipped {
+        crate::diag!(
+            warn,
+            "skipped {}: {}",
+            crate::fsx::escape::path(&probe.path(s.queue)),
+            s.health
+        );
+    }
+    Ok(probe.path(choice.queue))
+}
+
+/// Why no queue would do, naming each one skipped.
+fn no_queue(none: &select::NoQueue, probe: &FsProbe) -> Fatal {
+    let why: Vec<String> = none
+        .skipped
+        .iter()
+        .map(|s| {
+            format!(
+                "{} {}",
+                crate::fsx::escape::path(&probe.path(s.queue)),
+                s.health
+            )
+        })
+        .collect();
+    let all_disabled = none
+        .skipped
+        .iter()
+        .all(|s| s.health == select::Health::Disabled);
+    Fatal::new(
+        none.exit(),
+        if all_disabled {
+            format!(
+                "no usable queue: every queue is disabled (queue-fix --enable QUEUE, or qscheduler): {}",
+                why.join("; ")
+            )
+        } else {
+            format!("no usable queue: {}", why.join("; "))
+        },
+    )
 }
 
 /// Changes into `QMAILHOME` when it exists, else into `/`, as upstream's
@@ -208,7 +216,7 @@ fn enter_home(home: &std::path::Path) -> Result<(), Fatal> {
         Err(e) => crate::diag!(
             warn,
             "cannot change into QMAILHOME {}: {e}; using /",
-            crate::escape::path(home)
+            crate::fsx::escape::path(home)
         ),
     }
     std::env::set_current_dir("/")
@@ -227,26 +235,9 @@ fn random_count(start: u64, count: u32) -> u32 {
     (served.end - served.start).max(count)
 }
 
-/// `QUEUE_BASE`, or the first line of `control/queue_base`, or
-/// `QMAILHOME/queue`.
+/// [`queue::config::resolve_base`]; a file that cannot be read is fatal.
 pub fn resolve_base(base: &Base) -> Result<PathBuf, Fatal> {
-    match base {
-        Base::Given(path) => Ok(path.clone()),
-        Base::Fallback {
-            controldir,
-            qmailhome,
-        } => {
-            let file = controldir.join("queue_base");
-            match std::fs::read(&file) {
-                Ok(text) => Ok(base_from_control(&text).unwrap_or_else(|| qmailhome.join("queue"))),
-                Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(qmailhome.join("queue")),
-                Err(e) => Err(Fatal::new(
-                    QueueExit::CannotReadConfig,
-                    format!("cannot read {}: {e}", crate::escape::path(&file)),
-                )),
-            }
-        }
-    }
+    queue::config::resolve_base(base).map_err(|what| Fatal::new(QueueExit::CannotReadConfig, what))
 }
 
 /// Replaces this process by the queue program; returns only on failure.
@@ -276,7 +267,7 @@ fn exec_queue(
         QueueExit::CannotExec,
         format!(
             "cannot run the queue program {}: {}",
-            crate::escape::path(program),
+            crate::fsx::escape::path(program),
             e.desc()
         ),
     )

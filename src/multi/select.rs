@@ -12,10 +12,10 @@ use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
 use std::path::{Path, PathBuf};
 
-use super::config::queue_path;
 use crate::exit::QueueExit;
+use crate::queue::config::queue_path;
 
-pub use super::health::{judge, FsFigures, Health};
+pub use crate::queue::health::{judge, FsFigures, Health};
 
 /// Examines queue number `n`.
 pub trait Probe {
@@ -112,9 +112,9 @@ impl FsProbe {
         queue_path(&self.base, n)
     }
 
-    /// See [`super::health::probe`].
+    /// See [`crate::queue::health::probe`].
     pub fn examine(path: &Path, min_free: Option<u64>) -> Health {
-        super::health::probe(path, min_free)
+        crate::queue::health::probe(path, min_free)
     }
 }
 

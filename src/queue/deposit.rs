@@ -115,6 +115,33 @@ fn format_error(what: &str) -> DepositError {
 
 static SEQUENCE: AtomicU32 = AtomicU32::new(0);
 
+/// The message into its `mess` file, after qmail-queue's `Received:` line
+/// when asked, synced when asked.
+fn write_message(
+    mess: &mut File,
+    message: &mut impl Read,
+    opts: &DepositOptions,
+    pid: u32,
+    now: u64,
+) -> io::Result<()> {
+    let mut out = io::BufWriter::with_capacity(64 * 1024, &mut *mess);
+    if opts.received_line {
+        writeln!(
+            out,
+            "Received: (qmail {pid} invoked by uid {}); {}",
+            nix::unistd::getuid(),
+            rfc2822_date(now)
+        )?;
+    }
+    io::copy(message, &mut out)?;
+    out.flush()?;
+    drop(out);
+    if opts.sync {
+        mess.sync_all()?;
+    }
+    Ok(())
+}
+
 /// Writes one message into `queue`, returning its inode number (its name).
 pub fn deposit(
     queue: &Path,
@@ -138,7 +165,7 @@ pub fn deposit(
     };
     let mut mess = new_file(&pid_path).map_err(fail(
         QueueExit::WriteFailed,
-        format!("creating {}", crate::escape::path(&pid_path)),
+        format!("creating {}", crate::fsx::escape::path(&pid_path)),
     ))?;
     let inode = mess
         .metadata()
@@ -148,41 +175,24 @@ pub fn deposit(
     let mess_path = at(MESS);
     let linked = fs::hard_link(&pid_path, &mess_path).map_err(fail(
         QueueExit::WriteFailed,
-        format!("linking {}", crate::escape::path(&mess_path)),
+        format!("linking {}", crate::fsx::escape::path(&mess_path)),
     ));
     // The pid file goes whether or not the link worked: it names nothing.
     let _ = fs::remove_file(&pid_path);
     linked?;
-    let written = (|| -> io::Result<()> {
-        let mut out = io::BufWriter::with_capacity(64 * 1024, &mut mess);
-        if opts.received_line {
-            writeln!(
-                out,
-                "Received: (qmail {pid} invoked by uid {}); {}",
-                nix::unistd::getuid(),
-                rfc2822_date(now)
-            )?;
-        }
-        io::copy(message, &mut out)?;
-        out.flush()?;
-        drop(out);
-        if opts.sync {
-            mess.sync_all()?;
-        }
-        Ok(())
-    })();
+    let written = write_message(&mut mess, message, &opts, pid, now);
     if let Err(e) = written {
         let _ = fs::remove_file(&mess_path);
         return Err(fail(
             QueueExit::WriteFailed,
-            format!("writing {}", crate::escape::path(&mess_path)),
+            format!("writing {}", crate::fsx::escape::path(&mess_path)),
         )(e));
     }
 
     let intd_path = at(INTD);
     let mut intd = new_file(&intd_path).map_err(fail(
         QueueExit::WriteFailed,
-        format!("creating {}", crate::escape::path(&intd_path)),
+        format!("creating {}", crate::fsx::escape::path(&intd_path)),
     ))?;
     let mut env = format!("u{}\0p{pid}\0", nix::unistd::getuid()).into_bytes();
     env.extend_from_slice(&envelope.to_wire());
@@ -190,12 +200,12 @@ pub fn deposit(
         .and_then(|()| if opts.sync { intd.sync_all() } else { Ok(()) })
         .map_err(fail(
             QueueExit::WriteFailed,
-            format!("writing {}", crate::escape::path(&intd_path)),
+            format!("writing {}", crate::fsx::escape::path(&intd_path)),
         ))?;
     let todo_path = at(TODO);
     fs::hard_link(&intd_path, &todo_path).map_err(fail(
         QueueExit::WriteFailed,
-        format!("linking {}", crate::escape::path(&todo_path)),
+        format!("linking {}", crate::fsx::escape::path(&todo_path)),
     ))?;
     poke_trigger(&queue.join(TRIGGER));
     Ok(inode)

@@ -51,7 +51,7 @@ pub enum Change {
 /// Opens a queue root (following only a symlink root or the invoking user
 /// owns, as queue-fix does for the path it is given).
 pub fn open_root(queue: &Path) -> Result<OwnedFd, DisableError> {
-    match super::path::open_dir_trusted(queue) {
+    match crate::fsx::trusted::open_dir_trusted(queue) {
         Ok(Some(fd)) => Ok(fd),
         Ok(None) => Err(err("cannot open the queue")(Errno::ENOENT)),
         Err(e) => Err(DisableError {
@@ -208,7 +208,7 @@ pub fn note_disabled(root: &OwnedFd, queue: &Path) -> bool {
     if disabled {
         println!(
             "{}: disabled: qmail-multi sends it no new mail (queue-fix --enable enables it)",
-            crate::escape::path(queue)
+            crate::fsx::escape::path(queue)
         );
     }
     disabled

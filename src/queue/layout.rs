@@ -211,7 +211,7 @@ pub struct Layout {
     /// The `trash` directory belongs to the queue (`-t`). Without it a
     /// queue is complete, as IndiMail 3.x's queue-fix (revision 1.35,
     /// `flag_trash`) makes it; queue-fix still checks a `trash` that
-    /// exists (`fix::found`).
+    /// exists (`queue::found`).
     pub trash: bool,
     /// Size of `lock/tcpto` (`-S`).
     pub tcpto_size: u64,

@@ -1,10 +1,15 @@
-//! The on-disk qmail queue, shared by both programs and the tests.
+//! The second floor: what a queue is (layout, names, users, markers, the
+//! special queues) and which queues are in service; imports only [`crate::fsx`].
 
+pub mod config;
 pub mod deposit;
 pub mod disable;
+pub mod found;
+pub mod health;
 pub mod layout;
 pub mod name;
-pub mod path;
+pub mod orphans;
+pub mod scheduler;
 pub mod served;
 pub mod settings;
 pub mod special;

@@ -45,16 +45,16 @@ pub fn served_range(start: u32, count: u32, scheduler_in_use: Option<u32>) -> Ra
 }
 
 /// qscheduler's count of queues in use, when its segment exists and is
-/// trusted (see [`crate::multi::dynamic`]); `None` otherwise.
+/// trusted (see [`super::scheduler`]); `None` otherwise.
 pub fn scheduler_in_use() -> Option<u32> {
-    crate::multi::dynamic::read_in_use().ok()
+    super::scheduler::read_in_use().ok()
 }
 
 /// `QMAILHOME` from the environment (empty is unset), else the default.
 pub fn qmailhome() -> PathBuf {
     match std::env::var_os("QMAILHOME") {
         Some(h) if !h.is_empty() => PathBuf::from(h),
-        _ => PathBuf::from(crate::multi::config::DEFAULT_QMAILHOME),
+        _ => PathBuf::from(super::config::DEFAULT_QMAILHOME),
     }
 }
 
@@ -75,8 +75,8 @@ pub fn scheduler_running(qmailhome: &Path) -> bool {
     if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT != SFlag::S_IFREG {
         return false;
     }
-    crate::stat::live::LockTable::read().holds(st.st_dev, st.st_ino)
-        || crate::fix::lock::write_lock_conflicts(&fd).unwrap_or(false)
+    crate::fsx::locks::LockTable::read().holds(st.st_dev, st.st_ino)
+        || crate::fsx::locks::write_lock_conflicts(&fd).unwrap_or(false)
 }
 
 /// qscheduler's count of queues in use for the tools that judge orphans:

@@ -86,9 +86,9 @@ impl fmt::Display for Source {
             Source::Option(o) => write!(f, "option {o}"),
             Source::Environment => f.write_str("environment"),
             Source::File { path, chain } => {
-                f.write_str(&crate::escape::path(path))?;
+                f.write_str(&crate::fsx::escape::path(path))?;
                 for link in chain.iter().rev() {
-                    write!(f, " via {}", crate::escape::path(link))?;
+                    write!(f, " via {}", crate::fsx::escape::path(link))?;
                 }
                 Ok(())
             }
@@ -128,7 +128,7 @@ pub struct Error {
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", crate::escape::path(&self.path), self.what)
+        write!(f, "{}: {}", crate::fsx::escape::path(&self.path), self.what)
     }
 }
 
@@ -448,7 +448,7 @@ impl Settings {
 }
 
 fn escape_value(v: &OsStr) -> String {
-    crate::escape::path(Path::new(v))
+    crate::fsx::escape::path(Path::new(v))
 }
 
 /// What the host's files say, `set_environment()`'s two steps.
@@ -481,7 +481,7 @@ where
     };
     if !queue_base_set {
         let control = env("CONTROLDIR").filter(|c| !c.is_empty()).map_or_else(
-            || PathBuf::from(crate::multi::config::DEFAULT_CONTROLDIR),
+            || PathBuf::from(super::config::DEFAULT_CONTROLDIR),
             PathBuf::from,
         );
         let dir = control.join("defaultqueue");

@@ -2,9 +2,9 @@
 //! monitoring-plugins exit codes (0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN),
 //! so queue-stat drops into Nagios or Icinga like `check_mailq`.
 
-use super::model::{health_is_fault, QueueStat, Snapshot};
+use super::model::{health_is_fault, Counts, QueueStat, Snapshot};
 use super::table::{age, bytes};
-use crate::multi::select::Health;
+use crate::queue::health::Health;
 use std::fmt::Write;
 
 /// A status, ordered as monitoring-plugins' `max_state_alt`: OK < UNKNOWN
@@ -119,76 +119,12 @@ pub fn check(s: &Snapshot, t: &Thresholds) -> (Status, String) {
         worst = worst.max(st);
         reasons.push((st, why));
     };
-    let upper = |v: u64, warn: Option<u64>, crit: Option<u64>| {
-        if crit.is_some_and(|c| v > c) {
-            Status::Critical
-        } else if warn.is_some_and(|w| v > w) {
-            Status::Warning
-        } else {
-            Status::Ok
-        }
-    };
-    let lower = |v: u64, warn: Option<u64>, crit: Option<u64>| {
-        if crit.is_some_and(|c| v < c) {
-            Status::Critical
-        } else if warn.is_some_and(|w| v < w) {
-            Status::Warning
-        } else {
-            Status::Ok
-        }
-    };
     let mut usable = 0;
     for q in &s.queues {
-        let name = &q.label;
         if q.health == Health::Usable {
             usable += 1;
-        } else if health_is_fault(q.health) {
-            let st = if matches!(q.health, Health::Unreachable(_)) {
-                Status::Unknown
-            } else {
-                Status::Warning
-            };
-            say(st, format!("{name} {}", q.health));
         }
-        if let Some(e) = &q.error {
-            say(Status::Unknown, format!("{name} cannot be read: {e}"));
-        }
-        if let Some(c) = &q.counts {
-            let a = c.oldest.unwrap_or(0);
-            let st = upper(a, t.warn_age, t.crit_age);
-            if st != Status::Ok {
-                say(st, format!("{name} oldest message {}", age(a)));
-            }
-            let st = upper(c.messages, t.warn_depth, t.crit_depth);
-            if st != Status::Ok {
-                say(st, format!("{name} holds {} messages", c.messages));
-            }
-            if c.misplaced > 0 {
-                say(
-                    Status::Warning,
-                    super::model::misplaced_note(name, c.misplaced, s.big_todo, s.classic),
-                );
-            }
-        }
-        if let Some(sp) = &q.space {
-            let st = lower(sp.free_bytes, t.warn_free, t.crit_free);
-            if st != Status::Ok {
-                say(st, format!("{name} has {} free", bytes(sp.free_bytes)));
-            }
-            if let Some(fi) = sp.free_inodes {
-                let st = lower(fi, t.warn_inodes, t.crit_inodes);
-                if st != Status::Ok {
-                    say(st, format!("{name} has {fi} free inodes"));
-                }
-            }
-        }
-        if t.need_live && exists(q) && q.live != Some(true) {
-            let why = match q.live {
-                None => "cannot tell whether qmail-send runs",
-                _ => "qmail-send is not running",
-            };
-            say(Status::Critical, format!("{name}: {why}"));
-        }
+        judge_queue(q, s, t, &mut say);
     }
     if usable == 0 && !s.queues.is_empty() {
         say(
@@ -206,6 +142,96 @@ pub fn check(s: &Snapshot, t: &Thresholds) -> (Status, String) {
         say(Status::Unknown, format!("orphans cannot be searched: {e}"));
     }
     let total = s.total();
+    let line = verdict_line(s, worst, usable, reasons, &total);
+    let mut line = no_pipe(&line);
+    line.push_str(" |");
+    perfdata(&mut line, s, t, &total);
+    (worst, line)
+}
+
+/// Above the critical or the warning threshold.
+fn upper(v: u64, warn: Option<u64>, crit: Option<u64>) -> Status {
+    if crit.is_some_and(|c| v > c) {
+        Status::Critical
+    } else if warn.is_some_and(|w| v > w) {
+        Status::Warning
+    } else {
+        Status::Ok
+    }
+}
+
+/// Below the critical or the warning threshold.
+fn lower(v: u64, warn: Option<u64>, crit: Option<u64>) -> Status {
+    if crit.is_some_and(|c| v < c) {
+        Status::Critical
+    } else if warn.is_some_and(|w| v < w) {
+        Status::Warning
+    } else {
+        Status::Ok
+    }
+}
+
+/// Everything wrong with one queue, said in order.
+fn judge_queue(q: &QueueStat, s: &Snapshot, t: &Thresholds, say: &mut impl FnMut(Status, String)) {
+    let name = &q.label;
+    if q.health != Health::Usable && health_is_fault(q.health) {
+        let st = if matches!(q.health, Health::Unreachable(_)) {
+            Status::Unknown
+        } else {
+            Status::Warning
+        };
+        say(st, format!("{name} {}", q.health));
+    }
+    if let Some(e) = &q.error {
+        say(Status::Unknown, format!("{name} cannot be read: {e}"));
+    }
+    if let Some(c) = &q.counts {
+        let a = c.oldest.unwrap_or(0);
+        let st = upper(a, t.warn_age, t.crit_age);
+        if st != Status::Ok {
+            say(st, format!("{name} oldest message {}", age(a)));
+        }
+        let st = upper(c.messages, t.warn_depth, t.crit_depth);
+        if st != Status::Ok {
+            say(st, format!("{name} holds {} messages", c.messages));
+        }
+        if c.misplaced > 0 {
+            say(
+                Status::Warning,
+                super::model::misplaced_note(name, c.misplaced, s.big_todo, s.classic),
+            );
+        }
+    }
+    if let Some(sp) = &q.space {
+        let st = lower(sp.free_bytes, t.warn_free, t.crit_free);
+        if st != Status::Ok {
+            say(st, format!("{name} has {} free", bytes(sp.free_bytes)));
+        }
+        if let Some(fi) = sp.free_inodes {
+            let st = lower(fi, t.warn_inodes, t.crit_inodes);
+            if st != Status::Ok {
+                say(st, format!("{name} has {fi} free inodes"));
+            }
+        }
+    }
+    if t.need_live && exists(q) && q.live != Some(true) {
+        let why = match q.live {
+            None => "cannot tell whether qmail-send runs",
+            _ => "qmail-send is not running",
+        };
+        say(Status::Critical, format!("{name}: {why}"));
+    }
+}
+
+/// The text before the perfdata: the reasons, worst first, or the
+/// summary of a queue set that is OK.
+fn verdict_line(
+    s: &Snapshot,
+    worst: Status,
+    usable: usize,
+    mut reasons: Vec<(Status, String)>,
+    total: &Counts,
+) -> String {
     let mut line = format!("QMAIL-QUEUE {} - ", worst.word());
     if reasons.is_empty() {
         // Disabled is the administrator's choice, not a fault, but the
@@ -236,8 +262,11 @@ pub fn check(s: &Snapshot, t: &Thresholds) -> (Status, String) {
         let text: Vec<String> = reasons.into_iter().map(|(_, r)| r).collect();
         line.push_str(&text.join("; "));
     }
-    let mut line = no_pipe(&line);
-    line.push_str(" |");
+    line
+}
+
+/// The perfdata after `|`: totals, then each queue's.
+fn perfdata(line: &mut String, s: &Snapshot, t: &Thresholds, total: &Counts) {
     let range = |w: Option<u64>, c: Option<u64>, lower: bool| {
         let f = |v: Option<u64>| {
             v.map_or(String::new(), |v| {
@@ -279,14 +308,13 @@ pub fn check(s: &Snapshot, t: &Thresholds) -> (Status, String) {
             );
         }
     }
-    (worst, line)
 }
 
 fn exists(q: &QueueStat) -> bool {
     !matches!(q.health, Health::Missing | Health::NotADirectory)
 }
 
-/// Status text with every `|` written as `\x7c` (as [`crate::escape`]
+/// Status text with every `|` written as `\x7c` (as [`crate::fsx::escape`]
 /// writes odd bytes): a `|` there would start the perfdata, so a queue
 /// path or a configured value holding one could forge figures.
 pub fn no_pipe(text: &str) -> String {

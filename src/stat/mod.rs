@@ -14,18 +14,18 @@ pub mod prom;
 pub mod scan;
 pub mod table;
 
-use crate::fix::observe::open_named_dir;
-use crate::fix::retire::find_orphans;
-use crate::multi::config::{queue_path, Base, Config, Target as MultiTarget};
-use crate::multi::dynamic::QueueFigures;
-use crate::multi::select::{FsProbe, Health};
+use crate::fsx::dir::open_named_dir;
+use crate::queue::config::{queue_path, Base, Config, Target as MultiTarget};
+use crate::queue::health::Health;
 use crate::queue::layout::{parse_big_todo, Layout};
 use crate::queue::name::DEFAULT_SPLIT;
+use crate::queue::orphans::find_orphans;
+use crate::queue::scheduler::QueueFigures;
 use crate::queue::served::served_range;
 use crate::queue::settings::Settings;
 use model::{Orphan, QueueStat, Snapshot, Space};
 use std::ffi::OsString;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// Exit statuses outside `--check` (also in `queue-stat --help`).
 pub mod status {
@@ -84,7 +84,7 @@ pub struct Plan {
     /// The shape of the queues (`BIGTODO`; the split is found on disk).
     pub layout: Layout,
     /// `BIGTODO` was set: otherwise each queue's todo is read as it is
-    /// laid out (fix::found), as queue-fix then keeps it.
+    /// laid out (queue::found), as queue-fix then keeps it.
     pub big_todo_set: bool,
 }
 
@@ -114,7 +114,7 @@ where
                 title: "queues".into(),
                 queues: qs
                     .iter()
-                    .map(|q| (crate::escape::path(q), q.clone()))
+                    .map(|q| (crate::fsx::escape::path(q), q.clone()))
                     .collect(),
                 orphans_of: None,
                 first: None,
@@ -125,8 +125,8 @@ where
         }
         (Target::Range(r), MultiTarget::Fixed(dir)) if *r == Range::default() => {
             return Ok(Plan {
-                title: format!("QUEUEDIR={}", crate::escape::path(dir)),
-                queues: vec![(crate::escape::path(dir), dir.clone())],
+                title: format!("QUEUEDIR={}", crate::fsx::escape::path(dir)),
+                queues: vec![(crate::fsx::escape::path(dir), dir.clone())],
                 orphans_of: None,
                 first: None,
                 min_free: config.min_free,
@@ -139,23 +139,56 @@ where
             r.start.unwrap_or(*start),
             r.count.unwrap_or(*count),
         ),
-        (Target::Range(r), MultiTarget::Fixed(_)) => {
-            // The command line chose a range: QUEUEDIR does not apply.
-            let controldir = var("CONTROLDIR").filter(|v| !v.is_empty()).map_or_else(
-                || crate::multi::config::DEFAULT_CONTROLDIR.into(),
-                PathBuf::from,
-            );
-            let fallback = Base::Fallback {
-                controldir,
-                qmailhome: config.qmail_home.clone(),
-            };
-            (
-                r.base.clone().map_or_else(|| resolve(&fallback), Ok)?,
-                r.start.unwrap_or(crate::multi::config::DEFAULT_START),
-                r.count.unwrap_or(crate::multi::config::DEFAULT_COUNT),
-            )
-        }
+        // The command line chose a range: QUEUEDIR does not apply.
+        (Target::Range(r), MultiTarget::Fixed(_)) => range_over_queuedir(r, &var, &config)?,
     };
+    range_plan(
+        &base,
+        start,
+        count,
+        in_use,
+        config.min_free,
+        layout,
+        big_todo_set,
+    )
+}
+
+/// The range the command line chose where `QUEUEDIR` is set: the base from
+/// the control files, the defaults for what the command line left out.
+fn range_over_queuedir<F>(
+    r: &Range,
+    var: &F,
+    config: &Config,
+) -> Result<(PathBuf, u64, u32), String>
+where
+    F: Fn(&str) -> Option<OsString>,
+{
+    let controldir = var("CONTROLDIR").filter(|v| !v.is_empty()).map_or_else(
+        || crate::queue::config::DEFAULT_CONTROLDIR.into(),
+        PathBuf::from,
+    );
+    let fallback = Base::Fallback {
+        controldir,
+        qmailhome: config.qmail_home.clone(),
+    };
+    Ok((
+        r.base.clone().map_or_else(|| resolve(&fallback), Ok)?,
+        r.start.unwrap_or(crate::queue::config::DEFAULT_START),
+        r.count.unwrap_or(crate::queue::config::DEFAULT_COUNT),
+    ))
+}
+
+/// The plan for `count` queues from `start` under `base`, extended to
+/// what qscheduler serves.
+fn range_plan(
+    base: &Path,
+    start: u64,
+    count: u32,
+    in_use: Option<u32>,
+    min_free: Option<u64>,
+    layout: Layout,
+    big_todo_set: bool,
+) -> Result<Plan, String> {
     let end = start
         .checked_add(u64::from(count))
         .ok_or_else(|| format!("queue{start} + {count} queues is past the largest queue number"))?;
@@ -166,7 +199,7 @@ where
     };
     let mut title = format!(
         "{}: queue{start}..queue{}",
-        crate::escape::path(&base),
+        crate::fsx::escape::path(base),
         end - 1
     );
     if served_end > end {
@@ -178,18 +211,18 @@ where
     Ok(Plan {
         title,
         queues: (start..served_end)
-            .map(|n| (format!("queue{n}"), queue_path(&base, n)))
+            .map(|n| (format!("queue{n}"), queue_path(base, n)))
             .collect(),
-        orphans_of: Some((base, start..served_end)),
+        orphans_of: Some((base.to_owned(), start..served_end)),
         first: Some(start),
-        min_free: config.min_free,
+        min_free,
         layout,
         big_todo_set,
     })
 }
 
 fn resolve(base: &Base) -> Result<PathBuf, String> {
-    crate::multi::resolve_base(base).map_err(|f| f.what)
+    crate::queue::config::resolve_base(base)
 }
 
 /// Reads every queue of the plan, the special queues beside them, and
@@ -261,7 +294,7 @@ fn one(
     locks: &live::PendingLocks,
 ) -> QueueStat {
     // qmail-multi's own judgement, so the two never disagree.
-    let health = FsProbe::examine(path, plan.min_free);
+    let health = crate::queue::health::probe(path, plan.min_free);
     let mut q = QueueStat {
         label: label.to_owned(),
         path: path.to_owned(),
@@ -301,13 +334,13 @@ fn one(
     let layout = if plan.big_todo_set {
         plan.layout
     } else {
-        let unset = crate::fix::found::AsFound {
+        let unset = crate::queue::found::AsFound {
             split: false,
             big_todo: true,
         };
         // A todo half split, half flat: read as the default says, which
         // counts the flat part as misplaced.
-        match crate::fix::found::layout_of(&root, plan.layout, unset) {
+        match crate::queue::found::layout_of(&root, plan.layout, unset) {
             Ok(Ok(l)) => l,
             _ => plan.layout,
         }
@@ -341,7 +374,7 @@ fn orphans(base: &std::path::Path, range: &std::ops::Range<u64>) -> (Vec<Orphan>
         ),
         Err(e) => (
             Vec::new(),
-            Some(format!("{}: {e}", crate::escape::path(base))),
+            Some(format!("{}: {e}", crate::fsx::escape::path(base))),
         ),
     }
 }
@@ -349,10 +382,10 @@ fn orphans(base: &std::path::Path, range: &std::ops::Range<u64>) -> (Vec<Orphan>
 /// qscheduler's segments: empty when there are none (no qscheduler, no
 /// `DYNAMIC_QUEUE`), the reason when they exist but cannot be used.
 fn sched_figures(first: u64) -> Result<Vec<QueueFigures>, String> {
-    use crate::multi::dynamic::{read_queues, Fallback};
+    use crate::queue::scheduler::{read_queues, Fallback};
     match read_queues(first) {
         Ok(figures) => Ok(figures),
-        Err(Fallback::Absent(s)) if s.is_empty() || s == crate::multi::dynamic::SCHEDULER => {
+        Err(Fallback::Absent(s)) if s.is_empty() || s == crate::queue::scheduler::SCHEDULER => {
             Ok(Vec::new())
         }
         Err(e) => Err(e.to_string()),
@@ -376,15 +409,7 @@ pub fn run(opts: &Options) -> i32 {
     } else {
         match Settings::of_host(&[]) {
             Ok(s) => Some(s),
-            Err(e) => {
-                let e = format!("reading the queue settings: {e}");
-                if checking {
-                    println!("QMAIL-QUEUE UNKNOWN - {}", check::no_pipe(&e));
-                    return check::Status::Unknown.code();
-                }
-                eprintln!("queue-stat: fatal: {e}");
-                return status::FATAL;
-            }
+            Err(e) => return fatal(checking, &format!("reading the queue settings: {e}")),
         }
     };
     let var = |v: &str| match (&settings, v) {
@@ -399,14 +424,7 @@ pub fn run(opts: &Options) -> i32 {
             ..p
         },
         Ok(p) => p,
-        Err(e) => {
-            if checking {
-                println!("QMAIL-QUEUE UNKNOWN - {}", check::no_pipe(&e));
-                return check::Status::Unknown.code();
-            }
-            eprintln!("queue-stat: fatal: {e}");
-            return status::FATAL;
-        }
+        Err(e) => return fatal(checking, &e),
     };
     let sched = match plan.first {
         Some(first) => sched_figures(first),
@@ -439,19 +457,35 @@ pub fn run(opts: &Options) -> i32 {
         return status::FATAL;
     }
     if snap.incomplete() {
-        for q in snap.queues.iter().filter(|q| q.error.is_some()) {
-            eprintln!(
-                "queue-stat: {}: cannot read: {}",
-                crate::escape::path(&q.path),
-                q.error.as_deref().unwrap_or_default()
-            );
-        }
-        if let Some(e) = &snap.orphan_error {
-            eprintln!("queue-stat: orphans: cannot search: {e}");
-        }
+        report_incomplete(&snap);
         return status::FATAL;
     }
     0
+}
+
+/// A failure before anything was read: for `--check` the UNKNOWN line a
+/// monitoring system reads, else a fatal message.
+fn fatal(checking: bool, e: &str) -> i32 {
+    if checking {
+        println!("QMAIL-QUEUE UNKNOWN - {}", check::no_pipe(e));
+        return check::Status::Unknown.code();
+    }
+    eprintln!("queue-stat: fatal: {e}");
+    status::FATAL
+}
+
+/// What could not be read, after the output.
+fn report_incomplete(snap: &Snapshot) {
+    for q in snap.queues.iter().filter(|q| q.error.is_some()) {
+        eprintln!(
+            "queue-stat: {}: cannot read: {}",
+            crate::fsx::escape::path(&q.path),
+            q.error.as_deref().unwrap_or_default()
+        );
+    }
+    if let Some(e) = &snap.orphan_error {
+        eprintln!("queue-stat: orphans: cannot search: {e}");
+    }
 }
 
 /// Which BIGTODO and split this run reads with, and where each came from;

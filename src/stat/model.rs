@@ -1,8 +1,8 @@
 //! What queue-stat found, as plain data: the output formats and the
 //! `--check` verdict are pure functions of a [`Snapshot`].
 
-use crate::multi::dynamic::QueueLoad;
-use crate::multi::select::Health;
+use crate::queue::health::Health;
+use crate::queue::scheduler::QueueLoad;
 use std::path::PathBuf;
 
 /// Upper bounds (seconds, inclusive) of the age buckets, qshape's doubling
@@ -89,7 +89,7 @@ pub struct Space {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct QueueStat {
     /// `queueN` under a base, else the path as given, escaped
-    /// ([`crate::escape`]) like every text of a snapshot, so the views print
+    /// ([`crate::fsx::escape`]) like every text of a snapshot, so the views print
     /// it as it is.
     pub label: String,
     pub path: PathBuf,

@@ -3,7 +3,7 @@
 //! queue.
 
 use super::model::{health_word, Counts, QueueStat, Snapshot, AGE_BOUNDS, HEALTH_WORDS};
-use crate::multi::dynamic::QueueLoad;
+use crate::queue::scheduler::QueueLoad;
 use std::fmt::Write;
 
 /// A label value: backslash, double quote and newline escaped.
@@ -107,6 +107,50 @@ pub fn render(s: &Snapshot) -> String {
     for (name, help, value) in COUNT_GAUGES {
         gauge(o, s, name, help, |q| q.counts.as_ref().map(value));
     }
+    age_histogram(o, s);
+    gauge(
+        o,
+        s,
+        "qmail_queue_filesystem_free_bytes",
+        "Bytes available to unprivileged writers on the queue's filesystem.",
+        |q| q.space.map(|sp| sp.free_bytes),
+    );
+    gauge(
+        o,
+        s,
+        "qmail_queue_filesystem_free_inodes",
+        "Inodes available on the queue's filesystem (absent where it counts none).",
+        |q| q.space.and_then(|sp| sp.free_inodes),
+    );
+    health_states(o, s);
+    gauge(
+        o,
+        s,
+        "qmail_queue_live",
+        "1 when qmail-send holds the queue's lock/sendmutex (absent when it cannot be told).",
+        |q| q.live.map(u64::from),
+    );
+    gauge(
+        o,
+        s,
+        "qmail_queue_readable",
+        "1 when every directory of the queue could be read.",
+        |q| Some(u64::from(q.counts.is_some() && q.error.is_none())),
+    );
+    scheduler_gauges(o, s);
+    gauge(
+        o,
+        s,
+        "qmail_queue_scheduler_disabled",
+        "1 while qscheduler's segment marks the queue disabled (DYNAMIC_QUEUE).",
+        |q| q.sched.map(|l| u64::from(l.disabled != 0)),
+    );
+    orphans(o, s);
+    out
+}
+
+/// Each queue's message ages as a histogram over qshape's buckets.
+fn age_histogram(o: &mut String, s: &Snapshot) {
     let name = "qmail_queue_message_age_seconds";
     family(
         o,
@@ -133,20 +177,10 @@ pub fn render(s: &Snapshot) -> String {
         let _ = writeln!(o, "{name}_sum{{queue=\"{l}\"}} {}", c.age_sum);
         let _ = writeln!(o, "{name}_count{{queue=\"{l}\"}} {}", c.messages);
     }
-    gauge(
-        o,
-        s,
-        "qmail_queue_filesystem_free_bytes",
-        "Bytes available to unprivileged writers on the queue's filesystem.",
-        |q| q.space.map(|sp| sp.free_bytes),
-    );
-    gauge(
-        o,
-        s,
-        "qmail_queue_filesystem_free_inodes",
-        "Inodes available on the queue's filesystem (absent where it counts none).",
-        |q| q.space.and_then(|sp| sp.free_inodes),
-    );
+}
+
+/// Each queue's health, one series per state.
+fn health_states(o: &mut String, s: &Snapshot) {
     let name = "qmail_queue_health";
     family(
         o,
@@ -165,21 +199,10 @@ pub fn render(s: &Snapshot) -> String {
             );
         }
     }
-    gauge(
-        o,
-        s,
-        "qmail_queue_live",
-        "1 when qmail-send holds the queue's lock/sendmutex (absent when it cannot be told).",
-        |q| q.live.map(u64::from),
-    );
-    gauge(
-        o,
-        s,
-        "qmail_queue_readable",
-        "1 when every directory of the queue could be read.",
-        |q| Some(u64::from(q.counts.is_some() && q.error.is_none())),
-    );
-    // qscheduler's segments (DYNAMIC_QUEUE): what `qmail-qread -i` shows.
+}
+
+/// qscheduler's segments (DYNAMIC_QUEUE): what `qmail-qread -i` shows.
+fn scheduler_gauges(o: &mut String, s: &Snapshot) {
     for (name, help, value) in SCHED_GAUGES {
         family(o, name, "gauge", help);
         for q in &s.queues {
@@ -190,13 +213,10 @@ pub fn render(s: &Snapshot) -> String {
             let _ = writeln!(o, "{name}{{queue=\"{q}\",delivery=\"remote\"}} {remote}");
         }
     }
-    gauge(
-        o,
-        s,
-        "qmail_queue_scheduler_disabled",
-        "1 while qscheduler's segment marks the queue disabled (DYNAMIC_QUEUE).",
-        |q| q.sched.map(|l| u64::from(l.disabled != 0)),
-    );
+}
+
+/// The messages stranded outside the configured range.
+fn orphans(o: &mut String, s: &Snapshot) {
     let name = "qmail_queue_orphan_messages";
     family(
         o,
@@ -212,7 +232,6 @@ pub fn render(s: &Snapshot) -> String {
             orphan.messages
         );
     }
-    out
 }
 
 #[cfg(test)]

@@ -31,7 +31,7 @@
 //! order (ext4, XFS) the order is as good as any.
 
 use super::model::Counts;
-use crate::fix::observe::{for_each_in, io_err, read_chunk};
+use crate::fsx::dir::{for_each_in, io_err, read_chunk};
 use crate::queue::layout::{Layout, INTD, MESS, TODO};
 use crate::queue::name::parse_subdir;
 use nix::dir::Type;
@@ -56,22 +56,24 @@ pub fn no_mess(what: &str) -> io::Error {
     io::Error::new(io::ErrorKind::NotFound, format!("{MESS}: {what}"))
 }
 
+/// Without mess/ there is no queue to count: 0 messages would be a lie
+/// (qmail-queue fails on every injection into it). A symlink in its place
+/// is not followed, as queue-fix does not.
+fn mess_is_a_directory(root: &OwnedFd) -> io::Result<()> {
+    match lstat_at(root, c"mess")? {
+        None => Err(no_mess("missing")),
+        Some(st) if st.st_mode & libc::S_IFMT == libc::S_IFLNK => {
+            Err(no_mess("a symbolic link, not a directory"))
+        }
+        Some(st) if st.st_mode & libc::S_IFMT != libc::S_IFDIR => Err(no_mess("not a directory")),
+        Some(_) => Ok(()),
+    }
+}
+
 /// Reads the queue whose root is `root`, `now` being the scan's clock
 /// (seconds since the epoch).
 pub fn scan(root: &OwnedFd, layout: &Layout, now: i64, threads: usize) -> io::Result<Counts> {
-    // Without mess/ there is no queue to count: 0 messages would be a lie
-    // (qmail-queue fails on every injection into it). A symlink in its
-    // place is not followed, as queue-fix does not.
-    match lstat_at(root, c"mess")? {
-        None => return Err(no_mess("missing")),
-        Some(st) if st.st_mode & libc::S_IFMT == libc::S_IFLNK => {
-            return Err(no_mess("a symbolic link, not a directory"))
-        }
-        Some(st) if st.st_mode & libc::S_IFMT != libc::S_IFDIR => {
-            return Err(no_mess("not a directory"))
-        }
-        Some(_) => {}
-    }
+    mess_is_a_directory(root)?;
     let mut counts = Counts::default();
     let mut buckets = Vec::new();
     let mut fds: [Option<OwnedFd>; 5] = Default::default();

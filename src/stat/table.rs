@@ -3,7 +3,7 @@
 //! `queueN` rows.
 
 use super::model::{health_word, Counts, QueueStat, Snapshot, AGE_BUCKETS};
-use crate::multi::select::Health;
+use crate::queue::health::Health;
 use std::fmt::Write;
 
 /// The widest line written for `queueN` labels: one short of 80, so no
@@ -82,7 +82,15 @@ pub fn render(s: &Snapshot) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "{}", s.title);
 
-    // Depth: counts, size, oldest, and a bar scaled to the fullest queue.
+    depth_table(&mut out, s, &labels, lw, &total);
+    health_table(&mut out, s, &labels, lw, &total);
+    scheduler_table(&mut out, s, &labels, lw);
+    notes(&mut out, s, &labels);
+    out
+}
+
+/// Depth: counts, size, oldest, and a bar scaled to the fullest queue.
+fn depth_table(out: &mut String, s: &Snapshot, labels: &[&str], lw: usize, total: &Counts) {
     let head = format!(
         "{:<lw$} {:>7} {:>6} {:>6} {:>6} {:>6} {:>6} {:>7}",
         "queue", "mess", "todo", "local", "remote", "bounce", "bytes", "oldest"
@@ -108,7 +116,7 @@ pub fn render(s: &Snapshot) -> String {
             c.oldest.map_or_else(|| "-".to_string(), age),
         )
     };
-    for (q, label) in s.queues.iter().zip(&labels) {
+    for (q, label) in s.queues.iter().zip(labels) {
         match &q.counts {
             Some(c) => {
                 let n = bar_len(c.messages, fullest, bar_width);
@@ -131,10 +139,12 @@ pub fn render(s: &Snapshot) -> String {
             }
         }
     }
-    let _ = writeln!(out, "{}", row("total", &total).trim_end());
+    let _ = writeln!(out, "{}", row("total", total).trim_end());
     out.push('\n');
+}
 
-    // Health, space, and the ages of the messages (qshape's buckets).
+/// Health, space, and the ages of the messages (qshape's buckets).
+fn health_table(out: &mut String, s: &Snapshot, labels: &[&str], lw: usize, total: &Counts) {
     let _ = write!(
         out,
         "{:<lw$} {:<10} {:<4} {:>6} {:>6}",
@@ -154,7 +164,7 @@ pub fn render(s: &Snapshot) -> String {
         }
         out.push('\n');
     };
-    for (q, label) in s.queues.iter().zip(&labels) {
+    for (q, label) in s.queues.iter().zip(labels) {
         let (free, inodes) = match q.space {
             Some(sp) => (
                 bytes(sp.free_bytes),
@@ -171,17 +181,19 @@ pub fn render(s: &Snapshot) -> String {
             free,
             inodes
         );
-        ages(&mut out, q.counts.as_ref());
+        ages(out, q.counts.as_ref());
     }
     let _ = write!(
         out,
         "{:<lw$} {:<10} {:<4} {:>6} {:>6}",
         "total", "", "", "", ""
     );
-    ages(&mut out, Some(&total));
+    ages(out, Some(total));
+}
 
-    // qscheduler's view (DYNAMIC_QUEUE), as `qmail-qread -i` shows it
-    // upstream: concurrency used/maximum, local and remote, and its flag.
+/// qscheduler's view (DYNAMIC_QUEUE), as `qmail-qread -i` shows it
+/// upstream: concurrency used/maximum, local and remote, and its flag.
+fn scheduler_table(out: &mut String, s: &Snapshot, labels: &[&str], lw: usize) {
     if s.queues.iter().any(|q| q.sched.is_some()) {
         out.push('\n');
         let _ = writeln!(
@@ -189,7 +201,7 @@ pub fn render(s: &Snapshot) -> String {
             "{:<lw$} {:>11} {:>11} qscheduler",
             "queue", "local", "remote"
         );
-        for (q, label) in s.queues.iter().zip(&labels) {
+        for (q, label) in s.queues.iter().zip(labels) {
             let Some(l) = &q.sched else { continue };
             let _ = writeln!(
                 out,
@@ -205,14 +217,16 @@ pub fn render(s: &Snapshot) -> String {
             );
         }
     }
+}
 
-    // One line per thing an administrator should look at.
+/// One line per thing an administrator should look at.
+fn notes(out: &mut String, s: &Snapshot, labels: &[&str]) {
     let mut notes = Vec::new();
-    for (q, label) in s.queues.iter().zip(&labels) {
+    for (q, label) in s.queues.iter().zip(labels) {
         if q.health != Health::Usable {
             notes.push(format!(
                 "{label}: {} {}",
-                crate::escape::path(&q.path),
+                crate::fsx::escape::path(&q.path),
                 q.health
             ));
         }
@@ -248,7 +262,6 @@ pub fn render(s: &Snapshot) -> String {
             let _ = writeln!(out, "{n}");
         }
     }
-    out
 }
 
 /// At least one mark for a queue that holds anything.

@@ -1,4 +1,5 @@
-//! Changes below a queue root that never follow a symbolic link.
+//! Opening and changing names below a directory without ever following a
+//! symbolic link.
 //!
 //! queue-fix runs as root in directories the qmail accounts can write; a
 //! symlink planted in `info/5` must not lead a chown, chmod, rename or
@@ -7,8 +8,7 @@
 //! call is unavailable, one `O_NOFOLLOW` open per component) and acts on
 //! the last name relative to it; the last name itself is never followed.
 
-use super::observe::{io_err, Found, Stat};
-use super::plan::Expect;
+use super::entry::{io_err, Found, Stat};
 use nix::errno::Errno;
 use nix::fcntl::{openat, renameat, renameat2, AtFlags, OFlag, RenameFlags};
 use nix::sys::stat::{fchmodat, fstat, mkdirat, mknodat, FchmodatFlags, Mode, SFlag};
@@ -100,6 +100,27 @@ fn walk(root: BorrowedFd<'_>, parent: &Path, flags: OFlag) -> Result<OwnedFd, Er
         fd = Some(next);
     }
     fd.ok_or(Errno::EINVAL)
+}
+
+/// What an entry must still be when queue-fix changes its owner or mode:
+/// what the plan saw. Checked on the descriptor that is then changed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Expect {
+    pub kind: Found,
+    /// `(dev, ino)` seen; `None` for an entry queue-fix just created.
+    pub id: Option<(u64, u64)>,
+    /// Most hard links allowed (directories are not checked).
+    pub max_links: u64,
+}
+
+impl Expect {
+    pub fn seen(st: &Stat, max_links: u64) -> Expect {
+        Expect {
+            kind: st.kind,
+            id: Some((st.dev, st.ino)),
+            max_links,
+        }
+    }
 }
 
 /// `.`: the queue directory, held open as `root`.

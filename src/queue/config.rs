@@ -1,9 +1,14 @@
-//! qmail-multi's configuration: the environment, read once, checked
-//! strictly. Pure: the caller hands in a lookup function, so every rule is
+//! The environment every program resolves the same way (`QUEUE_BASE`,
+//! `QUEUE_COUNT`, `QUEUE_START`, `control/queue_base`, `QMAILHOME`, and
+//! qmail-multi's own variables, so queue-stat refuses what it refuses),
+//! read once, checked strictly.
+//!
+//! Pure: the caller hands in a lookup function, so every rule is
 //! unit-tested without touching the process environment.
 
 use std::ffi::{OsStr, OsString};
 use std::fmt;
+use std::io;
 use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 
@@ -80,7 +85,7 @@ impl fmt::Display for ConfigError {
             f,
             "{}=\"{}\" is not {}",
             self.variable,
-            crate::escape::name(&self.value),
+            crate::fsx::escape::name(&self.value),
             self.expected
         )
     }
@@ -185,6 +190,28 @@ pub fn base_from_control(text: &[u8]) -> Option<PathBuf> {
         None
     } else {
         Some(PathBuf::from(OsStr::from_bytes(line)))
+    }
+}
+
+/// `QUEUE_BASE`, or the first line of `control/queue_base`, or
+/// `QMAILHOME/queue`.
+pub fn resolve_base(base: &Base) -> Result<PathBuf, String> {
+    match base {
+        Base::Given(path) => Ok(path.clone()),
+        Base::Fallback {
+            controldir,
+            qmailhome,
+        } => {
+            let file = controldir.join("queue_base");
+            match std::fs::read(&file) {
+                Ok(text) => Ok(base_from_control(&text).unwrap_or_else(|| qmailhome.join("queue"))),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(qmailhome.join("queue")),
+                Err(e) => Err(format!(
+                    "cannot read {}: {e}",
+                    crate::fsx::escape::path(&file)
+                )),
+            }
+        }
     }
 }
 

@@ -3,12 +3,13 @@
 //! `BIGTODO` was merely absent (see [`crate::queue::settings`]). A setting
 //! that is given, and differs from the disk, still changes the layout.
 
-use super::observe::{for_each_typed, open_dir_at, stat_at, Found};
-use super::plan::{classify_top, TopSeen};
+use crate::fsx::dir::{for_each_name, for_each_typed, open_dir_at, stat_at, Found};
 use crate::queue::layout::{Layout, INTD, MESS, TODO};
 use crate::queue::name::{parse_inode, parse_subdir, split_index, MAX_SPLIT};
+use std::ffi::OsString;
 use std::io;
 use std::os::fd::OwnedFd;
+use std::os::unix::ffi::OsStrExt;
 
 /// Which parts of the layout no setting chose, so each queue keeps what
 /// it has on disk.
@@ -148,7 +149,7 @@ fn big_todo_on_disk(root: &OwnedFd) -> io::Result<Result<Option<bool>, String>> 
 }
 
 /// [`layout_of`] for the queue directory at `queue` (followed as queue-fix
-/// follows one, [`crate::queue::path`]); `wanted` when it does not exist.
+/// follows one, [`crate::fsx::trusted`]); `wanted` when it does not exist.
 pub fn layout_at(
     queue: &std::path::Path,
     wanted: Layout,
@@ -157,10 +158,79 @@ pub fn layout_at(
     if as_found == AsFound::default() {
         return Ok(wanted);
     }
-    match crate::queue::path::open_dir_trusted(queue) {
+    match crate::fsx::trusted::open_dir_trusted(queue) {
         Ok(Some(fd)) => layout_of(&fd, wanted, as_found)
-            .map_err(|e| format!("{}: {e}", crate::escape::path(queue)))?,
+            .map_err(|e| format!("{}: {e}", crate::fsx::escape::path(queue)))?,
         Ok(None) => Ok(wanted),
-        Err(e) => Err(format!("{}: {e}", crate::escape::path(queue))),
+        Err(e) => Err(format!("{}: {e}", crate::fsx::escape::path(queue))),
+    }
+}
+
+/// The numeric subdirectories of a split directory, sorted, and every other
+/// entry found at its top level (which does not belong there).
+pub fn split_subdirs(fd: &OwnedFd) -> io::Result<(Vec<u32>, Vec<OsString>)> {
+    let mut subs = Vec::new();
+    let mut other = Vec::new();
+    for_each_name(fd, |name| {
+        match parse_subdir(name.as_bytes()) {
+            Some(n) if stat_at(fd, name)?.is_some_and(|s| s.kind == Found::Dir) => subs.push(n),
+            _ => other.push(name.to_owned()),
+        }
+        Ok(())
+    })?;
+    subs.sort_unstable();
+    Ok((subs, other))
+}
+
+/// What an entry at the top of `todo` or `intd` says about its layout.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Top {
+    /// A numbered subdirectory: the split layout.
+    Subdir,
+    /// A regular file with a message name: the flat layout.
+    MessageFile,
+    /// A message file parked under [`PARKED_SUFFIX`] by an unfinished
+    /// conversion.
+    Parked,
+    /// Neither: the message check's business.
+    Other,
+}
+
+/// A message file whose name is also a subdirectory's name (`todo/5` and
+/// `todo/5/5`, a message of inode 5) waits under this suffix at the top
+/// while the conversion swaps the file and the directory; a rerun after a
+/// crash finds it there and finishes.
+pub const PARKED_SUFFIX: &str = ".queue-fix-convert";
+
+/// The message a parked name (`5.queue-fix-convert`) belongs to.
+pub fn parked(name: &[u8]) -> Option<u64> {
+    parse_inode(name.strip_suffix(PARKED_SUFFIX.as_bytes())?)
+}
+
+pub fn classify_top(name: &[u8], kind: Found) -> Top {
+    match kind {
+        Found::Dir if parse_subdir(name).is_some() => Top::Subdir,
+        Found::File if parse_inode(name).is_some() => Top::MessageFile,
+        Found::File if parked(name).is_some() => Top::Parked,
+        _ => Top::Other,
+    }
+}
+
+/// What the top of one `todo` or `intd` holds, as far as its layout goes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TopSeen {
+    pub subdir: bool,
+    pub message_file: bool,
+    pub parked: bool,
+}
+
+impl TopSeen {
+    pub fn add(&mut self, t: Top) {
+        match t {
+            Top::Subdir => self.subdir = true,
+            Top::MessageFile => self.message_file = true,
+            Top::Parked => self.parked = true,
+            Top::Other => {}
+        }
     }
 }

@@ -1,8 +1,8 @@
-//! Opening a queue or its base by path as root, when queue users can write
-//! near it: a symlink on the way is followed only when root (or, for a
-//! run that is not root's, the invoking user) owns it. Otherwise a
-//! qmailq-owned `BASE/queue2 -> /root/private` would have queue-fix chown
-//! and chmod whatever the link names.
+//! Opening a directory by path as root when other users can write near it
+//! (a queue, its base): a symlink on the way is followed only when root
+//! (or, for a run that is not root's, the invoking user) owns it.
+//! Otherwise a qmailq-owned `BASE/queue2 -> /root/private` would have
+//! queue-fix chown and chmod whatever the link names.
 
 use nix::errno::Errno;
 use nix::fcntl::{open, openat, AtFlags, OFlag};
@@ -61,7 +61,7 @@ pub fn open_dir_trusted(path: &Path) -> io::Result<Option<OwnedFd>> {
 }
 
 fn named(path: &Path, e: io::Error) -> io::Error {
-    io::Error::new(e.kind(), format!("{}: {e}", crate::escape::path(path)))
+    io::Error::new(e.kind(), format!("{}: {e}", crate::fsx::escape::path(path)))
 }
 
 #[cfg(test)]

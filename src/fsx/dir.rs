@@ -1,86 +1,18 @@
-//! Reading a queue: `fstatat` relative to open directory descriptors, one
-//! directory listing at a time. Nothing here changes the queue.
+//! Reading a directory others can write: `fstatat` relative to open
+//! directory descriptors, listings streamed or read in chunks; never writes.
 
+use super::beneath::beneath;
+pub use super::entry::{io_err, Found, Stat};
 use nix::dir::{Dir, Type};
 use nix::errno::Errno;
 use nix::fcntl::{AtFlags, OFlag};
 use nix::libc;
-use nix::sys::stat::{fstatat, FileStat, Mode, SFlag};
+use nix::sys::stat::{fstatat, Mode};
 use std::ffi::{CStr, OsStr, OsString};
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
-
-/// What kind of object a directory entry turned out to be.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Found {
-    Dir,
-    File,
-    Fifo,
-    /// Symlink, socket, device: never right anywhere in a queue.
-    Other,
-}
-
-impl Found {
-    pub fn word(self) -> &'static str {
-        match self {
-            Found::Dir => "a directory",
-            Found::File => "a regular file",
-            Found::Fifo => "a named pipe",
-            Found::Other => "a special file",
-        }
-    }
-}
-
-/// The facts queue-fix needs about one entry.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Stat {
-    pub kind: Found,
-    pub uid: u32,
-    pub gid: u32,
-    /// Permission bits only (`& 0o7777`).
-    pub mode: u32,
-    pub size: u64,
-    pub ino: u64,
-    pub dev: u64,
-    /// Seconds since the epoch.
-    pub mtime: i64,
-    /// Hard links: a file linked from outside the queue has more than the
-    /// layout expects.
-    pub nlink: u64,
-}
-
-impl From<FileStat> for Stat {
-    fn from(st: FileStat) -> Stat {
-        let fmt = SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits());
-        let kind = if fmt == SFlag::S_IFDIR {
-            Found::Dir
-        } else if fmt == SFlag::S_IFREG {
-            Found::File
-        } else if fmt == SFlag::S_IFIFO {
-            Found::Fifo
-        } else {
-            Found::Other
-        };
-        Stat {
-            kind,
-            uid: st.st_uid,
-            gid: st.st_gid,
-            mode: st.st_mode & 0o7777,
-            size: st.st_size as u64,
-            ino: st.st_ino,
-            dev: st.st_dev,
-            mtime: st.st_mtime,
-            nlink: st.st_nlink,
-        }
-    }
-}
-
-/// An io error for `errno`, keeping the cause for diagnostics.
-pub fn io_err(e: Errno) -> io::Error {
-    io::Error::from_raw_os_error(e as i32)
-}
 
 /// `lstat` of `path` relative to `dir`; `None` when there is nothing there
 /// (including "a parent is not a directory" and "a parent is a symbolic
@@ -88,7 +20,7 @@ pub fn io_err(e: Errno) -> io::Error {
 pub fn stat_at(dir: impl AsFd, path: &(impl AsRef<OsStr> + ?Sized)) -> io::Result<Option<Stat>> {
     let path = Path::new(path.as_ref());
     if path.as_os_str().as_bytes().contains(&b'/') {
-        return match super::safe::beneath(dir.as_fd(), path) {
+        return match beneath(dir.as_fd(), path) {
             Ok(b) => stat_one(b.dir(), b.name),
             Err(Errno::ENOENT | Errno::ENOTDIR | Errno::ELOOP | Errno::EXDEV) => Ok(None),
             Err(e) => Err(io_err(e)),
@@ -263,20 +195,4 @@ pub fn list_with_stats(fd: &OwnedFd) -> io::Result<Vec<(OsString, Stat)>> {
         Ok(())
     })?;
     Ok(out)
-}
-
-/// The numeric subdirectories of a split directory, sorted, and every other
-/// entry found at its top level (which does not belong there).
-pub fn split_subdirs(fd: &OwnedFd) -> io::Result<(Vec<u32>, Vec<OsString>)> {
-    let mut subs = Vec::new();
-    let mut other = Vec::new();
-    for_each_name(fd, |name| {
-        match crate::queue::name::parse_subdir(name.as_bytes()) {
-            Some(n) if stat_at(fd, name)?.is_some_and(|s| s.kind == Found::Dir) => subs.push(n),
-            _ => other.push(name.to_owned()),
-        }
-        Ok(())
-    })?;
-    subs.sort_unstable();
-    Ok((subs, other))
 }
