@@ -643,7 +643,14 @@ impl World {
                 .lines()
                 .find_map(|l| l.strip_prefix(&prefix))
                 .unwrap_or_else(|| panic!("{prefix:?} missing:\n{said}"));
-            let got: BTreeSet<&str> = line.split_whitespace().collect();
+            // Items are KEY(no file) or KEY='value', one space apart: the
+            // space inside the first kind is no separator.
+            let line = line.replace("(no file)", "(no_file)");
+            let got: BTreeSet<String> = line
+                .split(' ')
+                .filter(|i| !i.is_empty())
+                .map(|i| i.replace("(no_file)", "(no file)"))
+                .collect();
             let keys = [
                 "QUEUE_BASE",
                 "QUEUE_COUNT",
@@ -664,7 +671,6 @@ impl World {
                     None => format!("{k}(no file)"),
                 })
                 .collect();
-            let want: BTreeSet<&str> = want.iter().map(String::as_str).collect();
             assert_eq!(got, want, "{}: what removal said it put back", d.display());
         }
         let kept = format!(
