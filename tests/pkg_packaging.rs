@@ -37,6 +37,9 @@ const QUEUE_STAT: &str = "/usr/bin/queue-stat";
 const PROVISION: &str = "/usr/libexec/qmail-multi/provision";
 /// Small, so queues are quick to create; every queue-fix call uses it.
 const SPLIT: &str = "7";
+/// Each service's QUEUEDIR before the install: it would bypass the
+/// multiplexer.
+const STALE_QUEUEDIR: &str = "/stale/queue\n";
 const MESSAGES: usize = 3000;
 /// The shrink whose front-end downtime is measured moves this many
 /// messages out of the retired queues.
@@ -132,6 +135,31 @@ struct World {
     svdir: PathBuf,
     svscan: Option<Child>,
     expected: BTreeSet<usize>,
+    /// Every envdir's files before the first install (`envdir_files`):
+    /// what removal must put back.
+    pristine: BTreeMap<PathBuf, EnvdirFiles>,
+}
+
+/// An envdir's files by name: a file's bytes, or a symlink's target.
+type EnvdirFiles = BTreeMap<String, Result<Vec<u8>, PathBuf>>;
+
+/// What envdir `d` holds; a missing envdir holds nothing (defaultqueue,
+/// which the provisioning creates and purge keeps, empty after removal).
+fn envdir_files(d: &Path) -> EnvdirFiles {
+    let Ok(entries) = fs::read_dir(d) else {
+        return EnvdirFiles::new();
+    };
+    entries
+        .map(|e| {
+            let p = e.unwrap().path();
+            let name = p.file_name().unwrap().to_string_lossy().into_owned();
+            let what = match fs::read_link(&p) {
+                Ok(target) => Err(target),
+                Err(_) => Ok(fs::read(&p).unwrap()),
+            };
+            (name, what)
+        })
+        .collect()
 }
 
 impl World {
@@ -148,11 +176,12 @@ impl World {
             dir.path().join("service").display(),
             dir.path().join("etc/service").display()
         ));
-        let w = World {
+        let mut w = World {
             dir,
             svdir,
             svscan: None,
             expected: BTreeSet::new(),
+            pristine: BTreeMap::new(),
         };
         for d in ["control", "records", "gone"] {
             fs::create_dir(w.path(d)).unwrap();
@@ -165,8 +194,10 @@ impl World {
             fs::create_dir_all(sd.join("variables")).unwrap();
             // Left alone by the provisioning:
             fs::write(sd.join("variables/OTHER"), "keep\n").unwrap();
-            // A stale QUEUEDIR would bypass the multiplexer: emptied.
-            fs::write(sd.join("variables/QUEUEDIR"), "/stale/queue\n").unwrap();
+            // A stale QUEUEDIR would bypass the multiplexer: emptied while
+            // installed; removal puts it back, as it puts back everything
+            // an envdir held before (README, "What removal restores").
+            fs::write(sd.join("variables/QUEUEDIR"), STALE_QUEUEDIR).unwrap();
             let run = format!(
                 "#!/bin/sh\nexec envdir ./variables /bin/sh {} {s} {}\n",
                 recorder.display(),
@@ -175,6 +206,11 @@ impl World {
             fs::write(sd.join("run"), run).unwrap();
             fs::set_permissions(sd.join("run"), fs::Permissions::from_mode(0o755)).unwrap();
         }
+        w.pristine = w
+            .envdirs()
+            .iter()
+            .map(|d| (d.clone(), envdir_files(d)))
+            .collect();
         w
     }
 
@@ -300,8 +336,10 @@ impl World {
         v
     }
 
-    /// Every seeded envdir holds the configuration, QUEUEDIR empty, the
-    /// unmanaged OTHER untouched.
+    /// Every seeded envdir holds the configuration, QUEUEDIR unset (the
+    /// planted stale one emptied; none written where there was none: an
+    /// empty file and no file both unset it for envdir), the unmanaged
+    /// OTHER untouched.
     fn assert_seeded(&self, count: u32) {
         let base = format!("{}\n", self.base().display());
         for d in self.envdirs() {
@@ -311,8 +349,14 @@ impl World {
             assert_eq!(var("QUEUE_START"), "1\n", "{}", d.display());
             assert_eq!(var("QMAILQUEUE"), format!("{MULTI}\n"), "{}", d.display());
             assert_eq!(var("MIN_FREE"), "52428800\n", "{}", d.display());
-            assert_eq!(var("QUEUEDIR"), "", "{}: QUEUEDIR not emptied", d.display());
-            if d != self.defaultqueue() {
+            if d == self.defaultqueue() {
+                assert!(
+                    !d.join("QUEUEDIR").exists(),
+                    "{}: QUEUEDIR written though nothing set it",
+                    d.display()
+                );
+            } else {
+                assert_eq!(var("QUEUEDIR"), "", "{}: QUEUEDIR not emptied", d.display());
                 assert_eq!(var("OTHER"), "keep\n", "{}", d.display());
             }
         }
@@ -553,36 +597,141 @@ impl World {
         out
     }
 
-    /// After removal: front ends inject into queue1 only, without the
-    /// multiplexer; qmail-send keeps `send_count`.
-    fn assert_reverted(&self, send_count: u32) {
-        let single = format!("{}/queue1", self.base().display());
+    /// After removal: every envdir holds, byte for byte, what it held
+    /// before the first install (the stale QUEUEDIR included); qmail-send
+    /// alone also keeps the range applied last, `send_count` queues, so
+    /// that its mail drains.
+    fn assert_restored(&self, send_count: u32) {
         for d in self.envdirs() {
-            assert_eq!(read(d.join("QMAILQUEUE")), "", "{}", d.display());
-            if d.ends_with("qmail-send.25/variables") {
-                assert_eq!(read(d.join("QUEUEDIR")), "", "{}", d.display());
-                assert_eq!(read(d.join("QUEUE_COUNT")), format!("{send_count}\n"));
-            } else {
-                assert_eq!(
-                    read(d.join("QUEUEDIR")),
-                    format!("{single}\n"),
-                    "{}",
-                    d.display()
-                );
-            }
+            assert_eq!(
+                envdir_files(&d),
+                self.restored(&d, send_count),
+                "{} after removal",
+                d.display()
+            );
         }
     }
 
-    fn wait_reverted(&self, before: &BTreeMap<&'static str, Option<u32>>, send_count: u32) {
-        let single = format!("{}/queue1", self.base().display());
-        self.wait_restarted(before, "services restarted single-queue", |s, env| {
-            !env.contains_key("QMAILQUEUE")
-                && if s == "qmail-send.25" {
-                    env.get("QUEUE_COUNT") == Some(&send_count.to_string())
-                } else {
-                    env.get("QUEUEDIR") == Some(&single)
-                }
-        });
+    /// What envdir `d` must hold after removal.
+    fn restored(&self, d: &Path, send_count: u32) -> EnvdirFiles {
+        let mut want = self.pristine[d].clone();
+        if d.ends_with("qmail-send.25/variables") {
+            for (k, v) in [
+                ("QUEUE_BASE", format!("{}\n", self.base().display())),
+                ("QUEUE_START", "1\n".to_string()),
+                ("QUEUE_COUNT", format!("{send_count}\n")),
+            ] {
+                want.insert(k.to_string(), Ok(v.into_bytes()));
+            }
+        }
+        want
+    }
+
+    /// What removal said: for each envdir, every variable put back as it
+    /// was before (a file's first line, or "(no file)"); qmail-send keeping
+    /// its count.
+    fn assert_restored_said(&self, said: &str, send_count: u32) {
+        const PUT_BACK: &str = ": put back what it held before qmail-multi seeded it:";
+        for d in self.envdirs() {
+            let name = if d == self.defaultqueue() {
+                d.clone()
+            } else {
+                d.parent().unwrap().to_path_buf()
+            };
+            let prefix = format!("qmail-multi: {}{PUT_BACK}", name.display());
+            let line = said
+                .lines()
+                .find_map(|l| l.strip_prefix(&prefix))
+                .unwrap_or_else(|| panic!("{prefix:?} missing:\n{said}"));
+            // Items are KEY(no file) or KEY='value', one space apart: the
+            // space inside the first kind is no separator.
+            let line = line.replace("(no file)", "(no_file)");
+            let got: BTreeSet<String> = line
+                .split(' ')
+                .filter(|i| !i.is_empty())
+                .map(|i| i.replace("(no_file)", "(no file)"))
+                .collect();
+            let keys = [
+                "QUEUE_BASE",
+                "QUEUE_COUNT",
+                "QUEUE_START",
+                "QMAILQUEUE",
+                "MIN_FREE",
+            ];
+            let planted = d != self.defaultqueue();
+            let want: BTreeSet<String> = keys
+                .iter()
+                .chain(planted.then_some(&"QUEUEDIR"))
+                .map(|k| match self.pristine[&d].get(*k) {
+                    Some(Ok(v)) => {
+                        let v = String::from_utf8_lossy(v);
+                        format!("{k}='{}'", v.lines().next().unwrap_or(""))
+                    }
+                    Some(Err(target)) => panic!("{k} was a symlink to {}", target.display()),
+                    None => format!("{k}(no file)"),
+                })
+                .collect();
+            assert_eq!(got, want, "{}: what removal said it put back", d.display());
+        }
+        let kept = format!(
+            "qmail-send keeps its count so queued mail drains: {} keeps \
+             QUEUE_BASE='{}' QUEUE_START='1' QUEUE_COUNT='{send_count}'",
+            self.service("qmail-send.25").display(),
+            self.base().display()
+        );
+        assert!(said.contains(&kept), "{kept:?} missing:\n{said}");
+        assert!(!said.contains("front ends now inject"), "{said}");
+    }
+
+    /// An administrator changes `key` in a seeded envdir by hand. The next
+    /// run puts the configured value back and takes the hand-made one as
+    /// what the envdir held before (provision's apply()): removal restores
+    /// that one.
+    fn edit_by_hand(&mut self, envdir: &Path, key: &str, value: &str) {
+        fs::write(envdir.join(key), value).unwrap();
+        self.pristine
+            .get_mut(envdir)
+            .expect("a seeded envdir")
+            .insert(key.to_string(), Ok(value.as_bytes().to_vec()));
+    }
+
+    /// The services restarted with what their envdirs hold after removal
+    /// (`restored`): the stale QUEUEDIR, no multiplexer, qmail-send with
+    /// `send_count` queues.
+    fn wait_restored(&self, before: &BTreeMap<&'static str, Option<u32>>, send_count: u32) {
+        // daemontools' envdir: a file's first line sets the variable, an
+        // empty file unsets it.
+        let expected: BTreeMap<&str, BTreeMap<&str, Option<String>>> = SERVICES
+            .iter()
+            .map(|s| {
+                let files = self.restored(&self.service(s).join("variables"), send_count);
+                let vars = ["QUEUE_BASE", "QUEUE_COUNT", "QUEUE_START", "QMAILQUEUE"]
+                    .into_iter()
+                    .chain(["MIN_FREE", "QUEUEDIR", "OTHER"])
+                    .map(|k| {
+                        let v = match files.get(k) {
+                            Some(Ok(b)) if !b.is_empty() => String::from_utf8_lossy(b)
+                                .lines()
+                                .next()
+                                .map(|l| l.trim_end().to_string()),
+                            _ => None,
+                        };
+                        (k, v)
+                    })
+                    .collect();
+                (*s, vars)
+            })
+            .collect();
+        assert_eq!(
+            expected["qmail-smtpd.25"]["QUEUEDIR"].as_deref(),
+            Some(STALE_QUEUEDIR.trim_end()),
+            "the stale QUEUEDIR comes back"
+        );
+        self.wait_restarted(
+            before,
+            "services restarted as before the install",
+            |s, env| expected[s].iter().all(|(k, v)| env.get(*k) == v.as_ref()),
+        );
     }
 
     fn stop_svscan(&mut self) {
@@ -1003,6 +1152,13 @@ fn provision_finds_servicedir_in_either_layout_unless_set() {
     check(&debian, &format!("set in {}", conf.display()));
 }
 
+/// `remove` with no applied state at all over envdirs naming the
+/// multiplexer: remove()'s fallback for envdirs it has no record of (front
+/// ends to single-queue injection, qmail-send keeps its count), then what
+/// purge names. The upgrade from the version whose state listed envdirs
+/// without records (configure records them first, removal then goes through
+/// the records) is prov_config's
+/// `an_upgrade_from_a_version_without_records_still_removes_to_single_queue`.
 #[test]
 fn provision_remove_and_purge_say_what_they_changed_and_kept() {
     let dir = tempfile::tempdir().unwrap();
@@ -1332,8 +1488,9 @@ fn packages_install_provision_and_remove_on_real_services() {
 
         // Drift (a hand-edited service) and orphans (mail in queue9) are
         // reported by name, then put right.
-        let edited = w.service("qmail-smtpd.587").join("variables/QUEUE_COUNT");
-        fs::write(&edited, "7\n").unwrap();
+        let edited_envdir = w.service("qmail-smtpd.587").join("variables");
+        let edited = edited_envdir.join("QUEUE_COUNT");
+        w.edit_by_hand(&edited_envdir, "QUEUE_COUNT", "7\n");
         let q9 = w.base().join("queue9");
         w.inject(MESSAGES..MESSAGES + 5, Some(&q9));
         // A service the admin stopped stays stopped through the shrink.
@@ -1364,20 +1521,15 @@ fn packages_install_provision_and_remove_on_real_services() {
             World::env_has_count(&w.recorded("qmail-qmtpd.209"), 2)
         });
 
-        // Remove: single-queue front ends, qmail-send keeps its count.
+        // Remove: every envdir as it was before the install (the admin's
+        // hand-made QUEUE_COUNT included), qmail-send keeps its count.
         let before = w.pids();
         let said = run(clean("dpkg").args(["-r", "qmail-multi"]), "dpkg -r");
-        assert!(
-            said.contains(&format!(
-                "front ends now inject into {}/queue1 only",
-                w.base().display()
-            )),
-            "{said}"
-        );
+        w.assert_restored_said(&said, 2);
         assert!(!Path::new(MULTI).exists(), "{MULTI} left behind");
         assert_eq!(diversions(), 0, "diversions left behind");
-        w.assert_reverted(2);
-        w.wait_reverted(&before, 2);
+        w.assert_restored(2);
+        w.wait_restored(&before, 2);
         assert!(Path::new(CONF).exists() && Path::new(STATE).exists());
         w.assert_messages(2);
 
@@ -1390,15 +1542,21 @@ fn packages_install_provision_and_remove_on_real_services() {
         w.assert_kept_said(&said);
 
         // Reinstalling after the purge puts the multiplexer back without
-        // calling what the removal wrote drift.
+        // calling what the removal left drift: qmail-send's kept range
+        // beside front ends that have none again. The one disagreement
+        // named is the administrator's QUEUE_COUNT, which removal put back.
         w.write_conf(Some(2));
         let before = w.pids();
         let said = run(
             clean("dpkg").args(["-i", "--force-confold"]).arg(&deb2),
             "dpkg -i (after purge)",
         );
-        assert!(!said.contains("drift"), "{said}");
-        assert!(said.contains("comes back"), "{said}");
+        assert_eq!(said.matches("drift").count(), 1, "{said}");
+        assert!(
+            said.contains("drift: the seeded envdirs disagree on QUEUE_COUNT")
+                && said.contains(&format!("{} = '7'", edited.display())),
+            "{said}"
+        );
         w.assert_seeded(2);
         w.wait_restarted(
             &before,
@@ -1542,8 +1700,9 @@ fn packages_install_provision_and_remove_on_real_services() {
         assert!(!c.output().unwrap().status.success(), "still installed");
         assert!(!Path::new(MULTI).exists(), "{MULTI} left behind");
         assert!(!Path::new(STATE).exists(), "{STATE} (%ghost) left behind");
-        w.assert_reverted(3);
-        w.wait_reverted(&before, 3);
+        w.assert_restored_said(&said, 3);
+        w.assert_restored(3);
+        w.wait_restored(&before, 3);
         w.assert_messages(3);
     }
     eprintln!("packaging scenarios took {:?}", started.elapsed());
