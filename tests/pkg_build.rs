@@ -597,7 +597,11 @@ fn rpm_repository_tells_dnf_and_zypper_what_the_spec_declares() {
     for (entry, relative) in spec_files(&parsed) {
         let found = dnf_files.iter().any(|f| {
             if relative {
-                f.starts_with("/usr/share/") && f.ends_with(&format!("/{entry}"))
+                // %doc/%license take the last part of a relative path
+                // (doc/examples -> /usr/share/doc/NAME/examples/...).
+                let last = entry.rsplit('/').next().unwrap_or(&entry);
+                f.starts_with("/usr/share/")
+                    && (f.ends_with(&format!("/{last}")) || f.contains(&format!("/{last}/")))
             } else {
                 glob(&entry, f)
             }
