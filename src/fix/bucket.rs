@@ -369,6 +369,7 @@ fn stray_cause(kind: Found, name: Option<u64>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fix::plan::tests::{file, IDS};
     use std::collections::HashSet;
 
     struct Index(HashSet<u64>);
@@ -378,27 +379,6 @@ mod tests {
         }
         fn has_flat(&self, _: &str, _: &OsStr) -> bool {
             false
-        }
-    }
-
-    const IDS: Ids = Ids {
-        qmailq: 10,
-        qmails: 11,
-        qmailr: 12,
-        qmail_gid: 20,
-    };
-
-    fn file(ino: u64, uid: u32, mode: u32) -> Stat {
-        Stat {
-            kind: Found::File,
-            uid,
-            gid: 20,
-            mode,
-            size: 10,
-            ino,
-            dev: 1,
-            mtime: 0,
-            nlink: 1,
         }
     }
 

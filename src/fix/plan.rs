@@ -344,18 +344,20 @@ fn kind_word(k: Kind) -> &'static str {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::queue::layout;
 
-    const IDS: Ids = Ids {
+    /// The qmail ids of the unit tests here and in `bucket.rs`.
+    pub(crate) const IDS: Ids = Ids {
         qmailq: 10,
         qmails: 11,
         qmailr: 12,
         qmail_gid: 20,
     };
 
-    fn file(ino: u64, uid: u32, mode: u32) -> Stat {
+    /// A regular file with one link, as `fstatat` reports it.
+    pub(crate) fn file(ino: u64, uid: u32, mode: u32) -> Stat {
         Stat {
             kind: Found::File,
             uid,
